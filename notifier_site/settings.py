@@ -1,0 +1,238 @@
+"""Settings, read from the environment (see README "Configuration").
+
+Every deployment-specific value comes from an environment variable; the defaults give a
+working development site on SQLite with a local Redis.
+"""
+
+from pathlib import Path
+
+import environ
+from django.templatetags.static import static
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str(
+    "SECRET_KEY",
+    default="django-insecure-development-only-key-change-me" if DEBUG else environ.Env.NOTSET,
+)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+
+INSTALLED_APPS = [
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.import_export",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_rq",
+    "import_export",
+    "channels",
+    "campaigns",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "notifier_site.urls"
+WSGI_APPLICATION = "notifier_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Writers take the lock when the transaction starts, so a web process and a worker
+    # serialise instead of failing with "database is locked" half way through.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
+LANGUAGES = [("en", "English"), ("de", "German"), ("fr", "French"), ("es", "Spanish")]
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+
+LOGIN_URL = "login"  # end users' login page; the admin keeps its own
+LOGIN_REDIRECT_URL = "/inbox/"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- Email -------------------------------------------------------------------------------
+# Django 6.1 mailers. EMAIL_URL picks the default mailer: smtp://user:pass@host:587/?tls=1,
+# console:// (development default), locmem:// or dummy://.
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+_email_backend = _email.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+_email_options = {}
+if _email_backend.endswith("smtp.EmailBackend"):
+    _email_options = {
+        "host": _email.get("EMAIL_HOST") or "localhost",
+        "port": _email.get("EMAIL_PORT") or 25,
+        "username": _email.get("EMAIL_HOST_USER") or None,
+        "password": _email.get("EMAIL_HOST_PASSWORD") or None,
+        "use_tls": bool(_email.get("EMAIL_USE_TLS")),
+        "use_ssl": bool(_email.get("EMAIL_USE_SSL")),
+        "timeout": env.int("EMAIL_TIMEOUT", default=20),
+    }
+MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Notifier <notifier@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Redis and RQ --------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+RQ_QUEUES = {
+    "notifier": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},
+    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},
+}
+RQ_SHOW_ADMIN_LINK = True
+# Notifier enqueues after commit itself (campaigns.queue), so django-rq need not defer.
+RQ = {"COMMIT_MODE": "auto"}
+
+# --- Notifier ------------------------------------------------------------------------------
+# Read through campaigns.conf.app_settings; every key is documented there.
+NOTIFIER = {
+    "CHANNELS": {
+        "email": {
+            "BACKEND": "channels.backends.email.EmailBackend",
+            "NAME": "Email",
+            "OPTIONS": {"mailer": "default"},
+        },
+        "inbox": {"BACKEND": "channels.backends.inbox.InboxBackend", "NAME": "In-app inbox"},
+    },
+    "EVENTS": {},
+    "DEBUG_SEND": env.bool("NOTIFIER_DEBUG_SEND", default=False),
+    # Tuning knobs for operations; see campaigns/conf.py for what each does.
+    **{
+        name: env.int(f"NOTIFIER_{name}")
+        for name in (
+            "BATCH_SIZE",
+            "LEASE_SECONDS",
+            "QUEUED_TIMEOUT",
+            "SWEEP_INTERVAL",
+            "SWEEP_CHUNK",
+            "MAX_ATTEMPTS",
+        )
+        if f"NOTIFIER_{name}" in env
+    },
+}
+
+# --- Admin ---------------------------------------------------------------------------------
+UNFOLD = {
+    "SITE_TITLE": "Notifier",
+    # htmx for the admin's live parts (template preview), served from static/, no CDN.
+    "SCRIPTS": [lambda request: static("notifier/vendor/htmx-2.0.11.min.js")],
+    "SITE_HEADER": "Notifier",
+    "SITE_SYMBOL": "notifications",
+    "DASHBOARD_CALLBACK": "campaigns.admin.dashboard.dashboard_callback",
+    "SHOW_HISTORY": True,
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": True,
+        "navigation": [
+            {
+                "title": "Notifications",
+                "items": [
+                    {
+                        "title": "Events",
+                        "icon": "bolt",
+                        "link": "/admin/campaigns/event/",
+                        "permission": "campaigns.admin.permissions.can_view_events",
+                    },
+                    {
+                        "title": "Templates",
+                        "icon": "description",
+                        "link": "/admin/campaigns/template/",
+                        "permission": "campaigns.admin.permissions.can_view_templates",
+                    },
+                    {
+                        "title": "Channels",
+                        "icon": "hub",
+                        "link": "/admin/channels/channelconfig/",
+                        "permission": "campaigns.admin.permissions.can_view_channels",
+                    },
+                    {
+                        "title": "Messages",
+                        "icon": "mail",
+                        "link": "/admin/campaigns/message/",
+                        "permission": "campaigns.admin.permissions.can_view_messages",
+                    },
+                    {
+                        "title": "Opt-outs",
+                        "icon": "block",
+                        "link": "/admin/campaigns/optout/",
+                        "permission": "campaigns.admin.permissions.can_view_optouts",
+                    },
+                ],
+            },
+            {
+                "title": "Workers",
+                "items": [
+                    {
+                        "title": "Queues (django-rq)",
+                        "icon": "monitoring",
+                        "link": "/django-rq/",
+                        "permission": "campaigns.admin.permissions.is_superuser",
+                    },
+                ],
+            },
+        ],
+    },
+}
+
+# django-import-export: importing needs the model's "add" permission, exporting "view".
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "notifier": {"handlers": ["console"], "level": env.str("NOTIFIER_LOG_LEVEL", "INFO")},
+    },
+}
