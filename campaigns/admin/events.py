@@ -1,0 +1,59 @@
+from django.contrib import admin
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
+from import_export.admin import ImportExportModelAdmin
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.import_export.forms import ExportForm, ImportForm
+
+from ..models import Event, Template
+from ..resources import EventResource
+from .coverage import coverage_summary, coverage_table
+from .windows import EventWindowInline, windows_summary
+
+
+class TemplateInline(TabularInline):
+    model = Template
+    fields = ("channel", "language", "subject", "is_active")
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(Event)
+class EventAdmin(ModelAdmin, ImportExportModelAdmin):
+    resource_classes = [EventResource]
+    import_form_class = ImportForm
+    export_form_class = ExportForm
+    list_display = ("key", "name", "variable_list", "templates", "availability", "is_active")
+    list_filter = ("is_active",)
+    search_fields = ("key", "name", "description")
+    readonly_fields = ("template_coverage", "declared_in", "created_at", "updated_at")
+    inlines = [EventWindowInline, TemplateInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("windows", "templates__channel")
+
+    @admin.display(description="Templates")
+    def templates(self, obj: Event) -> str:
+        return coverage_summary(obj)
+
+    @admin.display(description="Template coverage")
+    def template_coverage(self, obj: Event) -> str:
+        return coverage_table(obj) if obj.pk else "Save the event to add templates."
+
+    @admin.display(description="Availability")
+    def availability(self, obj: Event) -> str:
+        return windows_summary(obj)
+
+    @admin.display(description="Variables")
+    def variable_list(self, obj: Event) -> str:
+        """Each variable with its label and sample; its help text on hover."""
+        if not obj.variables:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            '<span title="{}"><code>{}</code> {} <span class="text-base-400">e.g. {}</span></span>',
+            (
+                (v.get("help", ""), v["name"], v.get("label", ""), v.get("sample", "—"))
+                for v in obj.variables
+            ),
+        )

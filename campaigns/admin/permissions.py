@@ -1,0 +1,25 @@
+"""Sidebar permission callbacks (UNFOLD["SIDEBAR"]): show an entry only to who may view it."""
+
+
+def is_superuser(request) -> bool:
+    return request.user.is_superuser
+
+
+def can_view_events(request) -> bool:
+    return request.user.has_perm("campaigns.view_event")
+
+
+def can_view_templates(request) -> bool:
+    return request.user.has_perm("campaigns.view_template")
+
+
+def can_view_channels(request) -> bool:
+    return request.user.has_perm("channels.view_channelconfig")
+
+
+def can_view_messages(request) -> bool:
+    return request.user.has_perm("campaigns.view_message")
+
+
+def can_view_optouts(request) -> bool:
+    return request.user.has_perm("campaigns.view_optout")

@@ -1,0 +1,88 @@
+import json
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed
+from django.template.response import TemplateResponse
+from django.urls import path
+from import_export.admin import ImportExportModelAdmin
+from unfold.admin import ModelAdmin
+from unfold.contrib.import_export.forms import ExportForm, ImportForm
+
+from channels.models import ChannelConfig
+
+from ..models import Event, Template
+from ..resources import TemplateResource
+from ..services.preview import Preview, template_render_preview
+from ..services.testsend import template_test_send
+from .send_test import SendTestMixin
+
+
+@admin.register(Template)
+class TemplateAdmin(SendTestMixin, ModelAdmin, ImportExportModelAdmin):
+    resource_classes = [TemplateResource]
+    import_form_class = ImportForm
+    export_form_class = ExportForm
+    list_display = ("event", "channel", "language", "subject", "is_active", "version", "updated_at")
+    list_filter = ("channel", "language", "is_active")
+    search_fields = ("event__key", "subject")
+    list_select_related = ("event", "channel")
+    readonly_fields = ("version", "created_at", "updated_at")
+    change_form_after_template = "admin/campaigns/template/preview_panel.html"
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        return (
+            qs.defer("text_body", "html_body")
+            if request.resolver_match.url_name.endswith("changelist")
+            else qs
+        )
+
+    def send_test_run(self, obj, address):
+        return template_test_send(template=obj, address=address)
+
+    def get_urls(self):
+        preview = self.admin_site.admin_view(self.preview_view)
+        return [
+            path("preview/", preview, name="campaigns_template_preview"),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request):
+        """The live preview (htmx): renders the form's current fields, never saves."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        data = request.POST
+        event = Event.objects.filter(pk=data.get("event") or None).first()
+        channel = ChannelConfig.objects.filter(pk=data.get("channel") or None).first()
+        raw = data.get("preview_context", "").strip()
+        context, problem = (event.sample_context() if event else {}), ""
+        context |= {  # typed field by field
+            name.removeprefix("preview_var__"): value
+            for name, value in data.items()
+            if name.startswith("preview_var__")
+        }
+        if raw:
+            try:
+                typed = json.loads(raw)
+                if not isinstance(typed, dict):
+                    raise ValueError('a JSON object is needed, like {"order_id": "A-1"}')
+                context |= typed
+            except ValueError as error:
+                problem = f"sample values: {error}"
+        if problem:
+            preview = Preview(errors=[problem])
+        else:
+            preview = template_render_preview(
+                variables=event.variables if event else [],
+                subject=data.get("subject", ""),
+                text_body=data.get("text_body", ""),
+                html_body=data.get("html_body", ""),
+                context=context,
+                sms=bool(channel and channel.backend_class.address_key == "phone"),
+            )
+        return TemplateResponse(
+            request, "admin/campaigns/template/preview.html", {"preview": preview}
+        )

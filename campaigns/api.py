@@ -1,0 +1,38 @@
+"""The public API for developers of the host site.
+
+from campaigns.api import notify
+
+notify("order-shipped", request.user, {"order_id": order.number})
+"""
+
+from .exceptions import (
+    DuplicateNotification,
+    IdempotencyConflict,
+    InvalidContext,
+    InvalidRecipient,
+    MissingVariables,
+    NotifierError,
+    UnknownChannel,
+    UnknownEvent,
+    UnknownTemplate,
+)
+from .services.messages import messages_for_content, messages_for_user
+from .services.notify import NotifyResult, Skipped, notify, send_template
+
+__all__ = [
+    "DuplicateNotification",
+    "IdempotencyConflict",
+    "InvalidContext",
+    "InvalidRecipient",
+    "MissingVariables",
+    "NotifierError",
+    "NotifyResult",
+    "Skipped",
+    "UnknownChannel",
+    "UnknownEvent",
+    "UnknownTemplate",
+    "messages_for_content",
+    "messages_for_user",
+    "notify",
+    "send_template",
+]

@@ -1,0 +1,90 @@
+"""Typed access to the ``NOTIFIER`` setting.
+
+Every option Notifier reads lives under ``settings.NOTIFIER`` and is read here, through one
+property each, at the moment it is needed, so ``override_settings(NOTIFIER=...)`` in tests
+takes effect at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+
+class AppSettings:
+    def _get(self, name: str, default: Any) -> Any:
+        return getattr(settings, "NOTIFIER", {}).get(name, default)
+
+    @property
+    def CHANNELS(self) -> dict[str, dict[str, Any]]:
+        """Channels declared in code: ``{key: {"BACKEND": path, "NAME": str, "OPTIONS": {}}}``."""
+        return self._get("CHANNELS", {})
+
+    @property
+    def EVENTS(self) -> dict[str, dict[str, Any]]:
+        """Events declared in code: ``{key: {"name": str, "variables": [...], ...}}``."""
+        return self._get("EVENTS", {})
+
+    @property
+    def QUEUE(self) -> str:
+        """The django-rq queue that dispatch and sweep jobs go to."""
+        return self._get("QUEUE", "notifier")
+
+    @property
+    def BATCH_SIZE(self) -> int:
+        """How many message ids one dispatch job carries."""
+        return int(self._get("BATCH_SIZE", 200))
+
+    @property
+    def LEASE_SECONDS(self) -> int:
+        """How long a claimed batch may stay in ``sending`` before the sweep reclaims it."""
+        return int(self._get("LEASE_SECONDS", 300))
+
+    @property
+    def QUEUED_TIMEOUT(self) -> int:
+        """How long a ``queued`` row may wait for its job before the sweep enqueues it again
+        (covers jobs lost with Redis)."""
+        return int(self._get("QUEUED_TIMEOUT", 600))
+
+    @property
+    def MAX_ATTEMPTS(self) -> int:
+        """Default attempts per message, when its channel does not set its own."""
+        return int(self._get("MAX_ATTEMPTS", 5))
+
+    @property
+    def RETRY_DELAY(self) -> float:
+        """Seconds before the first retry; later retries multiply by ``RETRY_BACKOFF``."""
+        return float(self._get("RETRY_DELAY", 30))
+
+    @property
+    def RETRY_BACKOFF(self) -> float:
+        return float(self._get("RETRY_BACKOFF", 2.0))
+
+    @property
+    def RETRY_JITTER(self) -> float:
+        """Fraction of the delay added or removed at random (0.2 = ±20 %)."""
+        return float(self._get("RETRY_JITTER", 0.2))
+
+    @property
+    def SWEEP_INTERVAL(self) -> int:
+        """Seconds between two sweeps run by RQ's cron scheduler."""
+        return int(self._get("SWEEP_INTERVAL", 5))
+
+    @property
+    def SWEEP_CHUNK(self) -> int:
+        """Rows one sweep statement claims at most; a sweep loops until nothing is due."""
+        return int(self._get("SWEEP_CHUNK", 5000))
+
+    @property
+    def DEBUG_SEND(self) -> bool:
+        """Build and render messages, deliver nothing, end them in state ``debug``."""
+        return bool(self._get("DEBUG_SEND", False))
+
+    @property
+    def EMAIL_DOMAIN(self) -> str:
+        """Domain of the ``Message-ID`` header of emails (``<uuid@domain>``)."""
+        return self._get("EMAIL_DOMAIN", "notifier.local")
+
+
+app_settings = AppSettings()

@@ -1,0 +1,21 @@
+"""RQ cron configuration: ``python manage.py rqcron campaigns.cron`` runs the sweep every
+``NOTIFIER["SWEEP_INTERVAL"]`` seconds (as a job on the notifier queue, so any worker runs
+it). Several cron schedulers at once are safe: every sweep skips rows another one holds."""
+
+from django.conf import settings
+from rq import cron
+
+from campaigns.conf import app_settings
+from campaigns.jobs import sweep
+
+if not settings.configured:  # pragma: no cover - loaded by manage.py rqcron
+    raise RuntimeError("load through 'manage.py rqcron campaigns.cron'")
+
+cron.register(
+    sweep,
+    queue_name=app_settings.QUEUE,
+    interval=app_settings.SWEEP_INTERVAL,
+    job_timeout=600,
+    result_ttl=60,
+    name="notifier-sweep",
+)

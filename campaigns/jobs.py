@@ -1,0 +1,14 @@
+"""RQ entry points: thin wrappers that take ids and call a service."""
+
+from __future__ import annotations
+
+from .services.dispatch import message_dispatch
+from .services.sweep import sweep as sweep_run
+
+
+def dispatch(message_ids: list[int]) -> dict[str, int]:
+    return message_dispatch(message_ids=message_ids).as_dict()
+
+
+def sweep() -> dict[str, int]:
+    return sweep_run().as_dict()

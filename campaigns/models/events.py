@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+VARIABLE_KEYS = {"name", "label", "help", "sample"}
+
+
+def validate_variables(value: Any) -> None:
+    """Variables are a list of ``{"name", "label", "help", "sample"}`` with unique names."""
+    if not isinstance(value, list):
+        raise ValidationError("variables must be a list of objects")
+    seen = set()
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+            raise ValidationError(f"variable #{index + 1} needs a 'name'")
+        if not item["name"].isidentifier():
+            raise ValidationError(f"variable name {item['name']!r} is not a valid identifier")
+        unknown = set(item) - VARIABLE_KEYS - {"required"}
+        if unknown:
+            raise ValidationError(
+                f"variable {item['name']!r} has unknown keys: {', '.join(sorted(unknown))}"
+            )
+        if item["name"] in seen:
+            raise ValidationError(f"variable {item['name']!r} is declared twice")
+        seen.add(item["name"])
+
+
+class Trigger(models.TextChoices):
+    DEFAULT = "default", "A new message every time"
+    TRIGGER_ONCE = "trigger_once", "Once while one is pending"
+    TRIGGER_ONCE_PER_CONTENT = "trigger_once_per_content", "Once per content while pending"
+    SEND_ONCE = "send_once", "Only ever once"
+    SEND_ONCE_PER_CONTENT = "send_once_per_content", "Only ever once per content"
+    LAST_ONLY = "last_only", "Only the latest (cancels pending ones)"
+
+
+class UnsubscribeScope(models.TextChoices):
+    EVENT = "event", "This event on this channel"
+    MARKETING = "marketing", "Every marketing event"
+
+
+class Event(models.Model):
+    """Something that happened in the host site, with the context variables it provides."""
+
+    key = models.SlugField(max_length=100, unique=True, help_text="Used in code: notify(key, …)")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    variables = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_variables],
+        help_text='[{"name": "order_id", "label": "Order", "help": "…", "sample": "A-1001"}]',
+    )
+    default_language = models.CharField(
+        max_length=16, blank=True, help_text="Fallback language (default: the site's language)"
+    )
+    is_active = models.BooleanField(default=True)
+    trigger = models.CharField(
+        max_length=32,
+        choices=Trigger.choices,
+        default=Trigger.DEFAULT,
+        help_text="What a new trigger does when the recipient already has messages of this event",
+    )
+    delete_after_processing = models.BooleanField(
+        default=False, help_text="Delete messages once sent (failed ones stay for inspection)"
+    )
+    check_validity = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Dotted path of a callable(message) -> bool run just before sending; "
+        "False cancels the message as no longer valid",
+    )
+    user_configurable = models.BooleanField(
+        default=False,
+        help_text="Shown in the preference centre, where people turn it off per channel",
+    )
+    mandatory = models.BooleanField(
+        default=False,
+        help_text="Cannot be turned off (e.g. password reset): shown in the preference centre "
+        "as always on; its emails' unsubscribe link turns off marketing instead",
+    )
+    marketing = models.BooleanField(
+        default=False, help_text="Promotional: text emails get an unsubscribe footer line"
+    )
+    unsubscribe_scope = models.CharField(
+        max_length=16,
+        choices=UnsubscribeScope.choices,
+        default=UnsubscribeScope.EVENT,
+        help_text="What the one-click unsubscribe link of its emails turns off",
+    )
+    declared_in = models.CharField(max_length=255, blank=True, editable=False)
+    declared = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="The declaration last synced from code; admin edits stand until it changes",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.name or self.key
+
+    @property
+    def variable_names(self) -> list[str]:
+        return [variable["name"] for variable in self.variables]
+
+    @property
+    def required_variables(self) -> list[str]:
+        return [v["name"] for v in self.variables if v.get("required", True)]
+
+    def clean(self) -> None:
+        for name in ("description", "default_language", "check_validity"):  # imports give None
+            setattr(self, name, getattr(self, name) or "")
+        if self.check_validity:
+            from django.utils.module_loading import import_string
+
+            try:
+                func = import_string(self.check_validity)
+            except ImportError as error:
+                raise ValidationError({"check_validity": f"cannot import: {error}"}) from None
+            if not callable(func):
+                raise ValidationError({"check_validity": f"{self.check_validity} is not callable"})
+
+    def sample_context(self) -> dict[str, Any]:
+        return {v["name"]: v.get("sample", "") for v in self.variables}

@@ -1,0 +1,256 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.db import models
+from django.db.models import Q
+
+
+class MessageStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # written, not yet handed to a worker
+    SCHEDULED = "scheduled", "Scheduled"  # waits for its time
+    QUEUED = "queued", "Queued"  # a dispatch job carries it
+    SENDING = "sending", "Sending"  # claimed by a worker, under a lease
+    SENT = "sent", "Sent"
+    RETRYING = "retrying", "Retrying"  # a transient error; next_attempt_at says when
+    FAILED = "failed", "Failed"  # permanent error, or attempts used up
+    CANCELLED = "cancelled", "Cancelled"
+    SKIPPED = "skipped", "Skipped"
+    BROKEN = "broken", "Broken"  # could not be built or rendered; never retried
+    DEBUG = "debug", "Debug"  # rendered but not delivered (NOTIFIER DEBUG_SEND)
+
+
+#: Rows a sweep hands to workers once next_attempt_at has come.
+WAITING = (MessageStatus.PENDING, MessageStatus.SCHEDULED, MessageStatus.RETRYING)
+#: Rows a dispatch job may claim.
+CLAIMABLE = (*WAITING, MessageStatus.QUEUED)
+#: Rows whose lease_until bounds how long they may stay so.
+LEASED = (MessageStatus.QUEUED, MessageStatus.SENDING)
+#: Rows not yet processed: what trigger_once and last_only look at.
+ACTIVE = (*CLAIMABLE, MessageStatus.SENDING)
+#: Rows that will not change any more.
+FINAL = (
+    MessageStatus.SENT,
+    MessageStatus.FAILED,
+    MessageStatus.CANCELLED,
+    MessageStatus.SKIPPED,
+    MessageStatus.BROKEN,
+    MessageStatus.DEBUG,
+)
+
+S = MessageStatus
+#: The state machine: which states each state may move to (README "Message states").
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING: frozenset({S.SCHEDULED, S.QUEUED, S.SENDING, S.CANCELLED, S.SKIPPED}),
+    S.SCHEDULED: frozenset({S.QUEUED, S.SENDING, S.CANCELLED}),
+    S.QUEUED: frozenset({S.QUEUED, S.SENDING, S.CANCELLED}),
+    S.RETRYING: frozenset({S.QUEUED, S.SENDING, S.CANCELLED}),
+    S.SENDING: frozenset(
+        {S.SENT, S.RETRYING, S.FAILED, S.BROKEN, S.DEBUG, S.CANCELLED, S.QUEUED, S.SCHEDULED}
+    ),
+    S.FAILED: frozenset({S.QUEUED}),  # retry_failed, resend
+    S.BROKEN: frozenset({S.QUEUED}),  # after the template was fixed
+    S.CANCELLED: frozenset({S.QUEUED}),  # resend
+    S.SENT: frozenset(),
+    S.SKIPPED: frozenset(),
+    S.DEBUG: frozenset(),
+}
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+def transition_check(current: str, target: str) -> None:
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(f"a {current} message cannot become {target}")
+
+
+def sources_of(target: str) -> list[str]:
+    """The states from which ``target`` may be reached: bulk updates filter on these."""
+    return [state for state, targets in TRANSITIONS.items() if target in targets]
+
+
+class Message(models.Model):
+    """One delivery of one event to one address on one channel: the outbox row, and the audit
+    record of what was sent."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    event = models.ForeignKey("campaigns.Event", on_delete=models.PROTECT, related_name="messages")
+    channel = models.ForeignKey(
+        "channels.ChannelConfig", on_delete=models.PROTECT, related_name="messages"
+    )
+    template = models.ForeignKey(
+        "campaigns.Template",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+    )
+    template_key = models.CharField(max_length=300, blank=True, help_text="event/channel/language")
+    language = models.CharField(max_length=16, blank=True)
+    address = models.CharField(max_length=512)
+    recipient = models.JSONField(default=dict, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="notifications",
+    )
+    context = models.JSONField(default=dict, blank=True)
+    subject = models.CharField(max_length=1000, blank=True)
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=16, choices=MessageStatus.choices, default=MessageStatus.PENDING
+    )
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=5)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    provider_id = models.CharField(max_length=255, blank=True)
+    delivery_status = models.CharField(
+        max_length=16,
+        blank=True,
+        db_index=True,
+        help_text="What the provider reported after sending (delivered, bounced, opened …)",
+    )
+    delivery_updated_at = models.DateTimeField(null=True, blank=True)
+    status_reason = models.CharField(
+        max_length=255, blank=True, help_text="Why it was cancelled or skipped"
+    )
+    tag = models.CharField(max_length=100, blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+    dedupe_key = models.CharField(
+        max_length=300,
+        blank=True,
+        editable=False,
+        help_text="Trigger behaviour key: event, channel, recipient (and content)",
+    )
+    idempotency_key = models.CharField(max_length=255, blank=True, db_index=True)
+    content_type = models.ForeignKey(
+        "contenttypes.ContentType",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    object_id = models.CharField(max_length=64, blank=True)
+    content = GenericForeignKey("content_type", "object_id")
+    trigger_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="triggered_notifications",
+    )
+    seen_at = models.DateTimeField(null=True, blank=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The sweep: waiting rows whose time has come.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="message_waiting_due_idx",
+                condition=Q(status__in=[s.value for s in WAITING]),
+            ),
+            # The sweep: queued or sending rows whose lease ran out.
+            models.Index(
+                fields=["lease_until"],
+                name="message_lease_idx",
+                condition=Q(status__in=[s.value for s in LEASED]),
+            ),
+            # A user's inbox, newest first.
+            models.Index(fields=["user", "-created_at"], name="message_user_inbox_idx"),
+            # A user's unread count: only the rows it counts are in the index.
+            models.Index(
+                fields=["user", "channel"],
+                name="message_user_unread_idx",
+                condition=Q(consumed_at__isnull=True, status="sent"),
+            ),
+            models.Index(fields=["address"], name="message_address_idx"),
+            models.Index(fields=["status", "-created_at"], name="message_status_idx"),
+            models.Index(fields=["content_type", "object_id"], name="message_content_idx"),
+        ]
+        constraints = [
+            # A safety net under the trigger behaviours (notify() checks first, under a lock):
+            # one unprocessed message per key, and one sent message per send-once key.
+            models.UniqueConstraint(
+                fields=["dedupe_key"],
+                name="message_one_active_per_key",
+                condition=Q(status__in=[s.value for s in ACTIVE])
+                & (Q(dedupe_key__startswith="once:") | Q(dedupe_key__startswith="send:")),
+            ),
+            models.UniqueConstraint(
+                fields=["dedupe_key"],
+                name="message_one_sent_per_once_key",
+                condition=Q(status=MessageStatus.SENT, dedupe_key__startswith="send:"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id}:{self.channel_id} → {self.address} ({self.status})"
+
+    def transition(self, target: str, **fields) -> None:
+        """Move this message to ``target`` (raising IllegalTransition when the state machine
+        forbids it) and save the given fields with it."""
+        transition_check(self.status, target)
+        self.status = target
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.save(update_fields=["status", "updated_at", *fields])
+
+
+class MessageRelatedObject(models.Model):
+    """Objects a message is about besides its content (``notify(related_objects=[…])``)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="related")
+    content_type = models.ForeignKey("contenttypes.ContentType", on_delete=models.CASCADE)
+    object_id = models.CharField(max_length=64)
+    content_object = GenericForeignKey("content_type", "object_id")
+
+    class Meta:
+        indexes = [models.Index(fields=["content_type", "object_id"], name="related_object_idx")]
+
+    def __str__(self) -> str:
+        return f"message {self.message_id} → {self.content_type_id}:{self.object_id}"
+
+
+class NotifyRequest(models.Model):
+    """What one ``notify(idempotency_key=…)`` call did, so repeating it does nothing again."""
+
+    key = models.CharField(max_length=255, unique=True)
+    payload_hash = models.CharField(max_length=64)
+    skipped = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class MessageAttempt(models.Model):
+    """One try at delivering a message, and what came of it: the delivery log operators read."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=16, choices=MessageStatus.choices)
+    error = models.TextField(blank=True)
+    provider_id = models.CharField(max_length=255, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["message_id", "number", "id"]
+        indexes = [models.Index(fields=["message", "number"], name="attempt_message_idx")]
+
+    def __str__(self) -> str:
+        return f"message {self.message_id} attempt {self.number}: {self.status}"

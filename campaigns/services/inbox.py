@@ -1,0 +1,185 @@
+"""The in-app inbox: a user's messages on the inbox channel(s), and what they do with them.
+
+An inbox item is a ``sent`` Message on a channel whose backend is the inbox backend. Shown in
+a list, it is *seen* (``seen_at``); opened (its link or "done"), it is *consumed*
+(``consumed_at``). "Unread" means not consumed yet: the badge counts those, with one indexed
+query (``message_user_unread_idx``).
+
+Every function takes the user and filters on it, so nobody reaches another user's items.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from channels.backends.inbox import InboxBackend
+from channels.models import ChannelConfig
+from channels.registry import UnknownBackend, backend_class
+
+from ..models import Message, MessageStatus
+
+PAGE_SIZE = 20
+#: The fields an inbox list reads (the outbox row holds much more).
+LIST_FIELDS = (
+    "id",
+    "uuid",
+    "user_id",
+    "channel_id",
+    "event_id",
+    "event__key",
+    "event__name",
+    "subject",
+    "text",
+    "context",
+    "extra",
+    "status",
+    "created_at",
+    "seen_at",
+    "consumed_at",
+)
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def inbox_channel_ids() -> list[int]:
+    """The channels whose backend is the inbox backend (or a subclass): one small query."""
+    ids = []
+    for pk, path in ChannelConfig.objects.values_list("pk", "backend"):
+        try:
+            if issubclass(backend_class(path), InboxBackend):
+                ids.append(pk)
+        except (UnknownBackend, ImportError):
+            continue
+    return ids
+
+
+def inbox_messages(*, user, channel_ids: Iterable[int] | None = None) -> QuerySet[Message]:
+    """A user's inbox items, newest first."""
+    if channel_ids is None:
+        channel_ids = inbox_channel_ids()
+    return (
+        Message.objects.filter(user=user, channel_id__in=list(channel_ids))
+        .filter(status=MessageStatus.SENT)
+        .order_by("-created_at", "-id")
+    )
+
+
+def inbox_unread_count(*, user, channel_ids: Iterable[int] | None = None) -> int:
+    """How many of the user's inbox items are not consumed yet (an index-only count)."""
+    if not getattr(user, "is_authenticated", False):
+        return 0
+    return (
+        inbox_messages(user=user, channel_ids=channel_ids).filter(consumed_at__isnull=True).count()
+    )
+
+
+@dataclass(slots=True)
+class InboxPage:
+    items: list[Message]
+    next_cursor: str
+    unread: int
+    unseen: int
+
+
+def cursor_encode(message: Message) -> str:
+    raw = f"{message.created_at.isoformat()}|{message.pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def cursor_decode(cursor: str) -> tuple[dt.datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, pk = raw.rsplit("|", 1)
+        when = dt.datetime.fromisoformat(stamp)
+        if timezone.is_naive(when):
+            raise ValueError("naive")
+        return when, int(pk)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise InvalidCursor(f"{cursor!r} is not a cursor of this inbox") from None
+
+
+def inbox_page(
+    *,
+    user,
+    cursor: str = "",
+    unread_only: bool = False,
+    size: int = PAGE_SIZE,
+    mark_seen: bool = False,
+) -> InboxPage:
+    """One page of the inbox after ``cursor`` (keyset pagination: stable while new items
+    arrive). With ``mark_seen`` the items shown are marked seen (they keep telling the caller
+    they were new on this page). A fixed number of queries whatever the inbox holds."""
+    channel_ids = inbox_channel_ids()
+    base = inbox_messages(user=user, channel_ids=channel_ids)
+    unread = base.filter(consumed_at__isnull=True).count()
+    unseen = base.filter(seen_at__isnull=True).count()
+    items_qs = base.filter(consumed_at__isnull=True) if unread_only else base
+    if cursor:
+        when, pk = cursor_decode(cursor)
+        items_qs = items_qs.filter(Q(created_at__lt=when) | Q(created_at=when, id__lt=pk))
+    items = list(items_qs.select_related("event").only(*LIST_FIELDS)[: size + 1])
+    next_cursor = cursor_encode(items[size - 1]) if len(items) > size else ""
+    items = items[:size]
+    if mark_seen:
+        fresh = [m.pk for m in items if m.seen_at is None]
+        if fresh:
+            now = timezone.now()
+            Message.objects.filter(pk__in=fresh, seen_at__isnull=True).update(seen_at=now)
+            unseen = max(unseen - len(fresh), 0)
+    return InboxPage(items=items, next_cursor=next_cursor, unread=unread, unseen=unseen)
+
+
+def inbox_message_get(*, user, uuid) -> Message:
+    """One of the user's inbox items; ``Message.DoesNotExist`` for anyone else's."""
+    return inbox_messages(user=user).get(uuid=uuid)
+
+
+def inbox_mark_seen(*, user, uuids: Iterable | None = None) -> int:
+    """Mark the user's items seen (all of them when ``uuids`` is None); returns how many
+    changed. Unknown or other users' uuids change nothing."""
+    qs = inbox_messages(user=user).filter(seen_at__isnull=True)
+    if uuids is not None:
+        qs = qs.filter(uuid__in=list(uuids))
+    return qs.update(seen_at=timezone.now())
+
+
+def inbox_mark_consumed(*, user, uuid) -> Message:
+    """Mark one of the user's items consumed (and seen). Repeating it changes nothing.
+    Raises ``Message.DoesNotExist`` for anyone else's item."""
+    message = inbox_message_get(user=user, uuid=uuid)
+    now = timezone.now()
+    fields = []
+    if message.consumed_at is None:
+        message.consumed_at = now
+        fields.append("consumed_at")
+    if message.seen_at is None:
+        message.seen_at = now
+        fields.append("seen_at")
+    if fields:
+        message.save(update_fields=fields)
+    return message
+
+
+def inbox_item_link(message: Message) -> str:
+    """Where opening an item leads: ``extra["url"]``, else a ``url`` or ``link`` context
+    value; only http(s) URLs and site paths, never ``javascript:``."""
+    for value in (
+        (message.extra or {}).get("url"),
+        (message.context or {}).get("url"),
+        (message.context or {}).get("link"),
+    ):
+        if isinstance(value, str) and (
+            value.startswith(("https://", "http://"))
+            or (value.startswith("/") and not value.startswith("//"))
+        ):
+            return value
+    return ""

@@ -1,0 +1,51 @@
+"""The operator roles: the Marketing and Support groups and their permissions.
+
+Made by migration 0008 and kept by a ``post_migrate`` handler (so a database flushed by
+tests, or a deleted group, gets them back). Superusers need no group.
+"""
+
+from __future__ import annotations
+
+#: group name -> {app_label: {model: [actions]}}; "send_test" is a permission of its own.
+ROLES: dict[str, dict[str, dict[str, list[str]]]] = {
+    "Marketing": {
+        "campaigns": {
+            "event": ["view", "add", "change"],
+            "template": ["view", "add", "change", "delete", "send_test"],
+            "availabilitywindow": ["view", "add", "change", "delete"],
+        },
+        "channels": {"channelconfig": ["view"]},
+    },
+    "Support": {
+        "campaigns": {
+            "message": ["view", "change"],
+            "optout": ["view", "add", "change", "delete"],
+            "channeladdress": ["view", "change"],
+            "recipientprofile": ["view", "change"],
+            "event": ["view"],
+            "template": ["view", "send_test"],
+        },
+    },
+}
+
+
+def _codename(action: str, model: str) -> str:
+    return action if action == "send_test" else f"{action}_{model}"
+
+
+def roles_ensure(*, group_model, permission_model) -> None:
+    """Create the groups and grant their permissions (idempotent). Takes the models so a
+    migration can pass its historical ones."""
+    for name, grants in ROLES.items():
+        group, _ = group_model.objects.get_or_create(name=name)
+        wanted = [
+            permission_model.objects.get(
+                content_type__app_label=app_label,
+                content_type__model=model,
+                codename=_codename(action, model),
+            )
+            for app_label, models in grants.items()
+            for model, actions in models.items()
+            for action in actions
+        ]
+        group.permissions.add(*wanted)

@@ -1,0 +1,175 @@
+"""The sweep: hands due work to workers and recovers what a dead worker left.
+
+One pass
+1. reclaims ``sending`` rows whose lease ran out: what the journal says was already sent is
+   recorded as such; the rest go back to ``queued`` (or ``failed`` when out of attempts);
+2. moves due ``scheduled`` / ``retrying`` / ``pending`` rows, and ``queued`` rows whose job
+   never came (Redis lost), to ``queued`` under a fresh queue lease;
+3. enqueues dispatch jobs for them after commit.
+
+Every selection locks with ``SKIP LOCKED`` on PostgreSQL, so two sweeps at once are safe.
+RQ's cron scheduler runs it every ``SWEEP_INTERVAL`` seconds; ``process_notifications`` runs
+the same code from the command line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from ..conf import app_settings
+from ..models import Message, MessageStatus
+from ..models.messages import WAITING
+from ..queue import enqueue_dispatch_on_commit
+from .bulk import rows_update
+from .dispatch import RESULT_FIELDS, attempts_record
+from .journal import journal_clear, journal_load
+
+
+@dataclass(slots=True)
+class SweepSummary:
+    recovered: int = 0  # expired leases whose result the journal held
+    reclaimed: int = 0  # expired leases sent back to the queue
+    expired: int = 0  # expired leases out of attempts: failed
+    enqueued: int = 0  # rows handed to workers
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def leases_reclaim(*, now: dt.datetime, summary: SweepSummary, enqueue: bool) -> list[int]:
+    """Step 1. Returns the ids put back to ``queued``."""
+    queued_ids: list[int] = []
+    queue_lease = now + dt.timedelta(seconds=app_settings.QUEUED_TIMEOUT)
+    while True:
+        with transaction.atomic():
+            rows = list(
+                Message.objects.filter(status=MessageStatus.SENDING, lease_until__lt=now)
+                .select_for_update(skip_locked=True)
+                .order_by("lease_until")
+                .values("id", "attempts", "max_attempts", "channel_id")[: app_settings.SWEEP_CHUNK]
+            )
+            if not rows:
+                break
+            journal = journal_load(row["id"] for row in rows)
+            recovered, requeue, failed = [], defaultdict(list), []
+            for row in rows:
+                entry = journal.get(row["id"])
+                if entry is not None and entry.get("attempts") == row["attempts"]:
+                    recovered.append(_journal_row(entry))
+                elif row["attempts"] >= row["max_attempts"]:
+                    failed.append(row["id"])
+                else:
+                    requeue[row["channel_id"]].append(row["id"])
+            rows_update(
+                Message, recovered, RESULT_FIELDS, only_if={"status": MessageStatus.SENDING}
+            )
+            attempts_record(recovered)
+            if failed:
+                Message.objects.filter(id__in=failed).update(
+                    status=MessageStatus.FAILED,
+                    lease_until=None,
+                    next_attempt_at=None,
+                    last_error="worker lost while sending (lease expired) on the last attempt",
+                    updated_at=now,
+                )
+            ids = [i for channel_ids in requeue.values() for i in channel_ids]
+            if ids:
+                Message.objects.filter(id__in=ids).update(
+                    status=MessageStatus.QUEUED,
+                    lease_until=queue_lease,
+                    next_attempt_at=now,
+                    updated_at=now,
+                )
+                if enqueue:
+                    enqueue_dispatch_on_commit(requeue)
+            transaction.on_commit(lambda rows=rows: journal_clear(r["id"] for r in rows))
+        summary.recovered += len(recovered)
+        summary.expired += len(failed)
+        summary.reclaimed += len(ids)
+        queued_ids.extend(ids)
+        if len(rows) < app_settings.SWEEP_CHUNK:
+            break
+    return queued_ids
+
+
+def _journal_row(entry: dict) -> dict:
+    row = dict(entry)
+    for name in ("sent_at", "next_attempt_at", "lease_until"):
+        if isinstance(row.get(name), str):
+            row[name] = parse_datetime(row[name])
+    return row
+
+
+def due_enqueue(*, now: dt.datetime, summary: SweepSummary, enqueue: bool) -> list[int]:
+    """Step 2 and 3. Returns the ids now ``queued``."""
+    queued_ids: list[int] = []
+    queue_lease = now + dt.timedelta(seconds=app_settings.QUEUED_TIMEOUT)
+    due = Q(status__in=WAITING, next_attempt_at__lte=now) | Q(
+        status=MessageStatus.QUEUED, lease_until__lt=now
+    )
+    while True:
+        with transaction.atomic():
+            rows = list(
+                Message.objects.filter(due)
+                .select_for_update(skip_locked=True)
+                .values_list("id", "channel_id")[: app_settings.SWEEP_CHUNK]
+            )
+            if not rows:
+                break
+            ids = [row_id for row_id, _ in rows]
+            Message.objects.filter(id__in=ids).update(
+                status=MessageStatus.QUEUED, lease_until=queue_lease, updated_at=now
+            )
+            if enqueue:
+                by_channel: dict[int, list[int]] = defaultdict(list)
+                for row_id, channel_id in rows:
+                    by_channel[channel_id].append(row_id)
+                enqueue_dispatch_on_commit(by_channel)
+        summary.enqueued += len(ids)
+        queued_ids.extend(ids)
+        if len(rows) < app_settings.SWEEP_CHUNK:
+            break
+    return queued_ids
+
+
+def sweep(*, now: dt.datetime | None = None, enqueue: bool = True) -> SweepSummary:
+    """One pass. With ``enqueue=False`` the rows are queued but no job is enqueued (the
+    caller dispatches them itself, as ``send_messages_batch`` does)."""
+    now = now or timezone.now()
+    summary = SweepSummary()
+    leases_reclaim(now=now, summary=summary, enqueue=enqueue)
+    due_enqueue(now=now, summary=summary, enqueue=enqueue)
+    return summary
+
+
+def drain(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Send everything due now in this process, without RQ (``send_messages_batch``)."""
+    from ..queue import chunked
+    from .dispatch import message_dispatch
+
+    now = now or timezone.now()
+    totals: dict[str, int] = defaultdict(int)
+    for name, value in sweep(now=now, enqueue=False).as_dict().items():
+        totals[name] += value
+    size = app_settings.BATCH_SIZE
+    due = Q(status=MessageStatus.QUEUED) | Q(status__in=WAITING, next_attempt_at__lte=now)
+    while True:
+        ids = list(
+            Message.objects.filter(due).order_by("id").values_list("id", flat=True)[: size * 10]
+        )
+        claimed = 0
+        for chunk in chunked(ids, size):
+            result = message_dispatch(message_ids=chunk)
+            claimed += result.claimed
+            for name, value in result.counts.items():
+                totals[name] += value
+        if not claimed:  # nothing left, or other workers hold the rest
+            break
+    return dict(totals)

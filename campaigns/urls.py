@@ -1,0 +1,22 @@
+"""End-user pages: ``path("", include("campaigns.urls"))`` in the site's urls."""
+
+from django.urls import path
+
+from .views import api, inbox, links, preferences
+
+app_name = "notifier"
+
+urlpatterns = [
+    path("inbox/", inbox.inbox, name="inbox"),
+    path("inbox/badge/", inbox.badge, name="inbox-badge"),
+    path("inbox/seen/", inbox.mark_all_seen, name="inbox-seen"),
+    path("inbox/<uuid:uuid>/done/", inbox.consume, name="inbox-consume"),
+    path("inbox/<uuid:uuid>/open/", inbox.open_link, name="inbox-open"),
+    path("api/inbox/", api.inbox_list, name="api-inbox"),
+    path("api/inbox/unread-count/", api.unread_count, name="api-unread-count"),
+    path("api/inbox/seen/", api.mark_seen, name="api-seen"),
+    path("api/inbox/<uuid:uuid>/consume/", api.consume, name="api-consume"),
+    path("preferences/", preferences.preferences, name="preferences"),
+    path("preferences/link/<str:token>/", preferences.preferences_link, name="preferences-link"),
+    path("unsubscribe/<str:token>/", links.unsubscribe, name="unsubscribe"),
+]
