@@ -1,0 +1,175 @@
+"""Push notifications through Expo's push service.
+
+``POST {base_url}/--/api/v2/push/send`` with a JSON array of up to 100 messages (``to``: the
+recipient's ``push_token``, ``ExponentPushToken[…]``; ``title``: the subject; ``body``: the
+text; ``data``: the message's id and event, plus ``extra["data"]`` when it is a mapping).
+A batch goes out in chunks of ``chunk_size`` (default 100) messages per request, over one
+connection; each chunk's results are recorded when its answer arrives.
+
+Expo answers one *ticket* per message, in order: ``{"status": "ok", "id": …}`` (the id is
+stored as the provider id; it names the delivery receipt) or ``{"status": "error",
+"message": …, "details": {"error": "DeviceNotRegistered"}}``: ``DeviceNotRegistered``
+raises ``AddressRejected`` (the token is deactivated), ``MessageRateExceeded`` retries, the
+others (``MessageTooBig``, ``InvalidCredentials``, ``MismatchSenderId``) fail the message.
+A request refused as a whole (``{"errors": [{"code", "message"}]}``) fails or, for 429 and
+5xx, retries every message of the chunk. Set ``access_token`` when the project enables
+Expo's enhanced push security.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from .base import (
+    AddressRejected,
+    DeliveryError,
+    Outgoing,
+    PermanentError,
+    SendResult,
+    TransientError,
+)
+from .http import HttpBackend, HttpConfigForm, response_json
+
+PUSH_TOKEN = re.compile(r"^Expo(nent)?PushToken\[[^\[\]\s]+\]$")
+MAX_CHUNK = 100
+
+
+class ExpoConfigForm(HttpConfigForm):
+    access_token = forms.CharField(
+        required=False, help_text="Access token, if the project enables push security."
+    )
+    sound = forms.ChoiceField(
+        required=False, choices=[("", "silent"), ("default", "default")], help_text="iOS sound."
+    )
+    priority = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "Expo's default"),
+            ("default", "default"),
+            ("normal", "normal"),
+            ("high", "high"),
+        ],
+    )
+    channel_id = forms.CharField(required=False, help_text="Android notification channel.")
+    ttl = forms.IntegerField(
+        required=False, min_value=0, help_text="Seconds the push services keep trying."
+    )
+    chunk_size = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_CHUNK,
+        help_text=f"Messages per request (default {MAX_CHUNK}, Expo's limit).",
+    )
+
+    secret_fields = ("access_token",)
+
+
+class ExpoPushBackend(HttpBackend):
+    key = "push.expo"
+    verbose_name = "Push (Expo)"
+    address_key = "push_token"
+    template_fields = ("subject", "text")
+    ConfigForm = ExpoConfigForm
+    default_base_url = "https://exp.host"
+
+    def client_options(self) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if self.options.get("access_token"):
+            headers["Authorization"] = f"Bearer {self.options['access_token']}"
+        return {"headers": headers}
+
+    def validate_address(self, address: str) -> None:
+        if not PUSH_TOKEN.match(address):
+            raise ValidationError(f"{address!r} is not an Expo push token (ExponentPushToken[…])")
+
+    def payload(self, message: Outgoing) -> dict[str, Any]:
+        data = {"notifier_id": message.uuid, "event": message.event_key}
+        if isinstance(message.extra.get("data"), dict):
+            data |= message.extra["data"]
+        item: dict[str, Any] = {"to": message.address, "body": message.text, "data": data}
+        if message.subject:
+            item["title"] = message.subject
+        for option, field in (
+            ("sound", "sound"),
+            ("priority", "priority"),
+            ("channel_id", "channelId"),
+            ("ttl", "ttl"),
+        ):
+            if self.options.get(option) not in (None, ""):
+                item[field] = self.options[option]
+        return item
+
+    # Expo takes up to 100 messages per request: the send loop posts chunks.
+    def send(self, messages: Iterable[Outgoing]) -> Iterator[SendResult]:
+        size = self.options.get("chunk_size") or MAX_CHUNK
+        chunk: list[Outgoing] = []
+        for message in messages:
+            chunk.append(message)
+            if len(chunk) >= size:
+                yield from self.send_chunk(chunk)
+                chunk = []
+        if chunk:
+            yield from self.send_chunk(chunk)
+
+    def send_one(self, message: Outgoing) -> str:
+        (result,) = self.send_chunk([message])
+        if result.error is not None:
+            raise result.error
+        return result.provider_id
+
+    def send_chunk(self, chunk: list[Outgoing]) -> list[SendResult]:
+        try:
+            tickets = self.post_chunk(chunk)
+        except DeliveryError as error:
+            return [SendResult(message, error=error) for message in chunk]
+        except Exception as error:
+            failure = self.classify(error)
+            return [SendResult(message, error=failure) for message in chunk]
+        return [
+            self.ticket_result(message, ticket)
+            for message, ticket in zip(chunk, tickets, strict=True)
+        ]
+
+    def post_chunk(self, chunk: list[Outgoing]) -> list[dict[str, Any]]:
+        response = self.post(
+            f"{self.base_url}/--/api/v2/push/send", json=[self.payload(m) for m in chunk]
+        )
+        answer = response_json(response)
+        if not response.is_success or not isinstance(answer, dict) or "data" not in answer:
+            errors = answer.get("errors") if isinstance(answer, dict) else None
+            detail = "; ".join(
+                f"{e.get('code', '')}: {e.get('message', '')}"
+                for e in errors or []
+                if isinstance(e, dict)
+            )
+            if response.is_success:  # 200 without tickets: not Expo's documented answer
+                raise TransientError(
+                    f"{self.verbose_name}: unexpected answer: {detail or response.text[:500]}"
+                )
+            raise self.error_for_status(response, detail)
+        tickets = answer["data"]
+        if not isinstance(tickets, list) or len(tickets) != len(chunk):
+            raise TransientError(
+                f"{self.verbose_name}: {len(tickets) if isinstance(tickets, list) else 'no'} "
+                f"tickets for {len(chunk)} messages"
+            )
+        return tickets
+
+    def ticket_result(self, message: Outgoing, ticket: dict[str, Any]) -> SendResult:
+        if ticket.get("status") == "ok":
+            return SendResult(message, provider_id=str(ticket.get("id", "")))
+        code = (ticket.get("details") or {}).get("error", "")
+        text = f"Expo {code or 'error'}: {ticket.get('message', '')}".strip()
+        error: DeliveryError
+        if code == "DeviceNotRegistered":
+            error = AddressRejected(text)
+        elif code == "MessageRateExceeded":
+            error = TransientError(text)
+        else:
+            error = PermanentError(text)
+        return SendResult(message, error=error)

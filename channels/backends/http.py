@@ -1,0 +1,193 @@
+"""The shared base of backends that speak a provider's HTTP API (httpx).
+
+One ``httpx.Client`` per batch: ``open()`` creates it, ``close()`` closes it, so every message
+of a batch reuses the same keep-alive connection. Timeouts, connection failures, 429 and 5xx
+answers are transient (``Retry-After`` honoured); a provider module maps its own error
+bodies onto ``TransientError`` / ``PermanentError`` / ``AddressRejected``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import math
+import re
+from typing import Any, ClassVar
+
+import httpx
+from django import forms
+from django.core.exceptions import ValidationError
+
+from .base import BaseBackend, BaseConfigForm, DeliveryError, PermanentError, TransientError
+
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+USER_AGENT = "notifier/0.1"
+#: How much of a provider's answer is kept in an error (the message stores 4000 chars).
+MAX_ERROR_BODY = 1000
+#: A provider asking for more than a day is capped at a day (the backoff may still be longer).
+MAX_RETRY_AFTER = 86400.0
+
+
+class RedactSecrets(logging.Filter):
+    """Hides secrets that some providers put in URLs (Telegram's bot token, Slack's webhook
+    path) from httpx's request log lines, which name the full URL."""
+
+    patterns: list[re.Pattern[str]] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and self.patterns:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(self.redact(arg) for arg in args)
+        return True
+
+    @classmethod
+    def redact(cls, value: Any) -> Any:
+        if not isinstance(value, str | httpx.URL):
+            return value
+        text = str(value)
+        for pattern in cls.patterns:
+            text = pattern.sub(lambda m: m.group(0).replace(m.group("secret"), "[secret]"), text)
+        return text
+
+
+def redact_in_logs(pattern: str) -> None:
+    """Redact the named group ``secret`` of ``pattern`` wherever httpx logs a URL."""
+    compiled = re.compile(pattern)
+    if all(p.pattern != pattern for p in RedactSecrets.patterns):
+        RedactSecrets.patterns.append(compiled)
+    httpx_logger = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactSecrets) for f in httpx_logger.filters):
+        httpx_logger.addFilter(RedactSecrets())
+
+
+def validate_e164(address: str) -> None:
+    if not E164.match(address):
+        raise ValidationError(
+            f"{address!r} is not a phone number in E.164 format (e.g. +14155550123)"
+        )
+
+
+def retry_after_seconds(value: str | int | float | None) -> float | None:
+    """Seconds from a ``Retry-After`` value (a number of seconds or an HTTP date), at most
+    ``MAX_RETRY_AFTER``; None when there is none or it makes no sense."""
+    if value is None or value == "":
+        return None
+    seconds: float | None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(str(value).strip())
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = (when - dt.datetime.now(dt.UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def response_text(response: httpx.Response) -> str:
+    """The provider's answer, shortened, for the error stored on the message."""
+    text = response.text.strip()
+    if len(text) > MAX_ERROR_BODY:
+        text = text[:MAX_ERROR_BODY] + "…"
+    return text
+
+
+def response_json(response: httpx.Response) -> Any:
+    """The answer's JSON, or None when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+class HttpConfigForm(BaseConfigForm):
+    """Options every HTTP backend has: where the provider is, and how long to wait."""
+
+    base_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        help_text="The provider's API root (default: its public URL). Point it at a proxy or "
+        "a test server.",
+    )
+    timeout = forms.FloatField(
+        required=False,
+        min_value=0.1,
+        max_value=120,
+        help_text="Seconds to wait for the provider (connect and each read); default 10.",
+    )
+
+
+class HttpBackend(BaseBackend):
+    """A backend that posts to an HTTP API with one client per batch."""
+
+    ConfigForm: ClassVar[type[BaseConfigForm]] = HttpConfigForm
+    #: The provider's public API root, used when the channel sets no ``base_url``.
+    default_base_url: ClassVar[str] = ""
+    default_timeout: ClassVar[float] = 10.0
+
+    client: httpx.Client | None = None
+
+    @property
+    def base_url(self) -> str:
+        return (self.options.get("base_url") or self.default_base_url).rstrip("/")
+
+    @property
+    def timeout(self) -> float:
+        return float(self.options.get("timeout") or self.default_timeout)
+
+    def client_options(self) -> dict[str, Any]:
+        """Extra ``httpx.Client`` arguments (auth, headers) for this provider."""
+        return {}
+
+    def open(self) -> None:
+        if self.client is None:
+            options = self.client_options()
+            headers = {"User-Agent": USER_AGENT, **options.pop("headers", {})}
+            self.client = httpx.Client(
+                timeout=self.timeout, headers=headers, follow_redirects=False, **options
+            )
+
+    def close(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.close()
+            finally:
+                self.client = None
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        """POST through the batch's client; network failures become TransientError.
+
+        Errors never name the URL: some providers put the secret in it (Telegram, Slack)."""
+        if self.client is None:
+            self.open()
+        try:
+            return self.client.post(url, **kwargs)
+        except httpx.TimeoutException as error:
+            raise TransientError(
+                f"{self.verbose_name}: no answer within {self.timeout:g}s ({type(error).__name__})"
+            ) from error
+        except httpx.TransportError as error:
+            raise TransientError(
+                f"{self.verbose_name}: connection failed ({type(error).__name__}: {error})"
+            ) from error
+
+    def error_for_status(self, response: httpx.Response, detail: str = "") -> DeliveryError:
+        """The generic mapping: 408, 425, 429 and 5xx are transient (honouring Retry-After),
+        other 4xx permanent. ``detail`` is the provider's error text (default: the body)."""
+        status = response.status_code
+        text = f"{self.verbose_name} HTTP {status}: {detail or response_text(response)}"
+        if status in (408, 425, 429) or status >= 500:
+            return TransientError(
+                text, retry_after=retry_after_seconds(response.headers.get("Retry-After"))
+            )
+        return PermanentError(text)
+
+    def classify(self, error: Exception) -> DeliveryError:
+        if isinstance(error, httpx.TransportError):
+            return TransientError(f"{type(error).__name__}: {error}")
+        return super().classify(error)
