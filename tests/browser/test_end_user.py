@@ -1,0 +1,123 @@
+"""What end users click, in a real browser (Playwright + chromium): the inbox and its badge,
+the preference centre, and the unsubscribe link of a mail received by a real SMTP server."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from django.core.management import call_command
+from playwright.sync_api import expect
+
+from campaigns.management.commands.seed_demo import DEMO_PASSWORD
+from campaigns.models import Event, OptOut
+from tests import factories
+
+pytestmark = pytest.mark.browser
+
+SHOTS = "/tmp/notifier-end-user"  # noqa: S108 - fixed paths, to look at
+
+
+@pytest.fixture
+def demo(transactional_db, smtp_server, live_server, settings):
+    """The demo data, its emails sent to the test's SMTP server with links to the live
+    server."""
+    settings.SITE_URL = live_server.url
+    quiet = io.StringIO()
+    call_command("seed_demo", "--no-messages", stdout=quiet)
+    factories.email_channel(port=smtp_server[1])
+    call_command("seed_demo", stdout=quiet)
+    return smtp_server[0]
+
+
+def user_login(page, username: str, password: str, *, then: str = "/preferences/") -> None:
+    """Sign in through the end users' login form (without ``then`` it leads to the inbox)."""
+    page.goto(f"/accounts/login/?next={then}")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Log in").click()
+    assert "/accounts/login/" not in page.url, page.locator("body").inner_text()
+
+
+def badge_count(page):
+    return page.locator("#notifier-badge .nt-badge-count")
+
+
+def test_inbox_badge_drops_without_a_reload(page, demo):
+    user_login(page, "alice", DEMO_PASSWORD)
+    expect(page).to_have_url(re.compile(r"/preferences/$"))
+    expect(badge_count(page)).to_have_text("2")  # welcome, order shipped
+
+    page.locator("#notifier-badge").click()
+    expect(page).to_have_url(re.compile(r"/inbox/$"))
+    items = page.locator(".nt-item")
+    expect(items).to_have_count(2)
+    expect(items.first).to_contain_text("Your order A-1001 is on its way")
+    expect(page.locator(".nt-new")).to_have_count(2)
+    page.screenshot(path=f"{SHOTS}-inbox.png", full_page=True)
+
+    page.evaluate("window.__noReload = true")
+    items.first.get_by_role("button", name="Done").click()
+    expect(items.first.locator(".nt-done")).to_have_text("Done")
+    expect(badge_count(page)).to_have_text("1")
+    assert page.evaluate("window.__noReload") is True  # the page was not reloaded
+
+    page.get_by_role("link", name="Unread", exact=True).click()
+    expect(items).to_have_count(1)
+    expect(items.first).to_contain_text("Welcome")
+
+
+def test_preference_toggle_shows_in_the_admin(page, demo, django_user_model, admin_login):
+    django_user_model.objects.create_superuser("root", "root@example.com", "root-pw-123")
+    user_login(page, "alice", DEMO_PASSWORD)
+    page.goto("/preferences/")
+    toggle = page.get_by_label("Order shipped by Email")
+    expect(toggle).to_be_checked()
+    expect(page.get_by_label("Maintenance notice by Email")).to_be_disabled()
+    page.evaluate("window.__noReload = true")
+    toggle.click()  # saves at once, by htmx
+    expect(page.locator(".nt-saved")).to_have_text("Saved.")
+    expect(page.get_by_label("Order shipped by Email")).not_to_be_checked()
+    assert page.evaluate("window.__noReload") is True
+    page.screenshot(path=f"{SHOTS}-preferences.png", full_page=True)
+    optout = OptOut.objects.get()
+    assert (optout.user.username, optout.event.key, optout.channel.key) == (
+        "alice",
+        "order-shipped",
+        "email",
+    )
+
+    page.context.clear_cookies()
+    admin_login(page, "root", "root-pw-123")
+    page.goto("/admin/campaigns/optout/")
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("alice")
+    expect(rows.first).to_contain_text("Order shipped")
+
+
+def test_unsubscribe_link_from_a_received_mail(page, demo):
+    mails = [m for m in demo.messages if m["To"] == "alice@example.com"]
+    welcome = next(m for m in mails if m["Subject"].startswith("Welcome"))
+    assert welcome["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = re.search(r"<(https?://[^>]+)>", welcome["List-Unsubscribe"]).group(1)
+    text = welcome.get_body(("plain",)).get_content()
+    assert f"Unsubscribe: {link}" in text  # welcome is marketing: the footer line
+
+    page.goto(link)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Unsubscribe")
+    expect(page.locator("body")).to_contain_text("alice@example.com")
+    page.get_by_role("button", name="Unsubscribe").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("You are unsubscribed")
+    page.screenshot(path=f"{SHOTS}-unsubscribed.png", full_page=True)
+    welcome_event = Event.objects.get(key="welcome")
+    assert OptOut.objects.filter(address="alice@example.com", event=welcome_event).exists()
+
+    page.get_by_role("link", name="Choose which notifications you get").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Notification preferences")
+    expect(page.get_by_label("Welcome by Email")).not_to_be_checked()
+
+    page.goto(link.replace("/unsubscribe/", "/unsubscribe/x"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("This link does not work")

@@ -1,0 +1,210 @@
+"""Shared fixtures: real PostgreSQL (pytest-django), real Redis (a db index of the suite's
+own, emptied around each test), a real SMTP server (aiosmtpd) and real RQ workers."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import django_rq
+import pytest
+from aiosmtpd.controller import Controller
+from django.conf import settings
+from django.db import connection
+from rq import SimpleWorker
+
+from campaigns.conf import app_settings
+from campaigns.services.rendering import compiled_templates
+from channels.backends import locmem
+
+from . import factories
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        raise pytest.UsageError(
+            "The suite runs against PostgreSQL: set DATABASE_URL=postgres://… (see README)."
+        )
+
+
+@pytest.fixture(scope="session")
+def redis_connection():
+    connection_ = django_rq.get_connection(app_settings.QUEUE)
+    connection_.ping()
+    yield connection_
+    connection_.flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(redis_connection):
+    redis_connection.flushdb()
+    locmem.outbox.clear()
+    compiled_templates.clear()
+    yield
+    redis_connection.flushdb()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- SMTP -------------------------------------------------------------------------------------
+
+
+MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>]+>)", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass
+class SMTPSink:
+    """What the SMTP server received, and answers it should give instead of accepting.
+
+    Mails are kept raw and parsed on access, so the server thread stays cheap under load."""
+
+    raw: list[bytes] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)  # consumed one per DATA, then 250
+    always: str | None = None  # e.g. "550 5.1.1 mailbox unavailable" for every DATA
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self.lock:
+            if self.always:
+                return self.always
+            if self.replies:
+                return self.replies.pop(0)
+            self.raw.append(envelope.original_content or envelope.content)
+        return "250 2.0.0 OK queued"
+
+    @property
+    def messages(self) -> list[email.message.EmailMessage]:
+        with self.lock:
+            raw = list(self.raw)
+        return [email.message_from_bytes(r, policy=email.policy.default) for r in raw]
+
+    @property
+    def count(self) -> int:
+        with self.lock:
+            return len(self.raw)
+
+    @property
+    def message_ids(self) -> list[str]:
+        with self.lock:
+            raw = list(self.raw)
+        return [MESSAGE_ID.search(r.split(b"\r\n\r\n", 1)[0]).group(1).decode() for r in raw]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[SMTPSink, int]]:
+    sink = SMTPSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server):
+    return smtp_server[0]
+
+
+@pytest.fixture
+def email_channel(db, smtp_server):
+    """The email channel pointed at the test's SMTP server."""
+    _, port = smtp_server
+    return factories.email_channel(port=port)
+
+
+# --- workers ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def run_worker(redis_connection):
+    """Run a real RQ worker in burst mode (in this process) until the queue is empty."""
+
+    def run() -> int:
+        """Returns how many jobs finished successfully in this burst."""
+        queue = django_rq.get_queue(app_settings.QUEUE)
+        before = queue.finished_job_registry.count
+        worker = SimpleWorker([queue], connection=redis_connection)
+        worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+        return queue.finished_job_registry.count - before
+
+    return run
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for worker processes: the test database and Redis of this run."""
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="notifier_site.settings",
+        DATABASE_URL=(
+            f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        REDIS_URL=settings.REDIS_URL,
+        SECRET_KEY="tests-only-secret-key",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def output(process: subprocess.Popen) -> str:
+    """What a spawned process printed so far (kept in a file: a pipe nobody reads would
+    fill up and block the process)."""
+    process.log.seek(0)
+    return process.log.read().decode(errors="replace")
+
+
+@pytest.fixture
+def spawn(tmp_path):
+    """Start ``manage.py`` subprocesses against the test database; all are stopped at the end."""
+    processes: list[subprocess.Popen] = []
+
+    def start(*args: str, env_overrides: dict | None = None, **kwargs) -> subprocess.Popen:
+        log = open(tmp_path / f"process-{len(processes)}.log", "w+b")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            cwd=ROOT,
+            env=subprocess_env() | (env_overrides or {}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            **kwargs,
+        )
+        process.log = log
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        process.log.close()
+
+
+@pytest.fixture
+def close_db_after():
+    """Subprocesses need the database; drop this process's idle connection first."""
+    yield
+    connection.close()

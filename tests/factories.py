@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import factory
+from django.contrib.auth import get_user_model
+
+from campaigns.models import Event, OptOut, Template
+from channels.models import ChannelConfig
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
+    first_name = factory.Faker("first_name")
+    is_active = True
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Event
+        django_get_or_create = ("key",)
+
+    key = factory.Sequence(lambda n: f"event-{n}")
+    name = factory.LazyAttribute(lambda o: o.key.replace("-", " ").title())
+    variables = factory.LazyFunction(
+        lambda: [{"name": "order_id", "label": "Order", "help": "Order number", "sample": "A-1"}]
+    )
+
+
+class ChannelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ChannelConfig
+        django_get_or_create = ("key",)
+
+    key = factory.Sequence(lambda n: f"channel-{n}")
+    name = factory.LazyAttribute(lambda o: o.key)
+    backend = "channels.backends.locmem.LocmemBackend"
+    config = factory.LazyFunction(dict)
+
+
+class TemplateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Template
+
+    event = factory.SubFactory(EventFactory)
+    channel = factory.SubFactory(ChannelFactory)
+    language = "en"
+    subject = "Order {{ order_id }} shipped"
+    text_body = "Hello {{ recipient.name }}, order {{ order_id }} is on its way."
+    html_body = ""
+
+
+class OptOutFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OptOut
+
+
+def email_channel(*, port: int, key: str = "email") -> ChannelConfig:
+    channel, _ = ChannelConfig.objects.update_or_create(
+        key=key,
+        defaults={
+            "name": "Email",
+            "backend": "channels.backends.email.EmailBackend",
+            "config": {
+                "host": "127.0.0.1",
+                "port": port,
+                "timeout": 5,
+                "from_email": "Shop <shop@example.com>",
+            },
+            "is_active": True,
+        },
+    )
+    return channel
+
+
+def memory_channel(key: str = "memory") -> ChannelConfig:
+    return ChannelFactory(key=key, backend="channels.backends.locmem.LocmemBackend")

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class NotifyAppConfig(AppConfig):
+    name = "tests.notify_app"
+    label = "notify_app"

@@ -1,0 +1,312 @@
+"""notify(): validation, skips with reasons, language fallback, opt-outs, and its query cost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from campaigns.api import (
+    InvalidContext,
+    InvalidRecipient,
+    MissingVariables,
+    UnknownChannel,
+    UnknownEvent,
+    notify,
+)
+from campaigns.models import Message, OptOut
+from campaigns.services.dispatch import message_dispatch
+from channels.backends import locmem
+
+from . import factories
+
+CONTEXT = {"order_id": "A-1"}
+
+
+@pytest.fixture
+def setup(db):
+    channel = factories.memory_channel()
+    template = factories.TemplateFactory(channel=channel, event__key="order-shipped")
+    return template.event, channel
+
+
+# --- bad input: a named error, and nothing written -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (
+            lambda: notify("no-such-event", {"email": "a@x.io"}, CONTEXT),
+            UnknownEvent,
+            "'no-such-event' does not exist",
+        ),
+        (
+            lambda: notify("order-shipped", {"email": "a@x.io"}, CONTEXT, channels=["fax"]),
+            UnknownChannel,
+            "'fax'",
+        ),
+        (
+            lambda: notify("order-shipped", {"email": "a@x.io"}, {}),
+            MissingVariables,
+            "missing declared variable(s): order_id",
+        ),
+        (
+            lambda: notify("order-shipped", {"email": "a@x.io"}, {"order_id": object()}),
+            InvalidContext,
+            "context value order_id is a builtins.object",
+        ),
+        (
+            lambda: notify(
+                "order-shipped",
+                {"email": "a@x.io"},
+                {"order_id": "1", "items": [{"price": {1, 2}}]},
+            ),
+            InvalidContext,
+            "items[0].price is a builtins.set",
+        ),
+        (
+            lambda: notify("order-shipped", {"email": "a@x.io"}, {"order_id": float("nan")}),
+            InvalidContext,
+            "NaN",
+        ),
+        (
+            lambda: notify("order-shipped", [{"email": "a@x.io"}, 42], CONTEXT),
+            InvalidRecipient,
+            "recipient #2: expected a mapping or a user, got int",
+        ),
+        (
+            lambda: notify(
+                "order-shipped", [{"email": "a@x.io"}, {"email": "not-an-email"}], CONTEXT
+            ),
+            InvalidRecipient,
+            "recipient #2: memory: 'not-an-email' is not a valid email address",
+        ),
+        (
+            lambda: notify("order-shipped", {"email": "a@x.io", "user_id": 999999}, CONTEXT),
+            InvalidRecipient,
+            "no user with id 999999",
+        ),
+        (
+            lambda: notify("order-shipped", {"email": "a@x.io", "user_id": "abc"}, CONTEXT),
+            InvalidRecipient,
+            "user_id 'abc' is not an id",
+        ),
+        (
+            lambda: notify("order-shipped", "a@x.io", CONTEXT),
+            InvalidRecipient,
+            "recipients must be mappings or users",
+        ),
+        (
+            lambda: notify(
+                "order-shipped", {"email": "a@x.io"}, CONTEXT, scheduled_at=dt.datetime(2030, 1, 1)
+            ),
+            InvalidContext,
+            "timezone-aware",
+        ),
+    ],
+    ids=[
+        "unknown-event",
+        "unknown-channel",
+        "missing-variable",
+        "object-in-context",
+        "nested-set",
+        "nan",
+        "recipient-not-mapping",
+        "malformed-email",
+        "unknown-user",
+        "bad-user-id",
+        "string-recipients",
+        "naive-scheduled-at",
+    ],
+)
+def test_bad_input_raises_a_named_error_and_writes_nothing(setup, call, error, words):
+    with pytest.raises(error) as raised:
+        call()
+    assert words in str(raised.value)
+    assert Message.objects.count() == 0
+
+
+def test_inactive_event_is_refused(setup):
+    event, _ = setup
+    event.is_active = False
+    event.save(update_fields=["is_active"])
+    with pytest.raises(UnknownEvent, match="is inactive"):
+        notify("order-shipped", {"email": "a@x.io"}, CONTEXT)
+    assert Message.objects.count() == 0
+
+
+def test_email_validation_uses_the_channel_backend(db):
+    channel = factories.ChannelFactory(key="mail", backend="email")
+    factories.TemplateFactory(channel=channel, event__key="order-shipped")
+    with pytest.raises(InvalidRecipient, match="'x@' is not a valid email address"):
+        notify("order-shipped", {"email": "x@"}, CONTEXT)
+    result = notify(
+        "order-shipped", [{"email": "x@"}, {"email": "ok@example.com"}], CONTEXT, skip_invalid=True
+    )
+    assert [m.address for m in result.messages] == ["ok@example.com"]
+    assert [(s.channel, s.reason) for s in result.skipped] == [("mail", "invalid address")]
+
+
+def test_context_is_stored_as_plain_json(setup):
+    when = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC)
+    result = notify(
+        "order-shipped",
+        {"email": "a@x.io"},
+        {"order_id": 7, "when": when, "total": decimal.Decimal("9.90")},
+    )
+    message = Message.objects.get(pk=result.messages[0].pk)
+    assert message.context == {"order_id": 7, "when": "2026-11-22T09:30:00+00:00", "total": "9.90"}
+
+
+# --- skips with reasons ----------------------------------------------------------------------
+
+
+def test_skips_are_reported_with_reasons(setup, django_user_model):
+    event, _ = setup
+    inactive = django_user_model.objects.create_user("gone", "gone@example.com", is_active=False)
+    OptOut.objects.create(address="Opted@Example.com", event=event)
+    result = notify(
+        "order-shipped",
+        [
+            {"phone": "+4915100000"},
+            {"email": "opted@example.com"},
+            {"user_id": inactive.pk},
+            {"email": "ok@example.com"},
+        ],
+        CONTEXT,
+    )
+    assert [m.address for m in result.messages] == ["ok@example.com"]
+    assert [(s.channel, s.reason) for s in result.skipped] == [
+        ("memory", "no address"),
+        ("memory", "inactive user"),
+        ("memory", "opted out"),
+    ]
+    assert Message.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("scope", "skipped"),
+    [
+        ("all", True),
+        ("channel", True),
+        ("event", True),
+        ("event_channel", True),
+        ("other-event", False),
+        ("other-channel", False),
+    ],
+)
+def test_opt_out_scopes(setup, django_user_model, scope, skipped):
+    event, channel = setup
+    user = django_user_model.objects.create_user("ann", "ann@example.com")
+    other_event = factories.EventFactory(key="other")
+    other_channel = factories.ChannelFactory(key="other-channel")
+    kwargs = {
+        "all": {},
+        "channel": {"channel": channel},
+        "event": {"event": event},
+        "event_channel": {"event": event, "channel": channel},
+        "other-event": {"event": other_event},
+        "other-channel": {"channel": other_channel},
+    }[scope]
+    OptOut.objects.create(user=user, **kwargs)
+    result = notify("order-shipped", user, CONTEXT)
+    assert (len(result.messages) == 0) is skipped
+    assert [s.reason for s in result.skipped] == (["opted out"] if skipped else [])
+
+
+def test_user_objects_are_recipients(setup, django_user_model):
+    user = django_user_model.objects.create_user("ann", "ann@example.com", first_name="Ann")
+    (message,) = notify("order-shipped", user, CONTEXT).messages
+    assert (message.address, message.user_id) == ("ann@example.com", user.pk)
+    assert message.recipient["name"] == "Ann"
+
+
+def test_user_id_recipient_gets_the_users_email(setup, django_user_model):
+    user = django_user_model.objects.create_user("bob", "bob@example.com")
+    (message,) = notify("order-shipped", {"user_id": user.pk}, CONTEXT).messages
+    assert message.address == "bob@example.com"
+
+
+# --- languages ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("languages", "default", "asked", "chosen"),
+    [
+        (["en", "pt-br", "pt"], "", "pt-BR", "pt-br"),
+        (["en", "pt"], "", "pt-br", "pt"),
+        (["en", "fr"], "fr", "pt-br", "fr"),
+        (["en"], "", "pt-br", "en"),
+        (["en", "de"], "", None, "en"),
+    ],
+)
+def test_language_fallback(db, languages, default, asked, chosen):
+    channel = factories.memory_channel()
+    event = factories.EventFactory(key="order-shipped", default_language=default)
+    for language in languages:
+        factories.TemplateFactory(event=event, channel=channel, language=language)
+    (message,) = notify("order-shipped", {"email": "a@x.io", "language": asked}, CONTEXT).messages
+    assert message.language == chosen
+    assert message.template.language == chosen
+    assert message.template_key == f"order-shipped/memory/{chosen}"
+
+
+def test_no_template_in_any_fallback_language_is_a_skip(db):
+    channel = factories.memory_channel()
+    factories.TemplateFactory(channel=channel, event__key="order-shipped", language="ja")
+    result = notify("order-shipped", {"email": "a@x.io", "language": "de"}, CONTEXT)
+    assert result.messages == []
+    assert [s.reason for s in result.skipped] == ["no template"]
+
+
+def test_channels_default_to_those_with_templates(setup):
+    factories.ChannelFactory(key="unused")
+    result = notify("order-shipped", {"email": "a@x.io"}, CONTEXT)
+    assert [m.channel.key for m in result.messages] == ["memory"]
+
+
+def test_scheduled_at_in_the_past_means_now(setup):
+    past = timezone.now() - dt.timedelta(days=1)
+    (message,) = notify("order-shipped", {"email": "a@x.io"}, CONTEXT, scheduled_at=past).messages
+    assert message.status == "queued"
+
+
+# --- cost: the number of queries does not grow with the batch ---------------------------------
+
+
+def _recipients(n: int) -> list[dict]:
+    return [{"email": f"r{i}@example.com", "name": f"R{i}", "user_id": None} for i in range(n)]
+
+
+def test_notify_query_count_does_not_grow_with_recipients(setup, django_user_model):
+    users = [django_user_model.objects.create_user(f"u{i}", f"u{i}@example.com") for i in range(3)]
+    OptOut.objects.create(address="r3@example.com")
+    counts = {}
+    for n in (1, 500):
+        people = _recipients(n) + [{"user_id": u.pk} for u in users]
+        with CaptureQueriesContext(connection) as queries:
+            result = notify("order-shipped", people, CONTEXT)
+        counts[n] = len(queries)
+        assert len(result.messages) == n + 3 - (n > 3)
+    print(f"notify() SQL queries: 1 recipient → {counts[1]}, 500 recipients → {counts[500]}")
+    assert counts[1] == counts[500]
+
+
+def test_dispatch_query_count_does_not_grow_with_the_batch(setup):
+    counts = {}
+    for n in (10, 200):
+        ids = [m.pk for m in notify("order-shipped", _recipients(n), CONTEXT).messages]
+        locmem.outbox.clear()
+        with CaptureQueriesContext(connection) as queries:
+            summary = message_dispatch(message_ids=ids)
+        counts[n] = len(queries)
+        assert summary.as_dict() == {"claimed": n, "sent": n}
+        assert len(locmem.outbox) == n
+        assert set(Message.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"sent"}
+    print(f"dispatch SQL queries: batch of 10 → {counts[10]}, batch of 200 → {counts[200]}")
+    assert counts[10] == counts[200]

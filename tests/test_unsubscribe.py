@@ -1,0 +1,167 @@
+"""One-click unsubscribe (RFC 8058): headers on every email, footers on marketing ones,
+signed tokens, and what a POST or a GET to the link does."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+from django.test import Client
+
+from campaigns.api import notify
+from campaigns.models import Event, Message, OptOut
+from campaigns.services.sweep import drain
+from campaigns.services.unsubscribe import unsubscribe_token
+from channels.backends.base import Outgoing
+from channels.backends.email import EmailBackend
+from channels.models import ChannelConfig
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+SITE = "http://127.0.0.1:8000"
+
+
+@pytest.fixture
+def email():
+    channel, _ = ChannelConfig.objects.update_or_create(
+        key="email",
+        defaults={"name": "Email", "backend": "channels.backends.email.EmailBackend", "config": {}},
+    )
+    return channel
+
+
+def make_event(key, channel, **fields):
+    event = factories.EventFactory(key=key, variables=[], **fields)
+    factories.TemplateFactory(
+        event=event,
+        channel=channel,
+        subject=f"{key} news",
+        text_body="Hello {{ recipient.name }}. Manage: {{ preferences_url }}",
+        html_body='<p>Hi</p><a href="{{ unsubscribe_url }}">Unsubscribe</a>',
+    )
+    return event
+
+
+def send(event_key, recipient):
+    notify(event_key, recipient, {})
+    drain()
+    return mail.outbox[-1]
+
+
+def link_path(url: str) -> str:
+    assert url.startswith(SITE + "/unsubscribe/")
+    return url.removeprefix(SITE)
+
+
+def test_every_email_carries_list_unsubscribe_headers(email, settings):
+    settings.NOTIFIER = {**settings.NOTIFIER, "UNSUBSCRIBE_MAILTO": "unsubscribe@shop.example"}
+    make_event("promo", email, marketing=True)
+    sent = send("promo", {"email": "ann@example.com", "name": "Ann"})
+    headers = sent.extra_headers
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    https, mailto = headers["List-Unsubscribe"].split(", ")
+    assert https.startswith(f"<{SITE}/unsubscribe/") and https.endswith("/>")
+    assert mailto.startswith("<mailto:unsubscribe@shop.example?subject=unsubscribe%20")
+    # Templates get the links; a marketing event's text gets the footer line.
+    assert https[1:-1] in sent.alternatives[0][0]
+    assert f"Manage: {SITE}/preferences/link/" in sent.body
+    assert sent.body.rstrip().endswith(https[1:-1])
+    assert "Unsubscribe: " in Message.objects.get().text
+
+
+def test_transactional_text_has_no_footer_and_no_mailto_by_default(email):
+    make_event("receipt", email)
+    sent = send("receipt", {"email": "ann@example.com", "name": "Ann"})
+    assert "Unsubscribe:" not in sent.body
+    assert ", " not in sent.extra_headers["List-Unsubscribe"]
+
+
+def test_test_sends_have_no_unsubscribe_header():
+    backend = EmailBackend(channel_key="email", options={})
+    built = backend.build(Outgoing(id=0, uuid="u", address="a@example.com", text="t"))
+    assert "List-Unsubscribe" not in built.extra_headers
+
+
+def test_one_click_post_opts_the_address_out_of_the_event(email, django_user_model):
+    user = django_user_model.objects.create_user("ann", "ann@example.com", "pw-ann-123")
+    promo = make_event("promo", email, marketing=True)
+    make_event("other", email, marketing=True)
+    sent = send("promo", user)
+    path = link_path(sent.extra_headers["List-Unsubscribe"][1:-1])
+
+    client = Client(enforce_csrf_checks=True)  # a mail provider: no session, no CSRF token
+    response = client.post(path, {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert "You are unsubscribed" in response.content.decode()
+    optout = OptOut.objects.get()
+    assert (optout.user, optout.address, optout.event, optout.channel) == (
+        user,
+        "ann@example.com",
+        promo,
+        email,
+    )
+    assert client.post(path).status_code == 200  # repeating is harmless
+    assert OptOut.objects.count() == 1
+    assert notify("promo", user, {}).skipped[0].reason == "opted out"
+    assert notify("other", user, {}).messages
+
+
+def test_get_shows_a_confirmation_page_and_changes_nothing(email):
+    make_event("promo", email, marketing=True)
+    sent = send("promo", {"email": "ann@example.com"})
+    path = link_path(sent.extra_headers["List-Unsubscribe"][1:-1])
+    response = Client().get(path)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Unsubscribe</button>" in html and "/preferences/link/" in html
+    assert not OptOut.objects.exists()
+
+
+def test_marketing_scope_and_mandatory_events_turn_off_all_marketing(email):
+    promo = make_event("promo", email, marketing=True, unsubscribe_scope="marketing")
+    tips = make_event("tips", email, marketing=True)
+    make_event("account-reset", email, mandatory=True)
+    make_event("receipt", email)
+    for key in ("promo", "account-reset"):
+        OptOut.objects.all().delete()
+        token = unsubscribe_token(
+            address="Ann@Example.com", event_key=key, channel_key="email", user_id=None
+        )
+        assert Client().post(f"/unsubscribe/{token}/").status_code == 200
+        (optout,) = OptOut.objects.all()
+        assert (optout.address, optout.event, optout.channel, optout.scope) == (
+            "ann@example.com",
+            None,
+            None,
+            "marketing",
+        )
+    # It covers every marketing event, those created later too, and nothing else.
+    later = make_event("later-promo", email, marketing=True)
+    receipt = Event.objects.get(key="receipt")
+    skipped = {
+        event.key: [s.reason for s in notify(event.key, {"email": "ann@example.com"}).skipped]
+        for event in (promo, tips, later, receipt)
+    }
+    assert skipped == {
+        "promo": ["opted out"],
+        "tips": ["opted out"],
+        "later-promo": ["opted out"],
+        "receipt": [],
+    }
+
+
+def test_tampered_or_expired_tokens_get_400_and_change_nothing(email, settings):
+    make_event("promo", email)
+    token = unsubscribe_token(
+        address="ann@example.com", event_key="promo", channel_key="email", user_id=None
+    )
+    tampered = token[:-3] + ("aaa" if not token.endswith("aaa") else "bbb")
+    for bad in (tampered, "nonsense", token.replace(":", "")):
+        for method in ("get", "post"):
+            response = getattr(Client(), method)(f"/unsubscribe/{bad}/")
+            assert response.status_code == 400
+            assert "This link does not work" in response.content.decode()
+    settings.NOTIFIER = {**settings.NOTIFIER, "LINK_MAX_AGE": -1}
+    response = Client().post(f"/unsubscribe/{token}/")
+    assert response.status_code == 400 and "expired" in response.content.decode()
+    assert not OptOut.objects.exists()
