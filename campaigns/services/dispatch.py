@@ -1,0 +1,418 @@
+"""Claim → render → send → record, for one batch of message ids.
+
+The number of SQL queries is the same for a batch of 10 and of 500: one claim (select and
+lease), one read of the templates, one write of all results. Each result is journaled in
+Redis right after its send (see ``journal``), so a crash repeats at most one message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import traceback
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from channels.backends.base import (
+    AddressRejected,
+    DeliveryError,
+    Outgoing,
+    SendResult,
+    TransientError,
+)
+from channels.models import ChannelConfig
+
+from ..conf import app_settings
+from ..models import ChannelAddress, Message, MessageAttempt, MessageStatus, Template
+from ..models.messages import WAITING
+from ..signals import messages_failed, messages_sent, messages_succeeded
+from .availability import recipient_delivery_time, windows_for
+from .bulk import rows_update
+from .journal import journal_clear, journal_record
+from .optouts import optouts_matcher
+from .ratelimit import limiter_for
+from .rendering import TemplateError, template_compile, template_render
+from .unsubscribe import footer_add, message_links
+
+logger = logging.getLogger("notifier.dispatch")
+
+#: The fields a dispatch writes back, per message, in one statement.
+RESULT_FIELDS = (
+    "status",
+    "status_reason",
+    "sent_at",
+    "next_attempt_at",
+    "lease_until",
+    "last_error",
+    "provider_id",
+    "subject",
+    "text",
+    "html",
+    "attempts",
+)
+
+
+@dataclass(slots=True)
+class DispatchSummary:
+    claimed: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"claimed": self.claimed, **self.counts}
+
+
+def messages_claim(*, message_ids: Iterable[int], now: dt.datetime | None = None) -> list[Message]:
+    """Take the rows that are still claimable into ``sending`` under a lease.
+
+    On PostgreSQL rows locked by another worker are skipped (``SKIP LOCKED``), so two jobs
+    carrying the same ids never both send a message.
+    """
+    now = now or timezone.now()
+    ids = list(message_ids)
+    if not ids:
+        return []
+    lease_until = now + dt.timedelta(seconds=app_settings.LEASE_SECONDS)
+    with transaction.atomic():
+        messages = list(
+            Message.objects.filter(id__in=ids)
+            .filter(
+                Q(status=MessageStatus.QUEUED) | Q(status__in=WAITING, next_attempt_at__lte=now)
+            )
+            .select_related("event", "channel")
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("id")
+        )
+        if not messages:
+            return []
+        Message.objects.filter(id__in=[m.pk for m in messages]).update(
+            status=MessageStatus.SENDING,
+            lease_until=lease_until,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+    for message in messages:
+        message.status = MessageStatus.SENDING
+        message.lease_until = lease_until
+        message.attempts += 1
+    return messages
+
+
+def retry_delay(*, attempts: int, channel: ChannelConfig, retry_after: float | None) -> float:
+    """Exponential backoff with jitter; never sooner than the provider's Retry-After."""
+    base = channel.retry_delay if channel.retry_delay is not None else app_settings.RETRY_DELAY
+    factor = channel.retry_backoff or app_settings.RETRY_BACKOFF
+    delay = base * factor ** max(attempts - 1, 0)
+    jitter = app_settings.RETRY_JITTER
+    delay *= 1 + random.uniform(-jitter, jitter)  # noqa: S311 - jitter, not security
+    return max(delay, retry_after or 0.0)
+
+
+def _outcome(message: Message, **changes: Any) -> dict[str, Any]:
+    row = {name: getattr(message, name) for name in RESULT_FIELDS}
+    row.update(changes, id=message.pk, attempts=message.attempts, lease_until=None)
+    for name, value in row.items():
+        setattr(message, name, value)
+    return row
+
+
+def outcome_for(message: Message, result: SendResult, now: dt.datetime) -> dict[str, Any]:
+    if result.ok:
+        return _outcome(
+            message,
+            status=MessageStatus.SENT,
+            sent_at=now,
+            next_attempt_at=None,
+            last_error="",
+            provider_id=result.provider_id[:255],
+        )
+    error: DeliveryError = result.error
+    text = f"{type(error).__name__}: {error}"[:4000]
+    if isinstance(error, TransientError) and message.attempts < message.max_attempts:
+        delay = retry_delay(
+            attempts=message.attempts, channel=message.channel, retry_after=error.retry_after
+        )
+        return _outcome(
+            message,
+            status=MessageStatus.RETRYING,
+            last_error=text,
+            next_attempt_at=now + dt.timedelta(seconds=delay),
+        )
+    if isinstance(error, TransientError):
+        text = f"{text} (gave up after {message.attempts} attempts)"
+    return _outcome(message, status=MessageStatus.FAILED, last_error=text, next_attempt_at=None)
+
+
+def _render(message: Message, template: Template | None) -> Outgoing:
+    if template is None:
+        raise TemplateError(f"template {message.template_key} was deleted")
+    links = message_links(message)  # unsubscribe_url, preferences_url
+    rendered = template_render(
+        template_compile(template), {**message.context, "recipient": message.recipient, **links}
+    )
+    text = footer_add(rendered.text, message=message, links=links)
+    message.subject, message.text, message.html = rendered.subject, text, rendered.html
+    return Outgoing(
+        id=message.pk,
+        uuid=str(message.uuid),
+        address=message.address,
+        subject=rendered.subject,
+        text=text,
+        html=rendered.html,
+        recipient=message.recipient,
+        extra=message.extra,
+        event_key=message.event.key,
+        language=message.language,
+        links=links,
+    )
+
+
+def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
+    """Claim the given messages, render and send them, record every result."""
+    summary = DispatchSummary()
+    messages = messages_claim(message_ids=message_ids)
+    summary.claimed = len(messages)
+    if not messages:
+        return summary
+    template_ids = {m.template_id for m in messages if m.template_id}
+    templates = {t.pk: t for t in Template.objects.filter(pk__in=template_ids)}
+    outcomes, sendable = _messages_recheck(messages)
+    by_channel: dict[int, list[Message]] = defaultdict(list)
+    for message in sendable:
+        by_channel[message.channel_id].append(message)
+
+    for channel_messages in by_channel.values():
+        outcomes.extend(_channel_send(channel_messages, templates))
+
+    rows_update(Message, outcomes, RESULT_FIELDS, only_if={"status": MessageStatus.SENDING})
+    attempts_record(outcomes)
+    journal_clear(row["id"] for row in outcomes)
+    for row in outcomes:
+        summary.counts[row["status"]] += 1
+    disposable = [  # an inbox message is the inbox item itself: it stays
+        m.pk
+        for m in messages
+        if m.status == MessageStatus.SENT
+        and m.event.delete_after_processing
+        and not m.channel.backend_class.stores_messages
+    ]
+    if disposable:
+        Message.objects.filter(pk__in=disposable, status=MessageStatus.SENT).delete()
+
+    sent = [m for m in messages if m.status == MessageStatus.SENT]
+    failed = [m for m in messages if m.status in (MessageStatus.FAILED, MessageStatus.BROKEN)]
+    messages_sent.send(sender=Message, messages=messages)
+    if sent:
+        messages_succeeded.send(sender=Message, messages=sent)
+    if failed:
+        messages_failed.send(sender=Message, messages=failed)
+    return summary
+
+
+#: Outcomes that were a try at delivery (a message put back to wait for its window was not).
+ATTEMPTED = {
+    MessageStatus.SENT,
+    MessageStatus.RETRYING,
+    MessageStatus.FAILED,
+    MessageStatus.BROKEN,
+    MessageStatus.DEBUG,
+    MessageStatus.CANCELLED,
+}
+
+
+def attempts_record(outcomes: list[dict[str, Any]]) -> None:
+    """One row per try in the delivery log, for the whole batch in one statement."""
+    now = timezone.now()
+    MessageAttempt.objects.bulk_create(
+        [
+            MessageAttempt(
+                message_id=row["id"],
+                number=row["attempts"],
+                status=row["status"],
+                error=row["last_error"] or row.get("status_reason", ""),
+                provider_id=row["provider_id"] or "",
+                at=row.get("sent_at") or now,
+            )
+            for row in outcomes
+            if row["status"] in ATTEMPTED
+        ]
+    )
+
+
+def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], list[Message]]:
+    """Just before sending: cancel what was opted out since it was written, and what the
+    event's ``check_validity`` callable says is no longer valid; put back what falls outside
+    its availability windows (a retry can land there). One query for the opt-outs, one per
+    event of the batch for the windows."""
+    now = timezone.now()
+    channel_ids = {m.channel_id for m in messages}
+    windows = {
+        event_id: windows_for(event_id=event_id, channel_ids=channel_ids)
+        for event_id in {m.event_id for m in messages}
+    }
+    opted_out = optouts_matcher(
+        user_ids={m.user_id for m in messages},
+        addresses={m.address for m in messages},
+        event_ids={m.event_id for m in messages},
+        channel_ids={m.channel_id for m in messages},
+    )
+    outcomes, sendable = [], []
+    for message in messages:
+        reason = ""
+        try:
+            if not message.event.mandatory and opted_out(
+                message.user_id,
+                message.address,
+                message.event_id,
+                message.channel_id,
+                message.event.marketing,
+            ):
+                reason = "opted out"
+            elif message.event.check_validity and not _validity_check(message):
+                reason = "no longer valid"
+            else:
+                event_windows, channel_windows = windows[message.event_id]
+                due = recipient_delivery_time(
+                    message.recipient,
+                    now=now,
+                    default_tz=settings.TIME_ZONE,
+                    event_windows=event_windows,
+                    channel_windows=channel_windows[message.channel_id],
+                )
+                if due > now + dt.timedelta(seconds=1):
+                    row = _outcome(message, status=MessageStatus.SCHEDULED, next_attempt_at=due)
+                    row["attempts"] = message.attempts = message.attempts - 1  # not an attempt
+                    outcomes.append(row)
+                    continue
+        except Exception as error:
+            summary = "".join(traceback.format_exception_only(error)).strip()
+            outcomes.append(
+                _outcome(
+                    message,
+                    status=MessageStatus.BROKEN,
+                    last_error=f"check_validity: {summary}"[:4000],
+                    next_attempt_at=None,
+                )
+            )
+            continue
+        if reason:
+            outcomes.append(
+                _outcome(
+                    message,
+                    status=MessageStatus.CANCELLED,
+                    status_reason=reason,
+                    next_attempt_at=None,
+                )
+            )
+        else:
+            sendable.append(message)
+    return outcomes, sendable
+
+
+def _validity_check(message: Message) -> bool:
+    return bool(import_string(message.event.check_validity)(message))
+
+
+def _channel_send(messages: list[Message], templates: dict[int, Template]) -> list[dict]:
+    outcomes: list[dict[str, Any]] = []
+    now = timezone.now()
+    ready: list[tuple[Message, Outgoing]] = []
+    for message in messages:
+        try:
+            ready.append((message, _render(message, templates.get(message.template_id))))
+        except Exception as error:
+            summary = "".join(traceback.format_exception_only(error)).strip()
+            outcomes.append(
+                _outcome(
+                    message,
+                    status=MessageStatus.BROKEN,
+                    last_error=summary[:4000],
+                    next_attempt_at=None,
+                )
+            )
+    if not ready:
+        return outcomes
+    if app_settings.DEBUG_SEND:
+        for message, _ in ready:
+            outcomes.append(
+                _outcome(message, status=MessageStatus.DEBUG, next_attempt_at=None, last_error="")
+            )
+        return outcomes
+
+    channel = messages[0].channel
+    pending = {message.pk: (message, outgoing) for message, outgoing in ready}
+    try:
+        backend = channel.get_backend()
+        backend.open()
+    except Exception as error:
+        failure = TransientError(f"channel {channel.key!r} could not open: {error}")
+        for message, outgoing in ready:
+            outcomes.append(outcome_for(message, SendResult(outgoing, error=failure), now))
+        return outcomes
+    dead: list[tuple[str, str, int | None, str]] = []
+    limiter = limiter_for(channel)
+
+    def paced():  # the backend pulls each message once the channel's rate allows it
+        for _, outgoing in ready:
+            if limiter is not None and not limiter.take():
+                return
+            yield outgoing
+
+    try:
+        for result in backend.send(paced()):
+            message, _ = pending.pop(result.outgoing.id)
+            kind = backend.recipient_key() or ""
+            if isinstance(result.error, AddressRejected) and kind not in ("", "user_id"):
+                # A user id is not an address: rejecting it must not silence the user everywhere.
+                dead.append((kind, message.address, message.user_id, str(result.error)))
+            row = outcome_for(message, result, timezone.now())
+            journal_record(row)
+            outcomes.append(row)
+    except Exception as error:
+        failure = backend.classify(error)
+        for message, outgoing in pending.values():
+            outcomes.append(outcome_for(message, SendResult(outgoing, error=failure), now))
+    else:  # what the rate limit held back goes back to wait; that was not an attempt
+        later = timezone.now() + dt.timedelta(seconds=limiter.waited_too_long if limiter else 0)
+        for message, _ in pending.values():
+            row = _outcome(
+                message,
+                status=MessageStatus.RETRYING,
+                next_attempt_at=later,
+                last_error=f"rate limited: the channel allows {channel.rate_limit}/s",
+            )
+            row["attempts"] = message.attempts = message.attempts - 1
+            outcomes.append(row)
+    finally:
+        try:
+            backend.close()
+        except Exception:
+            logger.exception("closing channel %s failed", channel.key)
+    if dead:
+        addresses_deactivate(dead)
+    return outcomes
+
+
+def addresses_deactivate(dead: list[tuple[str, str, int | None, str]]) -> None:
+    """Mark addresses a provider called dead as inactive (creating the record for addresses
+    given directly to notify()), so the next notify() skips them."""
+    now = timezone.now()
+    ChannelAddress.objects.bulk_create(
+        [
+            ChannelAddress(kind=kind, address=address, user_id=user_id)
+            for kind, address, user_id, _ in dead
+        ],
+        ignore_conflicts=True,
+    )
+    for kind, address, _, reason in dead:  # one or two per batch, rarely more
+        ChannelAddress.objects.filter(kind=kind, address=address).update(
+            is_active=False, deactivated_reason=reason[:500], updated_at=now
+        )

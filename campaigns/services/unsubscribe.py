@@ -1,0 +1,231 @@
+"""Signed links for people who get notifications: one-click unsubscribe (RFC 8058) and the
+preference centre without a login.
+
+A link carries what it acts on, signed (``django.core.signing.TimestampSigner`` with a salt
+of its own) and time-limited, so nothing is looked up to build it and a tampered or expired
+link changes nothing:
+
+- unsubscribe: ``{"a": address, "e": event key, "c": channel key, "u": user id or None}``;
+- preferences: ``{"u": user id}``, or ``{"a": address, "c": channel key}`` for a recipient
+  without a user.
+
+Settings (``NOTIFIER``): ``LINK_MAX_AGE`` (seconds a link stays valid, default 90 days),
+``UNSUBSCRIBE_MAILTO`` (an address for ``List-Unsubscribe``'s mailto, default none);
+``SITE_URL`` makes the links absolute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.urls import NoReverseMatch, reverse
+
+from ..models import Event, Message, OptOut
+from ..models.events import UnsubscribeScope
+
+UNSUBSCRIBE_SALT = "notifier.unsubscribe"
+PREFERENCES_SALT = "notifier.preferences"
+DEFAULT_MAX_AGE = 90 * 24 * 3600
+
+
+class InvalidLink(Exception):
+    """A link was tampered with, is malformed, or has expired."""
+
+
+def _notifier(name: str, default: Any) -> Any:
+    return getattr(settings, "NOTIFIER", {}).get(name, default)
+
+
+def link_max_age() -> int:
+    return int(_notifier("LINK_MAX_AGE", DEFAULT_MAX_AGE))
+
+
+def unsubscribe_mailto() -> str:
+    return str(_notifier("UNSUBSCRIBE_MAILTO", "") or "")
+
+
+def absolute(path: str) -> str:
+    return settings.SITE_URL.rstrip("/") + path
+
+
+def _sign(payload: dict[str, Any], salt: str) -> str:
+    return signing.TimestampSigner(salt=salt).sign_object(payload, compress=True)
+
+
+def _unsign(token: str, salt: str) -> dict[str, Any]:
+    try:
+        payload = signing.TimestampSigner(salt=salt).unsign_object(token, max_age=link_max_age())
+    except signing.SignatureExpired:
+        raise InvalidLink("This link has expired.") from None
+    except (signing.BadSignature, ValueError, UnicodeDecodeError):
+        raise InvalidLink("This link is not valid: it may have been cut or changed.") from None
+    if not isinstance(payload, dict):
+        raise InvalidLink("This link is not valid.")
+    return payload
+
+
+# --- building links -----------------------------------------------------------------------
+
+
+def unsubscribe_token(*, address: str, event_key: str, channel_key: str, user_id: Any) -> str:
+    user_id = int(user_id) if str(user_id or "").isdigit() else None
+    payload = {"a": address, "e": event_key, "c": channel_key, "u": user_id}
+    return _sign(payload, UNSUBSCRIBE_SALT)
+
+
+def unsubscribe_url(*, address: str, event_key: str, channel_key: str, user_id: Any) -> str:
+    token = unsubscribe_token(
+        address=address, event_key=event_key, channel_key=channel_key, user_id=user_id
+    )
+    return absolute(reverse("notifier:unsubscribe", args=[token]))
+
+
+def preferences_token(*, user_id: Any = None, address: str = "", channel_key: str = "") -> str:
+    if str(user_id or "").isdigit():
+        return _sign({"u": int(user_id)}, PREFERENCES_SALT)
+    return _sign({"a": address, "c": channel_key}, PREFERENCES_SALT)
+
+
+def preferences_url(*, user_id: Any = None, address: str = "", channel_key: str = "") -> str:
+    token = preferences_token(user_id=user_id, address=address, channel_key=channel_key)
+    return absolute(reverse("notifier:preferences-link", args=[token]))
+
+
+def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
+    """``List-Unsubscribe`` (the message's https link, and a mailto when configured) and
+    ``List-Unsubscribe-Post`` for one email (RFC 2369, RFC 8058)."""
+    links = [f"<{unsubscribe_url}>"]
+    mailto = unsubscribe_mailto()
+    if mailto:
+        token = unsubscribe_url.rstrip("/").rsplit("/", 1)[-1]
+        links.append(f"<mailto:{mailto}?subject={quote('unsubscribe ' + token)}>")
+    return {
+        "List-Unsubscribe": ", ".join(links),
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+def message_links(message: Message) -> dict[str, str]:
+    """``unsubscribe_url`` and ``preferences_url`` for a message's templates (no query: the
+    message's event and channel are loaded with it). Empty when the site does not include
+    ``campaigns.urls``."""
+    user_id = message.user_id or (message.recipient or {}).get("user_id")
+    try:
+        reverse("notifier:unsubscribe", args=["x"])
+    except NoReverseMatch:
+        return {"unsubscribe_url": "", "preferences_url": ""}
+    return {
+        "unsubscribe_url": unsubscribe_url(
+            address=message.address,
+            event_key=message.event.key,
+            channel_key=message.channel.key,
+            user_id=user_id,
+        ),
+        "preferences_url": preferences_url(
+            user_id=user_id, address=message.address, channel_key=message.channel.key
+        ),
+    }
+
+
+def footer_add(text: str, *, message: Message, links: dict[str, str]) -> str:
+    """The unsubscribe footer line of a marketing event's email text body."""
+    from channels.backends.email import EmailBackend
+
+    if not message.event.marketing or not links["unsubscribe_url"]:
+        return text
+    if "/unsubscribe/" in text or not issubclass(message.channel.backend_class, EmailBackend):
+        return text
+    return f"{text.rstrip()}\n\n--\nUnsubscribe: {links['unsubscribe_url']}\n"
+
+
+# --- reading links --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Unsubscription:
+    address: str
+    user_id: int | None
+    event: Event | None
+    channel_key: str
+    #: The events it turns off (one, or every marketing event), for the confirmation page.
+    events: list[Event]
+    scope: str
+    preferences_url: str
+
+
+def unsubscribe_read(token: str) -> Unsubscription:
+    """What an unsubscribe link would do; raises InvalidLink."""
+    payload = _unsign(token, UNSUBSCRIBE_SALT)
+    address, event_key = payload.get("a"), payload.get("e")
+    if not isinstance(address, str) or not address or not isinstance(event_key, str):
+        raise InvalidLink("This link is not valid.")
+    user_id = payload.get("u") if isinstance(payload.get("u"), int) else None
+    channel_key = str(payload.get("c") or "")
+    event = Event.objects.filter(key=event_key).first()
+    if (
+        event is not None
+        and event.unsubscribe_scope == UnsubscribeScope.EVENT
+        and not (event.mandatory)
+    ):
+        scope, events = "event", [event]
+    else:  # a mandatory event's link, or the event says so: every marketing event
+        scope = "marketing"
+        events = list(Event.objects.filter(marketing=True, mandatory=False).order_by("name"))
+    return Unsubscription(
+        address=address,
+        user_id=user_id,
+        event=event,
+        channel_key=channel_key,
+        events=events,
+        scope=scope,
+        preferences_url=preferences_url(user_id=user_id, address=address, channel_key=channel_key),
+    )
+
+
+def unsubscribe_apply(token: str) -> Unsubscription:
+    """Opt the link's address (and user) out of its event on its channel, or of every
+    marketing event. Repeating it creates nothing more. Raises InvalidLink, changing
+    nothing."""
+    from channels.models import ChannelConfig
+
+    found = unsubscribe_read(token)
+    channel = None
+    if found.scope == "event":
+        channel = ChannelConfig.objects.filter(key=found.channel_key).first()
+    user_model = OptOut._meta.get_field("user").related_model
+    user_id = (
+        found.user_id
+        if found.user_id and user_model.objects.filter(pk=found.user_id).exists()
+        else None
+    )
+    reason = "unsubscribe link"
+    if found.scope == "event":
+        targets = [
+            {"event": event, "channel": channel, "marketing": False} for event in found.events
+        ]
+    else:  # one opt-out that also covers marketing events created later
+        targets = [{"event": None, "channel": None, "marketing": True}]
+    with transaction.atomic():
+        for target in targets:
+            OptOut.objects.get_or_create(
+                user_id=user_id,
+                address=found.address.strip().lower(),
+                **target,
+                defaults={"reason": reason},
+            )
+    return found
+
+
+def preferences_subject_read(token: str) -> dict[str, Any]:
+    """``{"user_id": …}`` or ``{"address": …, "channel_key": …}``; raises InvalidLink."""
+    payload = _unsign(token, PREFERENCES_SALT)
+    if isinstance(payload.get("u"), int):
+        return {"user_id": payload["u"]}
+    if isinstance(payload.get("a"), str) and payload["a"]:
+        return {"address": payload["a"], "channel_key": str(payload.get("c") or "")}
+    raise InvalidLink("This link is not valid.")

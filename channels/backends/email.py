@@ -1,0 +1,140 @@
+"""Email through Django's mailers, so SMTP or any Django email backend (django-anymail's
+ESPs included) works without code of ours.
+
+By default a channel uses ``settings.MAILERS["default"]``; ``mailer`` names another alias.
+Setting ``host`` (and the other connection options) gives the channel an SMTP connection of
+its own instead, configured from the admin.
+"""
+
+from __future__ import annotations
+
+import smtplib
+
+from django import forms
+from django.conf import settings
+from django.core import mail
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.utils.module_loading import import_string
+
+from campaigns.conf import app_settings
+
+from .base import BaseBackend, BaseConfigForm, Outgoing, PermanentError, TransientError
+
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+CONNECTION_OPTIONS = ("host", "port", "username", "password", "use_tls", "use_ssl", "timeout")
+
+
+class EmailConfigForm(BaseConfigForm):
+    mailer = forms.CharField(
+        required=False,
+        help_text="Alias in settings.MAILERS to send through (default: 'default'). "
+        "Ignored when a host is set.",
+    )
+    from_email = forms.CharField(required=False, help_text="Sender; default DEFAULT_FROM_EMAIL.")
+    reply_to = forms.EmailField(required=False)
+    backend = forms.CharField(
+        required=False, help_text=f"Django email backend for a host of its own ({SMTP_BACKEND})."
+    )
+    host = forms.CharField(required=False)
+    port = forms.IntegerField(required=False, min_value=1, max_value=65535)
+    username = forms.CharField(required=False)
+    password = forms.CharField(required=False)
+    use_tls = forms.BooleanField(required=False)
+    use_ssl = forms.BooleanField(required=False)
+    timeout = forms.FloatField(required=False, min_value=0.1, initial=20)
+
+    secret_fields = ("password",)
+
+    def clean_mailer(self):
+        alias = self.cleaned_data["mailer"]
+        if alias and alias not in getattr(settings, "MAILERS", {}):
+            raise ValidationError(f"no mailer {alias!r} in settings.MAILERS")
+        return alias
+
+    def clean(self):
+        data = super().clean()
+        if data.get("use_tls") and data.get("use_ssl"):
+            raise ValidationError("use_tls and use_ssl are mutually exclusive")
+        return data
+
+
+class EmailBackend(BaseBackend):
+    key = "email"
+    verbose_name = "Email"
+    address_key = "email"
+    template_fields = ("subject", "text", "html")
+    ConfigForm = EmailConfigForm
+
+    connection = None
+
+    def _connect(self):
+        options = self.options
+        if options.get("host"):
+            backend_class = import_string(options.get("backend") or SMTP_BACKEND)
+            kwargs = {name: options[name] for name in CONNECTION_OPTIONS if name in options}
+            kwargs.setdefault("timeout", 20)
+            return backend_class(alias=f"notifier-channel-{self.channel_key}", **kwargs)
+        return mail.mailers[options.get("mailer") or "default"]
+
+    def open(self) -> None:
+        if self.connection is None:
+            self.connection = self._connect()
+        self.connection.open()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            finally:
+                self.connection = None
+
+    def build(self, message: Outgoing) -> EmailMultiAlternatives:
+        headers = {"Message-ID": f"<{message.uuid}@{app_settings.EMAIL_DOMAIN}>"}
+        if message.links.get("unsubscribe_url"):  # a notification: one-click unsubscribe
+            from campaigns.services.unsubscribe import list_unsubscribe_headers
+
+            headers.update(list_unsubscribe_headers(message.links["unsubscribe_url"]))
+        email = EmailMultiAlternatives(
+            subject=message.subject,
+            body=message.text,
+            from_email=self.options.get("from_email") or settings.DEFAULT_FROM_EMAIL,
+            to=[message.address],
+            reply_to=[self.options["reply_to"]] if self.options.get("reply_to") else None,
+            headers=headers,
+        )
+        if message.html:
+            email.attach_alternative(message.html, "text/html")
+        return email
+
+    def send_one(self, message: Outgoing) -> str:
+        email = self.build(message)
+        if self.connection is None:
+            self.open()
+        try:
+            self.connection.send_messages([email])
+        except smtplib.SMTPRecipientsRefused as error:
+            code, reply = next(iter(error.recipients.values()))
+            raise self._smtp_error(code, reply) from error
+        except smtplib.SMTPResponseException as error:
+            self.close()
+            raise self._smtp_error(error.smtp_code, error.smtp_error) from error
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as error:
+            self.close()  # reconnect on the next message
+            raise TransientError(f"SMTP connection failed: {error}") from error
+        except ValueError as error:  # invalid address (Django refuses CR/LF, bad syntax)
+            raise PermanentError(str(error)) from error
+        # An ESP behind django-anymail gives its own id, which its tracking events carry.
+        status = getattr(email, "anymail_status", None)
+        esp_id = getattr(status, "message_id", None)
+        if esp_id not in (None, ""):
+            return str(esp_id)
+        return f"<{message.uuid}@{app_settings.EMAIL_DOMAIN}>"
+
+    @staticmethod
+    def _smtp_error(code: int, reply: bytes | str):
+        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        detail = f"SMTP {code} {text}".strip()
+        if 400 <= code < 500:
+            return TransientError(detail)
+        return PermanentError(detail)
