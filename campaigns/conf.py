@@ -67,6 +67,16 @@ class AppSettings:
         return float(self._get("RETRY_JITTER", 0.2))
 
     @property
+    def CAMPAIGN_CHUNK(self) -> int:
+        """Recipients one campaign fan-out job writes (one transaction each)."""
+        return int(self._get("CAMPAIGN_CHUNK", 1000))
+
+    @property
+    def CAMPAIGN_CANCEL_WAIT(self) -> float:
+        """Seconds a cancel waits for batches already sending to finish before it answers."""
+        return float(self._get("CAMPAIGN_CANCEL_WAIT", 30))
+
+    @property
     def SWEEP_INTERVAL(self) -> int:
         """Seconds between two sweeps run by RQ's cron scheduler."""
         return int(self._get("SWEEP_INTERVAL", 5))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .services.campaigns import chunk_fan_out
 from .services.dispatch import message_dispatch
 from .services.sweep import sweep as sweep_run
 
@@ -12,3 +13,7 @@ def dispatch(message_ids: list[int]) -> dict[str, int]:
 
 def sweep() -> dict[str, int]:
     return sweep_run().as_dict()
+
+
+def campaign_chunk(chunk_id: int) -> dict:
+    return chunk_fan_out(chunk_id)

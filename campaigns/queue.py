@@ -69,6 +69,27 @@ def enqueue_dispatch(ids_by_channel: Mapping[int, list[int]]) -> int:
     return len(batches)
 
 
+def enqueue_job(path: str, calls: list[tuple], *, label: str) -> int:
+    """Enqueue one job of ``path`` per argument tuple in ``calls``, in one round trip.
+    Returns the number of jobs; 0 when Redis cannot be reached (the sweep will retry)."""
+    if not calls:
+        return 0
+    try:
+        queue = get_queue()
+        jobs = [
+            Queue.prepare_data(path, args=args, description=f"{label} {args}") for args in calls
+        ]
+        with queue.connection.pipeline() as pipe:
+            queue.enqueue_many(jobs, pipeline=pipe)
+            pipe.execute()
+    except RedisError as error:
+        logger.warning(
+            "could not enqueue %d %s job(s), the sweep will: %s", len(calls), label, error
+        )
+        return 0
+    return len(calls)
+
+
 def enqueue_dispatch_on_commit(ids_by_channel: Mapping[int, list[int]]) -> None:
     if any(ids_by_channel.values()):
         payload = {channel: list(ids) for channel, ids in ids_by_channel.items()}

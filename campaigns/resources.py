@@ -1,5 +1,5 @@
-"""Import and export (django-import-export) of opt-outs, events and templates, so operators
-can move templates between a staging and a production site. Rows refer to events and
+"""Import and export (django-import-export) of opt-outs, events, templates and contacts, so
+operators can move templates between a staging and a production site. Rows refer to events and
 channels by key; channel configurations (and their secrets) are never exported."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from import_export import fields, resources, widgets
 
 from channels.models import ChannelConfig
 
-from .models import Event, OptOut, Template
+from .models import AudienceKind, Contact, Event, OptOut, Template
 
 
 class JSONWidget(widgets.Widget):
@@ -111,3 +111,69 @@ class TemplateResource(resources.ModelResource):
         import_id_fields = ("event", "channel", "language")
         clean_model_instances = True  # a template that does not compile is a row error
         skip_unchanged = True
+
+
+def _cell(value) -> str:
+    """A spreadsheet cell as text (XLSX gives 42 as 42.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+class ContactResource(resources.ModelResource):
+    """A contact list row: ``email``, ``phone``, ``name``, ``language``, ``tz`` (or
+    ``timezone``); every other column is kept in ``data`` and reaches templates as
+    ``{{ recipient.<column> }}``. Rows match existing contacts of the same list by email,
+    else by phone, so importing a file again updates instead of doubling."""
+
+    KNOWN = ("email", "phone", "name", "language", "tz")
+    data = fields.Field(attribute="data", column_name="data", widget=JSONWidget())
+
+    def __init__(self, audience=None, **kwargs):
+        super().__init__(**kwargs)
+        self.audience = audience
+
+    class Meta:
+        model = Contact
+        fields = ("email", "phone", "name", "language", "tz", "data")
+        import_id_fields = ("email",)
+        clean_model_instances = True
+        skip_unchanged = True
+        report_skipped = True
+
+    def get_queryset(self):
+        return Contact.objects.filter(audience=self.audience)
+
+    def before_import(self, dataset, **kwargs):
+        if self.audience is None:
+            raise ValueError("choose the contact list to import into")
+        if self.audience.kind != AudienceKind.CONTACTS:
+            raise ValueError(f"{self.audience.name!r} is not an imported contact list")
+        headers = [str(h or "").strip().lower() for h in dataset.headers]
+        dataset.headers = ["tz" if h == "timezone" else h for h in headers]
+        if "email" not in dataset.headers and "phone" not in dataset.headers:
+            raise ValueError("the file needs an 'email' or a 'phone' column")
+        for name in ("email", "phone"):
+            if name not in dataset.headers:
+                dataset.append_col([""] * len(dataset), header=name)
+
+    def before_import_row(self, row, **kwargs):
+        row["email"] = str(row.get("email") or "").strip().lower()
+        row["phone"] = str(row.get("phone") or "").strip()
+        extra = {
+            key: value
+            for key, value in row.items()
+            if key and key not in self.KNOWN and key != "data" and value not in (None, "")
+        }
+        row["data"] = {key: _cell(value) for key, value in extra.items()}
+
+    def get_instance(self, instance_loader, row):
+        if row.get("email"):
+            return self.get_queryset().filter(email=row["email"]).first()
+        if row.get("phone"):
+            return self.get_queryset().filter(phone=row["phone"]).first()
+        return None
+
+    def import_instance(self, instance, row, **kwargs):
+        super().import_instance(instance, row, **kwargs)
+        instance.audience = self.audience

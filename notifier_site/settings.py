@@ -210,6 +210,29 @@ UNFOLD = {
                 ],
             },
             {
+                "title": "Campaigns",
+                "items": [
+                    {
+                        "title": "Campaigns",
+                        "icon": "campaign",
+                        "link": "/admin/campaigns/campaign/",
+                        "permission": "campaigns.admin.permissions.can_view_campaigns",
+                    },
+                    {
+                        "title": "Audiences",
+                        "icon": "groups",
+                        "link": "/admin/campaigns/audience/",
+                        "permission": "campaigns.admin.permissions.can_view_audiences",
+                    },
+                    {
+                        "title": "Contacts",
+                        "icon": "contacts",
+                        "link": "/admin/campaigns/contact/",
+                        "permission": "campaigns.admin.permissions.can_view_contacts",
+                    },
+                ],
+            },
+            {
                 "title": "Workers",
                 "items": [
                     {

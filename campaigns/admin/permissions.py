@@ -23,3 +23,15 @@ def can_view_messages(request) -> bool:
 
 def can_view_optouts(request) -> bool:
     return request.user.has_perm("campaigns.view_optout")
+
+
+def can_view_campaigns(request) -> bool:
+    return request.user.has_perm("campaigns.view_campaign")
+
+
+def can_view_audiences(request) -> bool:
+    return request.user.has_perm("campaigns.view_audience")
+
+
+def can_view_contacts(request) -> bool:
+    return request.user.has_perm("campaigns.view_contact")

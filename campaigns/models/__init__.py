@@ -1,5 +1,6 @@
 from .addresses import ChannelAddress
 from .availability import AvailabilityWindow
+from .campaigns import Audience, AudienceKind, Campaign, CampaignChunk, CampaignStatus, Contact
 from .events import Event
 from .messages import (
     Message,
@@ -15,8 +16,14 @@ from .tokens import ApiToken
 
 __all__ = [
     "ApiToken",
+    "Audience",
+    "AudienceKind",
     "AvailabilityWindow",
+    "Campaign",
+    "CampaignChunk",
+    "CampaignStatus",
     "ChannelAddress",
+    "Contact",
     "Event",
     "Message",
     "MessageAttempt",

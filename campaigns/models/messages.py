@@ -20,6 +20,7 @@ class MessageStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
     BROKEN = "broken", "Broken"  # could not be built or rendered; never retried
     DEBUG = "debug", "Debug"  # rendered but not delivered (NOTIFIER DEBUG_SEND)
+    PAUSED = "paused", "Paused"  # its campaign is paused; resuming queues it again
 
 
 #: Rows a sweep hands to workers once next_attempt_at has come.
@@ -29,7 +30,7 @@ CLAIMABLE = (*WAITING, MessageStatus.QUEUED)
 #: Rows whose lease_until bounds how long they may stay so.
 LEASED = (MessageStatus.QUEUED, MessageStatus.SENDING)
 #: Rows not yet processed: what trigger_once and last_only look at.
-ACTIVE = (*CLAIMABLE, MessageStatus.SENDING)
+ACTIVE = (*CLAIMABLE, MessageStatus.SENDING, MessageStatus.PAUSED)
 #: Rows that will not change any more.
 FINAL = (
     MessageStatus.SENT,
@@ -43,13 +44,17 @@ FINAL = (
 S = MessageStatus
 #: The state machine: which states each state may move to (README "Message states").
 TRANSITIONS: dict[str, frozenset[str]] = {
-    S.PENDING: frozenset({S.SCHEDULED, S.QUEUED, S.SENDING, S.CANCELLED, S.SKIPPED}),
-    S.SCHEDULED: frozenset({S.QUEUED, S.SENDING, S.CANCELLED}),
-    S.QUEUED: frozenset({S.QUEUED, S.SENDING, S.CANCELLED}),
-    S.RETRYING: frozenset({S.QUEUED, S.SENDING, S.CANCELLED}),
+    S.PENDING: frozenset({S.SCHEDULED, S.QUEUED, S.SENDING, S.CANCELLED, S.SKIPPED, S.PAUSED}),
+    S.SCHEDULED: frozenset({S.QUEUED, S.SENDING, S.CANCELLED, S.PAUSED}),
+    S.QUEUED: frozenset({S.QUEUED, S.SENDING, S.CANCELLED, S.PAUSED}),
+    S.RETRYING: frozenset({S.QUEUED, S.SENDING, S.CANCELLED, S.PAUSED}),
     S.SENDING: frozenset(
-        {S.SENT, S.RETRYING, S.FAILED, S.BROKEN, S.DEBUG, S.CANCELLED, S.QUEUED, S.SCHEDULED}
+        {
+            *(S.SENT, S.RETRYING, S.FAILED, S.BROKEN, S.DEBUG),
+            *(S.CANCELLED, S.QUEUED, S.SCHEDULED, S.PAUSED),
+        }
     ),
+    S.PAUSED: frozenset({S.QUEUED, S.SCHEDULED, S.CANCELLED}),  # resume, cancel
     S.FAILED: frozenset({S.QUEUED}),  # retry_failed, resend
     S.BROKEN: frozenset({S.QUEUED}),  # after the template was fixed
     S.CANCELLED: frozenset({S.QUEUED}),  # resend
@@ -150,6 +155,13 @@ class Message(models.Model):
         on_delete=models.SET_NULL,
         related_name="triggered_notifications",
     )
+    campaign = models.ForeignKey(
+        "campaigns.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+    )
     seen_at = models.DateTimeField(null=True, blank=True)
     consumed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -181,6 +193,12 @@ class Message(models.Model):
             models.Index(fields=["address"], name="message_address_idx"),
             models.Index(fields=["status", "-created_at"], name="message_status_idx"),
             models.Index(fields=["content_type", "object_id"], name="message_content_idx"),
+            # A campaign's progress and report (counts by status, channel, language).
+            models.Index(
+                fields=["campaign", "status"],
+                name="message_campaign_idx",
+                condition=Q(campaign__isnull=False),
+            ),
         ]
         constraints = [
             # A safety net under the trigger behaviours (notify() checks first, under a lock):
@@ -195,6 +213,13 @@ class Message(models.Model):
                 fields=["dedupe_key"],
                 name="message_one_sent_per_once_key",
                 condition=Q(status=MessageStatus.SENT, dedupe_key__startswith="send:"),
+            ),
+            # A recipient gets a campaign at most once per channel, whatever a crashed or
+            # repeated fan-out job does.
+            models.UniqueConstraint(
+                fields=["campaign", "channel", "address"],
+                name="message_once_per_campaign",
+                condition=Q(campaign__isnull=False),
             ),
         ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import time
 import traceback
 from collections import defaultdict
 from collections.abc import Iterable
@@ -359,9 +360,12 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
         return outcomes
     dead: list[tuple[str, str, int | None, str]] = []
     limiter = limiter_for(channel)
+    holds = _CampaignHolds({m.campaign_id for m in messages if m.campaign_id})
 
     def paced():  # the backend pulls each message once the channel's rate allows it
-        for _, outgoing in ready:
+        for message, outgoing in ready:
+            if holds.state(message.campaign_id):  # paused or cancelled since the claim
+                continue
             if limiter is not None and not limiter.take():
                 return
             yield outgoing
@@ -383,6 +387,10 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
     else:  # what the rate limit held back goes back to wait; that was not an attempt
         later = timezone.now() + dt.timedelta(seconds=limiter.waited_too_long if limiter else 0)
         for message, _ in pending.values():
+            state = holds.state(message.campaign_id)
+            if state:
+                outcomes.append(_held_outcome(message, state))
+                continue
             row = _outcome(
                 message,
                 status=MessageStatus.RETRYING,
@@ -399,6 +407,44 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
     if dead:
         addresses_deactivate(dead)
     return outcomes
+
+
+class _CampaignHolds:
+    """Whether a campaign in this batch was paused or cancelled after the claim: read from
+    the database before a batch's first campaign message, then at most every
+    ``INTERVAL`` seconds (a cancel waits for the batch, so the batch must stop soon)."""
+
+    INTERVAL = 0.2
+
+    def __init__(self, campaign_ids: set[int]):
+        self.campaign_ids = campaign_ids
+        self.states: dict[int, str] = {}
+        self.read_at = float("-inf")
+
+    def state(self, campaign_id: int | None) -> str:
+        if not campaign_id:
+            return ""
+        if time.monotonic() - self.read_at >= self.INTERVAL:
+            from .campaigns import campaigns_holding
+
+            self.states = campaigns_holding(self.campaign_ids)
+            self.read_at = time.monotonic()
+        return self.states.get(campaign_id, "")
+
+
+def _held_outcome(message: Message, state: str) -> dict[str, Any]:
+    """A message its campaign's pause or cancel stopped before it was sent: not an attempt."""
+    if state == "paused":
+        row = _outcome(message, status=MessageStatus.PAUSED, next_attempt_at=timezone.now())
+    else:
+        row = _outcome(
+            message,
+            status=MessageStatus.CANCELLED,
+            status_reason="campaign cancelled",
+            next_attempt_at=None,
+        )
+    row["attempts"] = message.attempts = message.attempts - 1
+    return row
 
 
 def addresses_deactivate(dead: list[tuple[str, str, int | None, str]]) -> None:

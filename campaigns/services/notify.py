@@ -205,6 +205,10 @@ def notify(
     send_immediately: bool = False,
     skip_invalid: bool = False,
     template: Template | None = None,
+    local_time: dt.time | None = None,
+    campaign: Any = None,
+    campaign_seen: set[tuple[int, str]] | None = None,
+    dry_run: bool = False,
 ) -> NotifyResult:
     """Write one message per recipient address and channel, and enqueue their dispatch.
 
@@ -217,15 +221,25 @@ def notify(
     event's and the channel's availability windows in the recipient's timezone, unless
     ``send_immediately`` (on the call or a recipient) says otherwise.
 
+    With ``local_time`` (e.g. 09:00) each recipient's message is due at that time of day in
+    their timezone, on the day of ``scheduled_at`` (or today); where it has passed, at once.
+
     ``trigger`` overrides the event's trigger behaviour; a trigger a once-behaviour refuses is
     skipped as "duplicate", or raises DuplicateNotification with ``strict=True``. The same
     ``idempotency_key`` with the same payload returns the first call's result.
+
+    ``campaign`` marks the rows as that campaign's; an address that already has the
+    campaign on a channel is skipped as "duplicate address" (``campaign_seen`` carries the
+    (channel id, address) pairs planned by earlier calls of a dry run; it is updated).
+    ``dry_run=True`` plans the same messages and skips, and writes nothing.
     """
     now = timezone.now()
     event = _event_get(event)
     context = context_validate(event=event, context=context or {})
     if scheduled_at is not None and timezone.is_naive(scheduled_at):
         raise InvalidContext("scheduled_at must be timezone-aware")
+    if dry_run and idempotency_key:
+        raise InvalidContext("a dry run cannot carry an idempotency_key")
     behaviour = trigger or event.trigger
     if behaviour not in Trigger.values:
         raise InvalidContext(f"unknown trigger {behaviour!r}; one of: {', '.join(Trigger.values)}")
@@ -291,7 +305,10 @@ def notify(
         try:
             recipient_timezone(person, default=settings.TIME_ZONE)
         except ValueError as error:
-            raise InvalidRecipient(index, str(error)) from None
+            if not skip_invalid:
+                raise InvalidRecipient(index, str(error)) from None
+            skipped.extend(Skipped(person, c.key, "invalid timezone") for c in chosen)
+            continue
         for channel in chosen:
             backend = backends[channel.pk]
             address = backend.address(person)
@@ -321,9 +338,18 @@ def notify(
         event_id=event.pk, channel_ids=[c.pk for c in chosen]
     )
     earliest = max(now, scheduled_at) if scheduled_at else now
+    local_day = timezone.localtime(scheduled_at or now).date()
+    taken = campaign_seen if campaign_seen is not None else set()
+    if campaign is not None:
+        taken |= _campaign_addresses(campaign, addresses)
     prefix = ONCE_PREFIX.get(behaviour, "")
     messages: list[Message] = []
     for person, channel, address in addresses:
+        if campaign is not None:
+            if (channel.pk, address) in taken:
+                skipped.append(Skipped(person, channel.key, "duplicate address"))
+                continue
+            taken.add((channel.pk, address))
         if not event.mandatory and opted_out(
             person.get("user_id"), address, event.pk, channel.pk, event.marketing
         ):
@@ -344,9 +370,13 @@ def notify(
         key = f"{prefix}:{event.pk}:{channel.pk}:{identity}" if prefix else ""
         if key and behaviour in PER_CONTENT:
             key = f"{key}:{content_ref[0].pk}:{content_ref[1]}"
+        start = earliest
+        if local_time is not None:
+            zone = recipient_timezone(person, default=settings.TIME_ZONE)
+            start = max(now, dt.datetime.combine(local_day, local_time, tzinfo=zone))
         due = recipient_delivery_time(  # the timezone was checked in the recipient loop
             person,
-            now=earliest,
+            now=start,
             default_tz=settings.TIME_ZONE,
             event_windows=event_windows,
             channel_windows=channel_windows[channel.pk],
@@ -378,8 +408,14 @@ def notify(
                 content_type=content_ref[0] if content_ref else None,
                 object_id=content_ref[1] if content_ref else "",
                 trigger_user_id=getattr(trigger_user, "pk", trigger_user),
+                campaign=campaign,
             )
         )
+
+    if dry_run:
+        messages, duplicates = _triggers_apply(messages, behaviour=behaviour, now=now, dry_run=True)
+        skipped.extend(Skipped(m.recipient, m.channel.key, reason) for m, reason in duplicates)
+        return NotifyResult(messages=messages, skipped=skipped)
 
     try:
         with transaction.atomic():
@@ -477,22 +513,23 @@ def _idempotency_claim(key: str, payload: str, skipped: list[Skipped]) -> Notify
 
 
 def _triggers_apply(
-    messages: list[Message], *, behaviour: str, now: dt.datetime
+    messages: list[Message], *, behaviour: str, now: dt.datetime, dry_run: bool = False
 ) -> tuple[list[Message], list[tuple[Message, str]]]:
     """Apply the trigger behaviour under a lock per key (so concurrent calls serialise per
-    recipient); returns the messages to write and the refused ones with their reason."""
+    recipient); returns the messages to write and the refused ones with their reason. A dry
+    run reads the same rows without locking or cancelling anything."""
     keyed = [m for m in messages if m.dedupe_key]
     if not keyed:
         return messages, []
     keys = sorted({m.dedupe_key for m in keyed})
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and not dry_run:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
                 "FROM unnest(%s::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
                 [keys],
             )
-    if behaviour == Trigger.LAST_ONLY:
+    if behaviour == Trigger.LAST_ONLY and not dry_run:
         Message.objects.filter(
             dedupe_key__in=keys, status__in=[s for s in ACTIVE if s != MessageStatus.SENDING]
         ).update(
@@ -503,6 +540,8 @@ def _triggers_apply(
             updated_at=now,
         )
         blocking: set[str] = set()
+    elif behaviour == Trigger.LAST_ONLY:  # a dry run: what would be superseded is not refused
+        blocking = set()
     else:
         states = [*ACTIVE, MessageStatus.SENT] if behaviour in SEND_ONCE else list(ACTIVE)
         blocking = set(
@@ -521,6 +560,16 @@ def _triggers_apply(
         seen.add(key)
         kept.append(message)
     return kept, refused
+
+
+def _campaign_addresses(campaign: Any, addresses: list) -> set[tuple[int, str]]:
+    """(channel id, address) pairs that already have this campaign: one query."""
+    if not addresses or campaign.pk is None:
+        return set()
+    rows = Message.objects.filter(
+        campaign=campaign, address__in={address for _, _, address in addresses}
+    ).values_list("channel_id", "address")
+    return set(rows)
 
 
 def _event_get(event: str | Event) -> Event:

@@ -6,6 +6,8 @@ tests, or a deleted group, gets them back). Superusers need no group.
 
 from __future__ import annotations
 
+from django.db.models import Q
+
 #: group name -> {app_label: {model: [actions]}}; "send_test" is a permission of its own.
 ROLES: dict[str, dict[str, dict[str, list[str]]]] = {
     "Marketing": {
@@ -13,6 +15,9 @@ ROLES: dict[str, dict[str, dict[str, list[str]]]] = {
             "event": ["view", "add", "change"],
             "template": ["view", "add", "change", "delete", "send_test"],
             "availabilitywindow": ["view", "add", "change", "delete"],
+            "audience": ["view", "add", "change", "delete"],
+            "contact": ["view", "add", "change", "delete"],
+            "campaign": ["view", "add", "change", "delete", "run_campaign"],
         },
         "channels": {"channelconfig": ["view"]},
     },
@@ -24,28 +29,32 @@ ROLES: dict[str, dict[str, dict[str, list[str]]]] = {
             "recipientprofile": ["view", "change"],
             "event": ["view"],
             "template": ["view", "send_test"],
+            "campaign": ["view"],
         },
     },
 }
 
 
+#: Permissions of their own (not view/add/change/delete of a model).
+CUSTOM = {"send_test", "run_campaign"}
+
+
 def _codename(action: str, model: str) -> str:
-    return action if action == "send_test" else f"{action}_{model}"
+    return action if action in CUSTOM else f"{action}_{model}"
 
 
 def roles_ensure(*, group_model, permission_model) -> None:
     """Create the groups and grant their permissions (idempotent). Takes the models so a
-    migration can pass its historical ones."""
+    migration can pass its historical ones; permissions of models a migration does not know
+    yet are granted by the ``post_migrate`` run."""
     for name, grants in ROLES.items():
         group, _ = group_model.objects.get_or_create(name=name)
-        wanted = [
-            permission_model.objects.get(
-                content_type__app_label=app_label,
-                content_type__model=model,
-                codename=_codename(action, model),
-            )
-            for app_label, models in grants.items()
-            for model, actions in models.items()
-            for action in actions
-        ]
-        group.permissions.add(*wanted)
+        wanted = Q()
+        for app_label, models in grants.items():
+            for model, actions in models.items():
+                wanted |= Q(
+                    content_type__app_label=app_label,
+                    content_type__model=model,
+                    codename__in=[_codename(action, model) for action in actions],
+                )
+        group.permissions.add(*permission_model.objects.filter(wanted))

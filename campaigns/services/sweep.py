@@ -5,7 +5,9 @@ One pass
    recorded as such; the rest go back to ``queued`` (or ``failed`` when out of attempts);
 2. moves due ``scheduled`` / ``retrying`` / ``pending`` rows, and ``queued`` rows whose job
    never came (Redis lost), to ``queued`` under a fresh queue lease;
-3. enqueues dispatch jobs for them after commit.
+3. enqueues dispatch jobs for them after commit;
+4. launches scheduled campaigns whose time has come, enqueues again campaign chunks whose
+   job was lost, and finishes campaigns with nothing left to do.
 
 Every selection locks with ``SKIP LOCKED`` on PostgreSQL, so two sweeps at once are safe.
 RQ's cron scheduler runs it every ``SWEEP_INTERVAL`` seconds; ``process_notifications`` runs
@@ -38,6 +40,7 @@ class SweepSummary:
     reclaimed: int = 0  # expired leases sent back to the queue
     expired: int = 0  # expired leases out of attempts: failed
     enqueued: int = 0  # rows handed to workers
+    campaigns: int = 0  # campaigns launched or finished, campaign chunks enqueued again
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -146,6 +149,10 @@ def sweep(*, now: dt.datetime | None = None, enqueue: bool = True) -> SweepSumma
     summary = SweepSummary()
     leases_reclaim(now=now, summary=summary, enqueue=enqueue)
     due_enqueue(now=now, summary=summary, enqueue=enqueue)
+    if enqueue:  # campaign fan-out runs as RQ jobs
+        from .campaigns import campaigns_tick
+
+        summary.campaigns = sum(campaigns_tick(now=now).values())
     return summary
 
 

@@ -1,0 +1,385 @@
+"""Audiences, contact lists and campaigns in the admin.
+
+A campaign's change page carries its panel: the buttons of what can be done now (dry run,
+test send, schedule, pause, resume, cancel, report), and while it runs a progress bar that
+htmx polls. State changes are POSTs (CSRF-protected) that need ``run_campaign``.
+"""
+
+from __future__ import annotations
+
+import csv
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import HttpResponseNotAllowed, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from import_export.admin import ImportExportModelAdmin
+from import_export.forms import ConfirmImportForm
+from unfold.admin import ModelAdmin
+from unfold.contrib.import_export.forms import ExportForm, ImportForm
+
+from ..exceptions import NotifierError
+from ..models import Audience, AudienceKind, Campaign, CampaignStatus, Contact
+from ..resources import ContactResource
+from ..services.campaigns import (
+    CampaignError,
+    audience_size,
+    campaign_cancel,
+    campaign_dry_run,
+    campaign_pause,
+    campaign_progress,
+    campaign_report,
+    campaign_report_rows,
+    campaign_resume,
+    campaign_schedule,
+    campaign_test_send,
+    campaign_unschedule,
+)
+from ..services.notify import context_validate
+
+
+@admin.register(Audience)
+class AudienceAdmin(ModelAdmin):
+    list_display = ("name", "kind", "size", "updated_at")
+    list_filter = ("kind",)
+    search_fields = ("name",)
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "description")}),
+        ("Users in a group", {"fields": ("group",)}),
+        (
+            "Saved filter (active users matching every condition set)",
+            {
+                "fields": (
+                    "joined_after",
+                    "joined_before",
+                    "logged_in_since",
+                    "email_domain",
+                    "language",
+                )
+            },
+        ),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(contact_count=Count("contacts"))
+
+    @admin.display(description="Size")
+    def size(self, obj: Audience) -> int:
+        if obj.kind == AudienceKind.CONTACTS:
+            return obj.contact_count
+        return audience_size(obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("size_now",) if obj else ()
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj:
+            return ((None, {"fields": ("size_now",)}), *fieldsets)
+        return fieldsets
+
+    @admin.display(description="Recipients now")
+    def size_now(self, obj: Audience) -> str:
+        size = audience_size(obj)
+        if obj.kind == AudienceKind.CONTACTS:
+            return f"{size} contacts (import more under Contacts → Import)"
+        return f"{size} active users"
+
+
+class ContactImportForm(ImportForm):
+    audience = forms.ModelChoiceField(
+        queryset=Audience.objects.filter(kind=AudienceKind.CONTACTS),
+        label="Contact list",
+        help_text="Columns: email, phone, name, language, tz; any other column is kept and "
+        "usable in templates as {{ recipient.<column> }}.",
+    )
+
+
+class ContactConfirmImportForm(ConfirmImportForm):
+    audience = forms.ModelChoiceField(
+        queryset=Audience.objects.filter(kind=AudienceKind.CONTACTS), widget=forms.HiddenInput
+    )
+
+
+@admin.register(Contact)
+class ContactAdmin(ModelAdmin, ImportExportModelAdmin):
+    resource_classes = [ContactResource]
+    import_form_class = ContactImportForm
+    confirm_form_class = ContactConfirmImportForm
+    export_form_class = ExportForm
+    list_display = ("__str__", "audience", "name", "language", "tz", "created_at")
+    list_filter = ("audience",)
+    search_fields = ("email", "phone", "name")
+    list_select_related = ("audience",)
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        form = kwargs.get("form")
+        audience = form.cleaned_data.get("audience") if form and form.is_valid() else None
+        return {**super().get_import_resource_kwargs(request, **kwargs), "audience": audience}
+
+    def get_confirm_form_initial(self, request, import_form):
+        initial = super().get_confirm_form_initial(request, import_form)
+        if import_form is not None:
+            initial["audience"] = import_form.cleaned_data["audience"].pk
+        return initial
+
+
+class CampaignForm(forms.ModelForm):
+    context = forms.JSONField(
+        required=False,
+        initial=dict,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "font-mono"}),
+        help_text='Values for the event\'s variables, as JSON: {"headline": "Spring sale"}.',
+    )
+
+    class Meta:
+        model = Campaign
+        fields = (
+            "name",
+            "event",
+            "channels",
+            "audience",
+            "context",
+            "send_at",
+            "local_time",
+        )
+
+    def clean(self):
+        data = super().clean()
+        event, context = data.get("event"), data.get("context")
+        if context in (None, ""):
+            context = data["context"] = {}
+        if not isinstance(context, dict):
+            self.add_error("context", 'A JSON object is needed, like {"headline": "Sale"}.')
+        elif event is not None:
+            try:
+                data["context"] = context_validate(event=event, context=context)
+            except NotifierError as error:
+                names = ", ".join(v["name"] for v in event.variables) or "none"
+                self.add_error("context", f"{error} (the event's variables: {names})")
+        return data
+
+
+@admin.register(Campaign)
+class CampaignAdmin(ModelAdmin):
+    form = CampaignForm
+    list_display = ("name", "event", "audience", "status", "send_at", "started_at", "finished_at")
+    list_filter = ("status", "event")
+    search_fields = ("name",)
+    list_select_related = ("event", "audience")
+    filter_horizontal = ("channels",)
+    change_form_after_template = "admin/campaigns/campaign/panel.html"
+
+    def has_run_permission(self, request) -> bool:
+        return request.user.has_perm("campaigns.run_campaign")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not obj.is_editable:
+            return (*CampaignForm.Meta.fields, "status")
+        return ("status",)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["campaign"] = obj
+            context["can_run"] = self.has_run_permission(request)
+            if obj.status != CampaignStatus.DRAFT:
+                context["progress"] = campaign_progress(obj)
+        if obj is not None and obj.event_id:
+            context["event_variables"] = obj.event.variables
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        def view(name, func):
+            return path(
+                f"<int:object_id>/{name}/",
+                self.admin_site.admin_view(func),
+                name=f"campaigns_campaign_{name.replace('-', '_').replace('.', '_')}",
+            )
+
+        return [
+            view("dry-run", self.dry_run_view),
+            view("test-send", self.test_send_view),
+            view("schedule", self.schedule_view),
+            view("unschedule", self.unschedule_view),
+            view("pause", self.pause_view),
+            view("resume", self.resume_view),
+            view("cancel", self.cancel_view),
+            view("progress", self.progress_view),
+            view("report", self.report_view),
+            view("report.csv", self.report_csv_view),
+            *super().get_urls(),
+        ]
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _get(self, request, object_id, *, run=False) -> Campaign:
+        if not self.has_view_permission(request) or (run and not self.has_run_permission(request)):
+            raise PermissionDenied
+        return get_object_or_404(Campaign.objects.select_related("event", "audience"), pk=object_id)
+
+    def _page(self, request, campaign, template, title, **extra):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "original": campaign,
+            "campaign": campaign,
+            **extra,
+        }
+        return TemplateResponse(request, f"admin/campaigns/campaign/{template}", context)
+
+    def _back(self, campaign):
+        return redirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+
+    def _state_change(self, request, object_id, run, done):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        campaign = self._get(request, object_id, run=True)
+        try:
+            result = run(campaign)
+        except CampaignError as error:
+            self.message_user(request, str(error), messages.ERROR)
+        else:
+            self.message_user(request, done(result), messages.SUCCESS)
+        return self._back(campaign)
+
+    # --- views ----------------------------------------------------------------------------
+
+    def dry_run_view(self, request, object_id):
+        campaign = self._get(request, object_id)
+        report = campaign_dry_run(campaign)
+        planned = sorted(report.planned.items())
+        skipped = sorted(report.skipped.items(), key=lambda item: (-item[1], item[0]))
+        return self._page(
+            request,
+            campaign,
+            "dry_run.html",
+            f"Dry run of {campaign}",
+            report=report,
+            planned=[(channel, language, n) for (channel, language), n in planned],
+            skipped=[(channel, reason, n) for (channel, reason), n in skipped],
+            scheduled=sorted(report.scheduled.items()),
+            per_channel=sorted(report.per_channel().items()),
+            can_run=self.has_run_permission(request),
+        )
+
+    def test_send_view(self, request, object_id):
+        campaign = self._get(request, object_id, run=True)
+        form = CampaignTestSendForm(request.POST or None)
+        rows = None
+        if request.method == "POST" and form.is_valid():
+            rows = campaign_test_send(campaign, form.cleaned_data["addresses"])
+        return self._page(
+            request, campaign, "test_send.html", f"Send a test of {campaign}", form=form, rows=rows
+        )
+
+    def schedule_view(self, request, object_id):
+        def done(campaign):
+            if campaign.status == CampaignStatus.SCHEDULED:
+                when = timezone.localtime(campaign.send_at).strftime("%Y-%m-%d %H:%M %Z")
+                return f"Scheduled for {when}."
+            return f"Sending to {campaign.recipients_total} recipients."
+
+        return self._state_change(request, object_id, campaign_schedule, done)
+
+    def unschedule_view(self, request, object_id):
+        return self._state_change(
+            request, object_id, campaign_unschedule, lambda _: "Back to draft."
+        )
+
+    def pause_view(self, request, object_id):
+        return self._state_change(
+            request, object_id, campaign_pause, lambda n: f"Paused: {n} messages are held."
+        )
+
+    def resume_view(self, request, object_id):
+        return self._state_change(
+            request, object_id, campaign_resume, lambda n: f"Resumed: {n} messages queued again."
+        )
+
+    def cancel_view(self, request, object_id):
+        def done(result):
+            text = f"Cancelled: {result.stopped} messages will not be sent"
+            if result.in_flight:
+                text += f"; {result.in_flight} were already being sent"
+            if result.still_sending:
+                text += (
+                    f"; a worker still holds {result.still_sending}: they are cancelled when "
+                    "it reaches them, or when the sweep takes them back"
+                )
+            return text + "."
+
+        return self._state_change(request, object_id, campaign_cancel, done)
+
+    def progress_view(self, request, object_id):
+        campaign = self._get(request, object_id)
+        progress = campaign_progress(campaign)
+        response = TemplateResponse(
+            request,
+            "admin/campaigns/campaign/_progress.html",
+            {"campaign": campaign, "progress": progress},
+        )
+        if progress.finished:
+            response.status_code = 286  # htmx: stop polling
+        return response
+
+    def report_view(self, request, object_id):
+        campaign = self._get(request, object_id)
+        report = campaign_report(campaign)
+        statuses = sorted({s for counts in report.totals.values() for s in counts})
+        totals = [
+            (channel, language, [counts.get(s, 0) for s in statuses], sum(counts.values()))
+            for (channel, language), counts in sorted(report.totals.items())
+        ]
+        return self._page(
+            request,
+            campaign,
+            "report.html",
+            f"Report of {campaign}",
+            report=report,
+            statuses=statuses,
+            totals=totals,
+            progress=campaign_progress(campaign),
+        )
+
+    def report_csv_view(self, request, object_id):
+        campaign = self._get(request, object_id)
+
+        class Echo:
+            def write(self, value):
+                return value
+
+        writer = csv.writer(Echo())
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in campaign_report_rows(campaign)),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}.csv"'
+        return response
+
+
+class CampaignTestSendForm(forms.Form):
+    addresses = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "autofocus": True}),
+        help_text="One per line (or separated by commas): email addresses, phone numbers … "
+        "each goes to every campaign channel that takes it.",
+    )
+
+    def clean_addresses(self) -> list[str]:
+        raw = self.cleaned_data["addresses"].replace(",", "\n")
+        addresses = [line.strip() for line in raw.splitlines() if line.strip()]
+        if not addresses:
+            raise forms.ValidationError("Type at least one address.")
+        if len(addresses) > 20:
+            raise forms.ValidationError("At most 20 addresses per test.")
+        return addresses
