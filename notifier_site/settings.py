@@ -156,6 +156,7 @@ NOTIFIER = {
             "SWEEP_INTERVAL",
             "SWEEP_CHUNK",
             "MAX_ATTEMPTS",
+            "CAMPAIGN_CHUNK",
         )
         if f"NOTIFIER_{name}" in env
     },

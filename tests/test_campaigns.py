@@ -320,7 +320,7 @@ def test_a_batch_claimed_before_the_cancel_does_not_send(setup):
 
 
 def test_report_rows_cover_every_message(setup, run_worker):
-    event, mail, text = setup
+    event, _, _ = setup
     campaign = make_campaign(event, contact_list("L", people(10)))
     campaign_schedule(campaign)
     run_worker()
@@ -334,7 +334,7 @@ def test_report_rows_cover_every_message(setup, run_worker):
 
 
 def test_test_send_goes_to_each_channel_that_takes_the_address(setup):
-    event, mail, text = setup
+    event, _, _ = setup
     campaign = make_campaign(event, contact_list("L", people(1)))
     rows = campaign_test_send(campaign, ["ann@example.com"])
     assert {(channel, address) for channel, address, _ in rows} == {
