@@ -86,3 +86,55 @@ def _rows_update_orm(model, rows, fields, *, only_if) -> int:
         for instance in objects:
             instance.updated_at = now
     return model._default_manager.bulk_update(objects, [*fields, *extra], batch_size=500)
+
+
+def rows_insert(model: type[models.Model], objects: list[models.Model]) -> list[models.Model]:
+    """Insert ``objects`` and set their primary keys, like ``bulk_create``.
+
+    On PostgreSQL the ids are taken from the table's sequence in one query and the rows go
+    in through ``COPY`` (several times faster than a multi-row INSERT built by the ORM);
+    elsewhere ``bulk_create`` is used. Field defaults are already on the instances;
+    ``auto_now``/``auto_now_add`` fields get the current time. Constraints hold as for an
+    INSERT (a violation raises IntegrityError and writes nothing).
+    """
+    if not objects:
+        return objects
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return model._default_manager.using(alias).bulk_create(objects, batch_size=2000)
+    from django.utils import timezone
+    from psycopg.types.json import Jsonb
+
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields]
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(objects)],
+        )
+        for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
+            obj.pk = pk
+        columns = ", ".join(quote(f.column) for f in fields)
+        json_fields = {f.attname for f in fields if isinstance(f, models.JSONField)}
+        now_fields = {
+            f.attname
+            for f in fields
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+        }
+        attnames = [f.attname for f in fields]
+        with cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
+            for obj in objects:
+                row = []
+                for name in attnames:
+                    if name in now_fields:
+                        setattr(obj, name, now)
+                    value = getattr(obj, name)
+                    row.append(Jsonb(value) if name in json_fields and value is not None else value)
+                copy.write_row(row)
+    for obj in objects:
+        obj._state.adding = False
+        obj._state.db = alias
+    return objects

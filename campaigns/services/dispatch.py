@@ -33,16 +33,16 @@ from channels.backends.base import (
 from channels.models import ChannelConfig
 
 from ..conf import app_settings
-from ..models import ChannelAddress, Message, MessageAttempt, MessageStatus, Template
+from ..models import ChannelAddress, Event, Message, MessageAttempt, MessageStatus, Template
 from ..models.messages import WAITING
 from ..signals import messages_failed, messages_sent, messages_succeeded
 from .availability import recipient_delivery_time, windows_for
-from .bulk import rows_update
-from .journal import journal_clear, journal_record
+from .bulk import rows_insert, rows_update
+from .journal import JournalWriter, journal_clear
 from .optouts import optouts_matcher
 from .ratelimit import limiter_for
 from .rendering import TemplateError, template_compile, template_render
-from .unsubscribe import footer_add, message_links
+from .unsubscribe import LINK_NAMES, footer_add, link_prefixes, message_links
 
 logger = logging.getLogger("notifier.dispatch")
 
@@ -88,12 +88,17 @@ def messages_claim(*, message_ids: Iterable[int], now: dt.datetime | None = None
             .filter(
                 Q(status=MessageStatus.QUEUED) | Q(status__in=WAITING, next_attempt_at__lte=now)
             )
-            .select_related("event", "channel")
-            .select_for_update(skip_locked=True, of=("self",))
+            .select_for_update(skip_locked=True)
             .order_by("id")
         )
         if not messages:
             return []
+        # A batch has one channel and few events: load each once, not a copy per row.
+        events = Event.objects.in_bulk({m.event_id for m in messages})
+        channels = ChannelConfig.objects.in_bulk({m.channel_id for m in messages})
+        for message in messages:
+            message.event = events[message.event_id]
+            message.channel = channels[message.channel_id]
         Message.objects.filter(id__in=[m.pk for m in messages]).update(
             status=MessageStatus.SENDING,
             lease_until=lease_until,
@@ -152,10 +157,27 @@ def outcome_for(message: Message, result: SendResult, now: dt.datetime) -> dict[
     return _outcome(message, status=MessageStatus.FAILED, last_error=text, next_attempt_at=None)
 
 
-def _render(message: Message, template: Template | None) -> Outgoing:
+def links_wanted(template: Template, channel: ChannelConfig) -> tuple[str, ...]:
+    """The links a message needs signed: those its template uses, and the unsubscribe link
+    of every email (its List-Unsubscribe header, a marketing event's footer)."""
+    from channels.backends.email import EmailBackend
+
+    source = f"{template.subject}{template.text_body}{template.html_body}"
+    return tuple(
+        name
+        for name in LINK_NAMES
+        if name in source
+        or (name == "unsubscribe_url" and issubclass(channel.backend_class, EmailBackend))
+    )
+
+
+def _render(
+    message: Message, template: Template | None, prefixes: dict[str, str] | None
+) -> Outgoing:
     if template is None:
         raise TemplateError(f"template {message.template_key} was deleted")
-    links = message_links(message)  # unsubscribe_url, preferences_url
+    wanted = links_wanted(template, message.channel)
+    links = message_links(message, prefixes=prefixes, wanted=wanted)
     rendered = template_render(
         template_compile(template), {**message.context, "recipient": message.recipient, **links}
     )
@@ -232,7 +254,8 @@ ATTEMPTED = {
 def attempts_record(outcomes: list[dict[str, Any]]) -> None:
     """One row per try in the delivery log, for the whole batch in one statement."""
     now = timezone.now()
-    MessageAttempt.objects.bulk_create(
+    rows_insert(
+        MessageAttempt,
         [
             MessageAttempt(
                 message_id=row["id"],
@@ -244,7 +267,7 @@ def attempts_record(outcomes: list[dict[str, Any]]) -> None:
             )
             for row in outcomes
             if row["status"] in ATTEMPTED
-        ]
+        ],
     )
 
 
@@ -326,9 +349,10 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
     outcomes: list[dict[str, Any]] = []
     now = timezone.now()
     ready: list[tuple[Message, Outgoing]] = []
+    prefixes = link_prefixes()
     for message in messages:
         try:
-            ready.append((message, _render(message, templates.get(message.template_id))))
+            ready.append((message, _render(message, templates.get(message.template_id), prefixes)))
         except Exception as error:
             summary = "".join(traceback.format_exception_only(error)).strip()
             outcomes.append(
@@ -370,6 +394,7 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
                 return
             yield outgoing
 
+    journal = JournalWriter()
     try:
         for result in backend.send(paced()):
             message, _ = pending.pop(result.outgoing.id)
@@ -378,7 +403,7 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
                 # A user id is not an address: rejecting it must not silence the user everywhere.
                 dead.append((kind, message.address, message.user_id, str(result.error)))
             row = outcome_for(message, result, timezone.now())
-            journal_record(row)
+            journal.record(row)
             outcomes.append(row)
     except Exception as error:
         failure = backend.classify(error)
@@ -400,6 +425,7 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
             row["attempts"] = message.attempts = message.attempts - 1
             outcomes.append(row)
     finally:
+        journal.close()
         try:
             backend.close()
         except Exception:

@@ -50,6 +50,7 @@ from ..models.events import Trigger
 from ..models.messages import ACTIVE
 from ..queue import enqueue_dispatch_on_commit
 from .availability import recipient_delivery_time, recipient_timezone, windows_for
+from .bulk import rows_insert
 from .optouts import optouts_matcher
 
 SEND_ONCE = {Trigger.SEND_ONCE, Trigger.SEND_ONCE_PER_CONTENT}
@@ -343,13 +344,14 @@ def notify(
     if campaign is not None:
         taken |= _campaign_addresses(campaign, addresses)
     prefix = ONCE_PREFIX.get(behaviour, "")
+    queue_lease = now + dt.timedelta(seconds=app_settings.QUEUED_TIMEOUT)
+    default_attempts = max_attempts or app_settings.MAX_ATTEMPTS
     messages: list[Message] = []
     for person, channel, address in addresses:
         if campaign is not None:
             if (channel.pk, address) in taken:
                 skipped.append(Skipped(person, channel.key, "duplicate address"))
                 continue
-            taken.add((channel.pk, address))
         if not event.mandatory and opted_out(
             person.get("user_id"), address, event.pk, channel.pk, event.marketing
         ):
@@ -383,6 +385,8 @@ def notify(
             send_immediately=send_immediately,
         )
         due_now = due <= now
+        if campaign is not None:  # taken once planned: an opted-out first one takes nothing
+            taken.add((channel.pk, address))
         messages.append(
             Message(
                 event=event,
@@ -397,10 +401,8 @@ def notify(
                 status=MessageStatus.QUEUED if due_now else MessageStatus.SCHEDULED,
                 scheduled_at=scheduled_at,
                 next_attempt_at=now if due_now else due,
-                lease_until=now + dt.timedelta(seconds=app_settings.QUEUED_TIMEOUT)
-                if due_now
-                else None,
-                max_attempts=max_attempts or channel.max_attempts or app_settings.MAX_ATTEMPTS,
+                lease_until=queue_lease if due_now else None,
+                max_attempts=max_attempts or channel.max_attempts or default_attempts,
                 tag=tag or "",
                 extra=extra,
                 dedupe_key=key,
@@ -434,7 +436,7 @@ def notify(
                         for s in skipped
                     ]
                 )
-            Message.objects.bulk_create(messages, batch_size=2000)
+            rows_insert(Message, messages)
             if related:
                 MessageRelatedObject.objects.bulk_create(
                     [

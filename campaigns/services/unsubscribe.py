@@ -110,26 +110,53 @@ def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
     }
 
 
-def message_links(message: Message) -> dict[str, str]:
-    """``unsubscribe_url`` and ``preferences_url`` for a message's templates (no query: the
-    message's event and channel are loaded with it). Empty when the site does not include
-    ``campaigns.urls``."""
-    user_id = message.user_id or (message.recipient or {}).get("user_id")
+LINK_NAMES = ("unsubscribe_url", "preferences_url")
+_PLACEHOLDER = "notifier-token-placeholder"
+
+
+def link_prefixes() -> dict[str, str] | None:
+    """Each link's absolute URL around a placeholder token, reversed once per batch (a
+    ``reverse()`` per message costs more than the rest of its links); None when the site
+    does not include ``campaigns.urls``."""
     try:
-        reverse("notifier:unsubscribe", args=["x"])
+        return {
+            "unsubscribe_url": absolute(reverse("notifier:unsubscribe", args=[_PLACEHOLDER])),
+            "preferences_url": absolute(reverse("notifier:preferences-link", args=[_PLACEHOLDER])),
+        }
     except NoReverseMatch:
-        return {"unsubscribe_url": "", "preferences_url": ""}
-    return {
-        "unsubscribe_url": unsubscribe_url(
+        return None
+
+
+def message_links(
+    message: Message,
+    *,
+    prefixes: dict[str, str] | bool | None = True,
+    wanted: tuple[str, ...] = LINK_NAMES,
+) -> dict[str, str]:
+    """``unsubscribe_url`` and ``preferences_url`` for a message's templates (no query: the
+    message's event and channel are loaded with it). Only the ``wanted`` ones are signed;
+    the others, and all when the site does not include ``campaigns.urls``, are empty.
+    ``prefixes`` is what ``link_prefixes()`` gave for the batch."""
+    if prefixes is True:
+        prefixes = link_prefixes()
+    links = dict.fromkeys(LINK_NAMES, "")
+    if not prefixes:
+        return links
+    user_id = message.user_id or (message.recipient or {}).get("user_id")
+    if "unsubscribe_url" in wanted:
+        token = unsubscribe_token(
             address=message.address,
             event_key=message.event.key,
             channel_key=message.channel.key,
             user_id=user_id,
-        ),
-        "preferences_url": preferences_url(
+        )
+        links["unsubscribe_url"] = prefixes["unsubscribe_url"].replace(_PLACEHOLDER, token)
+    if "preferences_url" in wanted:
+        token = preferences_token(
             user_id=user_id, address=message.address, channel_key=message.channel.key
-        ),
-    }
+        )
+        links["preferences_url"] = prefixes["preferences_url"].replace(_PLACEHOLDER, token)
+    return links
 
 
 def footer_add(text: str, *, message: Message, links: dict[str, str]) -> str:
