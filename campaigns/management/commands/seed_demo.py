@@ -19,12 +19,21 @@ from collections import Counter
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
 from campaigns.api import notify
-from campaigns.models import Event, Message, Template
+from campaigns.models import (
+    Audience,
+    AudienceKind,
+    Campaign,
+    Contact,
+    Event,
+    Message,
+    Template,
+)
 from campaigns.registry import sync_all
 from campaigns.services.sweep import drain
 from channels.models import ChannelConfig
@@ -146,7 +155,50 @@ EVENTS: dict[str, dict[str, Any]] = {
         },
     },
 }
+EVENTS["product-news"] = {
+    "name": "Product news",
+    "description": "Newsletters and announcements, sent by campaigns.",
+    "flags": {"user_configurable": True, "marketing": True},
+    "variables": [
+        {"name": "headline", "label": "Headline", "help": "The news in a line", "sample": "News"},
+        {
+            "name": "body",
+            "label": "Text",
+            "help": "A paragraph or two",
+            "sample": "Our spring collection is here.",
+        },
+    ],
+    "copy": {
+        "en": {
+            "subject": "{{ headline }}",
+            "text": "Hello {{ recipient.name }},\n\n{{ body }}\n\n"
+            "{% if recipient.plan %}As a {{ recipient.plan }} customer you see it first.\n"
+            "{% endif %}",
+        },
+        "de": {
+            "subject": "{{ headline }}",
+            "text": "Hallo {{ recipient.name }},\n\n{{ body }}\n\n"
+            "{% if recipient.plan %}Als {{ recipient.plan }}-Kunde sehen Sie es zuerst.\n"
+            "{% endif %}",
+        },
+    },
+}
 LANGUAGES = ("en", "de")
+
+#: Operator accounts: a Marketing and a Support member (the admin's two roles).
+STAFF = [
+    {"username": "mia", "email": "mia@example.com", "first_name": "Mia", "group": "Marketing"},
+    {"username": "sam", "email": "sam@example.com", "first_name": "Sam", "group": "Support"},
+]
+
+#: The demo contact list (an imported list: "plan" is an extra column templates can use).
+CONTACTS = [
+    ("carla@example.com", "Carla Costa", "en", "Europe/Lisbon", "pro"),
+    ("dieter@example.com", "Dieter Dorn", "de", "Europe/Berlin", "basic"),
+    ("emi@example.com", "Emi Endo", "en", "Asia/Tokyo", "pro"),
+    ("frank@example.com", "Frank Fox", "en", "America/New_York", ""),
+    ("greta@example.com", "Greta Graf", "de", "Europe/Vienna", "pro"),
+]
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -188,6 +240,8 @@ class Command(BaseCommand):
             events = self.events_ensure()
             created_templates = self.templates_ensure(events=events, channels=channels)
             users, created_users = self.users_ensure()
+            staff = self.staff_ensure()
+            campaigns = self.campaigns_ensure(events=events, channels=channels)
         self.say(
             f"channels: {', '.join(channels)}; events: {', '.join(events)}; "
             f"templates: {Template.objects.filter(event__in=events.values()).count()} "
@@ -195,6 +249,9 @@ class Command(BaseCommand):
         )
         for user in USERS:
             self.say(f"  demo user {user['username']} / {DEMO_PASSWORD} ({user['email']})")
+        for user in staff:
+            self.say(f"  staff {user.username} / {DEMO_PASSWORD} ({user.groups.get().name})")
+        self.say(f"campaigns: {', '.join(campaigns)} (drafts: dry run and send them in the admin)")
         if not no_messages:
             self.messages_send(users=users)
 
@@ -294,6 +351,76 @@ class Command(BaseCommand):
             created += is_new
             users[spec["username"]] = user
         return users, created
+
+    def staff_ensure(self) -> list[Any]:
+        user_model = get_user_model()
+        staff = []
+        for spec in STAFF:
+            user, is_new = user_model.objects.get_or_create(
+                username=spec["username"],
+                defaults={
+                    "email": spec["email"],
+                    "first_name": spec["first_name"],
+                    "is_staff": True,
+                },
+            )
+            if is_new or not user.check_password(DEMO_PASSWORD):
+                user.set_password(DEMO_PASSWORD)
+                user.save(update_fields=["password"])
+            user.groups.set([Group.objects.get(name=spec["group"])])
+            staff.append(user)
+        return staff
+
+    def campaigns_ensure(
+        self, *, events: dict[str, Event], channels: dict[str, ChannelConfig]
+    ) -> list[str]:
+        """Two audiences (every user; the imported newsletter list) and a draft campaign to
+        each; edits made in the admin are kept."""
+        everyone, _ = Audience.objects.get_or_create(
+            name="All users", defaults={"kind": AudienceKind.ALL_USERS}
+        )
+        readers, created = Audience.objects.get_or_create(
+            name="Newsletter readers",
+            defaults={
+                "kind": AudienceKind.CONTACTS,
+                "description": "Imported from the shop's newsletter sign-ups",
+            },
+        )
+        if created:
+            Contact.objects.bulk_create(
+                [
+                    Contact(
+                        audience=readers,
+                        email=email,
+                        name=name,
+                        language=language,
+                        tz=tz,
+                        data={"plan": plan} if plan else {},
+                    )
+                    for email, name, language, tz, plan in CONTACTS
+                ]
+            )
+        drafts = {
+            "Spring newsletter": (readers, ["email"], {"local_time": dt.time(9)}),
+            "Product update for users": (everyone, ["email", "inbox"], {}),
+        }
+        for name, (audience, channel_keys, fields) in drafts.items():
+            campaign, created = Campaign.objects.get_or_create(
+                name=name,
+                defaults={
+                    "event": events["product-news"],
+                    "audience": audience,
+                    "context": {
+                        "headline": "Spring is here",
+                        "body": "Our spring collection has arrived: light jackets, bright "
+                        "colours and free returns all season.",
+                    },
+                    **fields,
+                },
+            )
+            if created:
+                campaign.channels.set([channels[key] for key in channel_keys])
+        return list(drafts)
 
     # --- messages ---------------------------------------------------------------------------
 
