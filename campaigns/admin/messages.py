@@ -32,7 +32,7 @@ class MessageAdmin(ModelAdmin):
         "created_at",
         "sent_at",
     )
-    list_filter = ("status", "channel", "event", "language")
+    list_filter = ("status", "channel", "event", "language", "campaign")
     search_fields = ("address", "=uuid", "provider_id", "tag")
     list_select_related = ("event", "channel")
     date_hierarchy = "created_at"
