@@ -87,6 +87,23 @@ class AppSettings:
         return int(self._get("SWEEP_CHUNK", 5000))
 
     @property
+    def PUSH_RECEIPT_DELAY(self) -> int:
+        """Seconds after a push is sent before its Expo receipt is asked for (Expo advises
+        about 15 minutes)."""
+        return int(self._get("PUSH_RECEIPT_DELAY", 900))
+
+    @property
+    def PUSH_RECEIPT_MAX_AGE(self) -> int:
+        """Seconds after which a push whose receipt never came is given up on: its
+        ``delivery_status`` becomes ``unknown`` (Expo keeps receipts about a day)."""
+        return int(self._get("PUSH_RECEIPT_MAX_AGE", 86400))
+
+    @property
+    def PUSH_RECEIPT_INTERVAL(self) -> int:
+        """Seconds between two polls of push receipts run by RQ's cron scheduler."""
+        return int(self._get("PUSH_RECEIPT_INTERVAL", 300))
+
+    @property
     def DEBUG_SEND(self) -> bool:
         """Build and render messages, deliver nothing, end them in state ``debug``."""
         return bool(self._get("DEBUG_SEND", False))

@@ -1,12 +1,14 @@
 """RQ cron configuration: ``python manage.py rqcron campaigns.cron`` runs the sweep every
-``NOTIFIER["SWEEP_INTERVAL"]`` seconds (as a job on the notifier queue, so any worker runs
-it). Several cron schedulers at once are safe: every sweep skips rows another one holds."""
+``NOTIFIER["SWEEP_INTERVAL"]`` seconds and the poll of Expo push receipts every
+``NOTIFIER["PUSH_RECEIPT_INTERVAL"]`` seconds (as jobs on the notifier queue, so any worker
+runs them). Several cron schedulers at once are safe: every sweep and every poll skips rows
+another one holds."""
 
 from django.conf import settings
 from rq import cron
 
 from campaigns.conf import app_settings
-from campaigns.jobs import sweep
+from campaigns.jobs import push_receipts, sweep
 
 if not settings.configured:  # pragma: no cover - loaded by manage.py rqcron
     raise RuntimeError("load through 'manage.py rqcron campaigns.cron'")
@@ -18,4 +20,13 @@ cron.register(
     job_timeout=600,
     result_ttl=60,
     name="notifier-sweep",
+)
+
+cron.register(
+    push_receipts,
+    queue_name=app_settings.QUEUE,
+    interval=app_settings.PUSH_RECEIPT_INTERVAL,
+    job_timeout=600,
+    result_ttl=60,
+    name="notifier-push-receipts",
 )

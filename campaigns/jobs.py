@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .services.campaigns import chunk_fan_out
+from .services.delivery_status import push_receipts_poll
 from .services.dispatch import message_dispatch
 from .services.sweep import sweep as sweep_run
 
@@ -17,3 +18,7 @@ def sweep() -> dict[str, int]:
 
 def campaign_chunk(chunk_id: int) -> dict:
     return chunk_fan_out(chunk_id)
+
+
+def push_receipts() -> dict[str, int]:
+    return push_receipts_poll().as_dict()

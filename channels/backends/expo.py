@@ -14,12 +14,20 @@ others (``MessageTooBig``, ``InvalidCredentials``, ``MismatchSenderId``) fail th
 A request refused as a whole (``{"errors": [{"code", "message"}]}``) fails or, for 429 and
 5xx, retries every message of the chunk. Set ``access_token`` when the project enables
 Expo's enhanced push security.
+
+A ticket only says Expo took the message. Its *receipt* says what Apple or Google answered:
+``receipts(ids)`` posts the ticket ids to ``{base_url}/--/api/v2/push/getReceipts``
+(``{"ids": [...]}``, at most 1000 per request) and returns Expo's ``data`` mapping, ``{id:
+{"status": "ok"}}`` or ``{id: {"status": "error", "message": …, "details": {"error":
+"DeviceNotRegistered" | "MessageTooBig" | "MessageRateExceeded" | "MismatchSenderId" |
+"InvalidCredentials"}}}``; an id whose receipt is not ready yet (or is gone: Expo keeps them
+about a day) is absent. ``campaigns.services.delivery_status`` polls them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django import forms
@@ -37,6 +45,8 @@ from .http import HttpBackend, HttpConfigForm, response_json
 
 PUSH_TOKEN = re.compile(r"^Expo(nent)?PushToken\[[^\[\]\s]+\]$")
 MAX_CHUNK = 100
+#: Receipt ids per ``getReceipts`` request: Expo refuses more (``PUSH_TOO_MANY_RECEIPTS``).
+MAX_RECEIPTS = 1000
 
 
 class ExpoConfigForm(HttpConfigForm):
@@ -135,18 +145,40 @@ class ExpoPushBackend(HttpBackend):
             for message, ticket in zip(chunk, tickets, strict=True)
         ]
 
+    def receipts(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The receipts Expo has for these ticket ids, ``{id: receipt}``, asked for in requests
+        of up to ``MAX_RECEIPTS`` ids over this backend's client (``open()`` it around a run).
+        Ids without a receipt yet are left out. A request refused as a whole raises
+        ``TransientError`` (429, 5xx, network) or ``PermanentError``, naming Expo's errors."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), MAX_RECEIPTS):
+            chunk = list(ids[start : start + MAX_RECEIPTS])
+            response = self.post(f"{self.base_url}/--/api/v2/push/getReceipts", json={"ids": chunk})
+            answer = response_json(response)
+            data = answer.get("data") if isinstance(answer, dict) else None
+            if not response.is_success or not isinstance(data, dict):
+                detail = _request_errors(answer)
+                if response.is_success:
+                    raise TransientError(
+                        f"{self.verbose_name}: unexpected receipts answer: "
+                        f"{detail or response.text[:500]}"
+                    )
+                raise self.error_for_status(response, detail)
+            wanted = set(chunk)
+            found.update(
+                (str(key), receipt)
+                for key, receipt in data.items()
+                if key in wanted and isinstance(receipt, dict)
+            )
+        return found
+
     def post_chunk(self, chunk: list[Outgoing]) -> list[dict[str, Any]]:
         response = self.post(
             f"{self.base_url}/--/api/v2/push/send", json=[self.payload(m) for m in chunk]
         )
         answer = response_json(response)
         if not response.is_success or not isinstance(answer, dict) or "data" not in answer:
-            errors = answer.get("errors") if isinstance(answer, dict) else None
-            detail = "; ".join(
-                f"{e.get('code', '')}: {e.get('message', '')}"
-                for e in errors or []
-                if isinstance(e, dict)
-            )
+            detail = _request_errors(answer)
             if response.is_success:  # 200 without tickets: not Expo's documented answer
                 raise TransientError(
                     f"{self.verbose_name}: unexpected answer: {detail or response.text[:500]}"
@@ -173,3 +205,13 @@ class ExpoPushBackend(HttpBackend):
         else:
             error = PermanentError(text)
         return SendResult(message, error=error)
+
+
+def _request_errors(answer: Any) -> str:
+    """Expo's errors for a request refused as a whole: ``{"errors": [{"code", "message"}]}``."""
+    errors = answer.get("errors") if isinstance(answer, dict) else None
+    if not isinstance(errors, list):
+        return ""
+    return "; ".join(
+        f"{e.get('code', '')}: {e.get('message', '')}" for e in errors if isinstance(e, dict)
+    )

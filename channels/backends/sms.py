@@ -2,8 +2,16 @@
 
 ``POST {base_url}/2010-04-01/Accounts/{account_sid}/Messages.json``, form-encoded, with HTTP
 basic auth (Account SID, Auth Token): ``To``, ``From`` (a number or alphanumeric sender id)
-or ``MessagingServiceSid``, ``Body``, and optionally ``StatusCallback``. The message's
-``sid`` (``SM…``) is stored as its provider id.
+or ``MessagingServiceSid``, ``Body``, and ``StatusCallback``. The message's ``sid`` (``SM…``)
+is stored as its provider id.
+
+``StatusCallback`` is this site's hook, ``{SITE_URL}/hooks/twilio/<channel key>/status/``
+(``campaigns.views.hooks``), or the channel's own ``status_callback`` URL; none is sent when
+the channel sets ``track_delivery: off`` or the site cannot build the URL (no ``SITE_URL``,
+or ``campaigns.urls`` not included). Twilio signs each callback (``X-Twilio-Signature``, checked
+with ``twilio_signature_valid``); ``TWILIO_DELIVERY_STATUS`` maps its ``MessageStatus`` to
+the message's ``delivery_status``, and ``CALLBACK_DEAD_NUMBER_CODES`` are the ``ErrorCode``s
+that deactivate the number.
 
 Twilio's error answers (``{"code": 21211, "message": …, "more_info": …, "status": 400}``):
 codes saying the number is invalid, not a mobile number, or unsubscribed (STOP) raise
@@ -13,11 +21,19 @@ codes saying the number is invalid, not a mobile number, or unsubscribed (STOP) 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
+from django.urls import NoReverseMatch, reverse
 
 from .base import AddressRejected, DeliveryError, Outgoing
 from .http import E164, HttpBackend, HttpConfigForm, response_json, validate_e164
@@ -28,6 +44,31 @@ DEAD_NUMBER_CODES = {
     21211,  # Invalid 'To' Phone Number
     21610,  # Attempt to send to unsubscribed recipient (replied STOP)
     21614,  # 'To' number is not a valid mobile number (a landline, say)
+}
+
+#: ``ErrorCode``s of a status callback (``undelivered`` / ``failed``) that say the number is
+#: dead: the codes above (a message accepted through a Messaging Service reports them here),
+#: and 30005 "Unknown destination handset" (the number is unknown to its carrier and may no
+#: longer exist). Not these, which say nothing lasting about the number: 30003 "Unreachable
+#: destination handset" (powered off, no signal: Twilio suggests sending again), 30004
+#: "Message blocked", 30006 "Landline or unreachable carrier" (also given when a short code
+#: cannot reach the carrier: a sender problem), 30007 "Message filtered", 30008 "Unknown
+#: error".
+CALLBACK_DEAD_NUMBER_CODES = DEAD_NUMBER_CODES | {30005}
+
+#: Twilio's ``MessageStatus`` → the message's ``delivery_status``. Inbound statuses
+#: (``receiving``, ``received``) and unlisted ones are ignored.
+TWILIO_DELIVERY_STATUS = {
+    "accepted": "queued",  # taken by a Messaging Service
+    "scheduled": "queued",
+    "queued": "queued",
+    "sending": "sending",
+    "sent": "sent",  # handed to the carrier
+    "delivered": "delivered",  # the carrier confirmed delivery to the handset
+    "read": "read",  # WhatsApp and RCS read receipts
+    "undelivered": "undelivered",  # the carrier could not deliver it (see ErrorCode)
+    "failed": "failed",  # Twilio could not send it (see ErrorCode)
+    "canceled": "cancelled",  # a scheduled message cancelled
 }
 
 
@@ -50,10 +91,20 @@ class TwilioConfigForm(HttpConfigForm):
         ],
         help_text="Messaging Service SID (MG…); used instead of from_number when set.",
     )
+    track_delivery = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "on: Twilio posts delivery status to this site (default)"),
+            ("off", "off"),
+        ],
+        help_text="Ask Twilio for delivery status callbacks at SITE_URL/hooks/twilio/<channel "
+        "key>/status/ (SITE_URL must be the public URL Twilio can reach).",
+    )
     status_callback = forms.URLField(
         required=False,
         assume_scheme="https",
-        help_text="URL Twilio posts delivery status updates to.",
+        help_text="Another URL Twilio posts delivery status to (a proxy in front of this "
+        "site's hook, say); default: this site's hook.",
     )
 
     secret_fields = ("auth_token",)
@@ -106,9 +157,26 @@ class TwilioSmsBackend(HttpBackend):
             data["MessagingServiceSid"] = self.options["messaging_service_sid"]
         else:
             data["From"] = self.options["from_number"]
-        if self.options.get("status_callback"):
-            data["StatusCallback"] = self.options["status_callback"]
+        if self.status_callback_url:
+            data["StatusCallback"] = self.status_callback_url
         return data
+
+    @cached_property
+    def status_callback_url(self) -> str:
+        """Where Twilio posts this channel's delivery status: the ``status_callback`` option,
+        else this site's hook (empty when tracking is off or the site cannot build the URL)."""
+        if self.options.get("track_delivery") == "off":
+            return ""
+        if self.options.get("status_callback"):
+            return self.options["status_callback"]
+        site = (getattr(settings, "SITE_URL", "") or "").rstrip("/")
+        if not site or not self.channel_key:
+            return ""
+        try:
+            path = reverse("notifier:twilio-status", kwargs={"channel_key": self.channel_key})
+        except NoReverseMatch:
+            return ""
+        return site + path
 
     def send_one(self, message: Outgoing) -> str:
         response = self.post(self.messages_url, data=self.payload(message))
@@ -127,3 +195,52 @@ class TwilioSmsBackend(HttpBackend):
         if code in DEAD_NUMBER_CODES:
             return AddressRejected(f"{self.verbose_name} HTTP {response.status_code}: {detail}")
         return self.error_for_status(response, detail)
+
+
+# --- status callbacks -------------------------------------------------------------------------
+
+
+def twilio_signature(auth_token: str, url: str, params: Mapping[str, Iterable[str]]) -> str:
+    """``X-Twilio-Signature`` as Twilio computes it: HMAC-SHA1, keyed with the Auth Token, of
+    the full URL Twilio requested (with its query string) followed by each POST parameter,
+    sorted by name, as name + value with no separators (a repeated name: each value, sorted);
+    base64-encoded."""
+    data = url + "".join(name + value for name in sorted(params) for value in sorted(params[name]))
+    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _url_variants(url: str) -> list[str]:
+    """The URL as given, and with its default port added or removed: Twilio may sign either
+    (its own helper libraries accept both)."""
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        return [url]
+    variants = [url]
+    if port is None and default:
+        variants.append(urlunsplit(parts._replace(netloc=f"{host}:{default}")))
+    elif port is not None:
+        variants.append(urlunsplit(parts._replace(netloc=host)))
+    return variants
+
+
+def twilio_signature_valid(
+    *, auth_token: str, urls: Iterable[str], params: Mapping[str, Iterable[str]], signature: str
+) -> bool:
+    """Whether ``signature`` (the ``X-Twilio-Signature`` header) signs ``params`` for one of
+    ``urls`` (the public URLs Twilio may have called), compared in constant time."""
+    if not auth_token or not signature:
+        return False
+    given = signature.strip().encode()
+    valid = False
+    for url in urls:
+        for variant in _url_variants(url):
+            expected = twilio_signature(auth_token, variant, params).encode()
+            valid |= hmac.compare_digest(expected, given)
+    return valid

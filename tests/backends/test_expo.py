@@ -1,7 +1,9 @@
 """The Expo push backend against a fake of Expo's push API on 127.0.0.1: it checks the path,
 headers and the array of messages, and answers one ticket per message as Expo does
 (``{"data": [{"status": "ok", "id": …}, {"status": "error", "details": {"error": …}}]}``),
-or refuses the request as a whole (``{"errors": [{"code", "message"}]}``)."""
+or refuses the request as a whole (``{"errors": [{"code", "message"}]}``). It also answers
+``/push/getReceipts`` (``{"ids": [...]}`` → ``{"data": {id: receipt}}``, ids without a
+receipt left out), used by ``test_expo_receipts``."""
 
 from __future__ import annotations
 
@@ -29,11 +31,15 @@ def token(name: str) -> str:
 
 class FakeExpo:
     """``dead…`` tokens are unregistered; ``big…`` ones get MessageTooBig; ``fast…`` ones
-    MessageRateExceeded."""
+    MessageRateExceeded. Their receipts: ``gone…`` tokens get a ticket, then a
+    DeviceNotRegistered receipt (the app was uninstalled after the send); ``creds…`` ones an
+    InvalidCredentials receipt; ``late…`` ones no receipt yet; the others ``ok``."""
 
     def __init__(self):
         self.ids = (f"0190-ticket-{n:04d}" for n in itertools.count(1))
         self.pushed: list[dict] = []
+        self.tickets: dict[str, str] = {}  # ticket id → push token
+        self.receipt_requests: list[list[str]] = []
 
     def __call__(self, request) -> Reply:
         if request.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
@@ -41,6 +47,8 @@ class FakeExpo:
                 401,
                 {"errors": [{"code": "UNAUTHORIZED", "message": "The bearer token is invalid."}]},
             )
+        if request.path == "/--/api/v2/push/getReceipts":
+            return self.receipts(request)
         assert (request.method, request.path) == ("POST", "/--/api/v2/push/send")
         assert request.headers["content-type"] == "application/json"
         assert request.headers["accept"] == "application/json"
@@ -89,7 +97,51 @@ class FakeExpo:
             else:
                 self.pushed.append(message)
                 tickets.append({"status": "ok", "id": next(self.ids)})
+                self.tickets[tickets[-1]["id"]] = message["to"]
         return json_reply(200, {"data": tickets})
+
+    def receipts(self, request) -> Reply:
+        assert request.method == "POST"
+        assert request.headers["content-type"] == "application/json"
+        assert request.headers["accept"] == "application/json"
+        body = request.json()
+        assert set(body) == {"ids"} and isinstance(body["ids"], list), body
+        if len(body["ids"]) > 1000:
+            return json_reply(
+                400,
+                {
+                    "errors": [
+                        {
+                            "code": "PUSH_TOO_MANY_RECEIPTS",
+                            "message": "You are trying to get more than 1000 push receipts in "
+                            "one request.",
+                        }
+                    ]
+                },
+            )
+        self.receipt_requests.append(body["ids"])
+        data = {}
+        for ticket in body["ids"]:
+            name = self.tickets.get(ticket, "late").removeprefix("ExponentPushToken[")
+            if name.startswith("late"):
+                continue  # not ready (or unknown): Expo leaves the id out
+            if name.startswith("gone"):
+                data[ticket] = {
+                    "status": "error",
+                    "message": f'"{self.tickets[ticket]}" is not a registered push '
+                    "notification recipient",
+                    "details": {"error": "DeviceNotRegistered"},
+                }
+            elif name.startswith("creds"):
+                data[ticket] = {
+                    "status": "error",
+                    "message": "The Apple Push Notification service failed to send the "
+                    "notification: invalid credentials",
+                    "details": {"error": "InvalidCredentials", "fault": "developer"},
+                }
+            else:
+                data[ticket] = {"status": "ok"}
+        return json_reply(200, {"data": data})
 
 
 @pytest.fixture
