@@ -193,6 +193,12 @@ class Message(models.Model):
             models.Index(fields=["address"], name="message_address_idx"),
             models.Index(fields=["status", "-created_at"], name="message_status_idx"),
             models.Index(fields=["content_type", "object_id"], name="message_content_idx"),
+            # Provider callbacks (Twilio status, ESP tracking) find a message by its id there.
+            models.Index(
+                fields=["provider_id"],
+                name="message_provider_idx",
+                condition=~Q(provider_id=""),
+            ),
             # A campaign's progress and report (counts by status, channel, language).
             models.Index(
                 fields=["campaign", "status"],
