@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from channels.backends.base import DeliveryError
@@ -46,7 +45,8 @@ from channels.backends.sms import (
 from channels.models import ChannelConfig
 
 from ..conf import app_settings
-from ..models import ChannelAddress, Message, MessageStatus
+from ..models import Message, MessageStatus
+from .addresses import addresses_deactivate
 from .bulk import rows_update
 
 logger = logging.getLogger("notifier.tracking")
@@ -65,7 +65,6 @@ SMS_STATUS_REPLACES: dict[str, tuple[str, ...]] = {
 }
 
 MAX_REASON = Message._meta.get_field("status_reason").max_length
-MAX_DEACTIVATED_REASON = ChannelAddress._meta.get_field("deactivated_reason").max_length
 
 
 class HookNotFound(Exception):
@@ -77,31 +76,6 @@ class HookForbidden(Exception):
 
 
 # --- shared ---------------------------------------------------------------------------------
-
-
-def addresses_deactivate_bulk(*, kind: str, dead: Mapping[str, tuple[int | None, str]]) -> None:
-    """Mark addresses of one kind as inactive, ``{address: (user_id, reason)}``, creating the
-    records of addresses given directly to notify(): two queries, however many addresses."""
-    if not dead or kind in ("", "user_id"):  # a user id is not an address
-        return
-    ChannelAddress.objects.bulk_create(
-        [
-            ChannelAddress(kind=kind, address=address, user_id=user_id)
-            for address, (user_id, _) in dead.items()
-        ],
-        ignore_conflicts=True,
-    )
-    ChannelAddress.objects.filter(kind=kind, address__in=list(dead)).update(
-        is_active=False,
-        deactivated_reason=Case(
-            *(
-                When(address=address, then=Value(reason[:MAX_DEACTIVATED_REASON]))
-                for address, (_, reason) in dead.items()
-            ),
-            default=Value(""),
-        ),
-        updated_at=timezone.now(),
-    )
 
 
 def _channels_of(backend: type) -> list[ChannelConfig]:
@@ -200,7 +174,7 @@ def sms_status_record(
         return None
     if moved and code in CALLBACK_DEAD_NUMBER_CODES:
         kind = channel.backend_class.address_key or ""
-        addresses_deactivate_bulk(kind=kind, dead={message.address: (message.user_id, reason)})
+        addresses_deactivate(kind=kind, dead={message.address: (message.user_id, reason)})
     return message
 
 
@@ -346,5 +320,5 @@ def _receipts_record(
         )
         summary.unknown += len(expired)
     if dead:
-        addresses_deactivate_bulk(kind=kind, dead=dead)
+        addresses_deactivate(kind=kind, dead=dead)
         summary.deactivated += len(dead)

@@ -33,9 +33,10 @@ from channels.backends.base import (
 from channels.models import ChannelConfig
 
 from ..conf import app_settings
-from ..models import ChannelAddress, Event, Message, MessageAttempt, MessageStatus, Template
+from ..models import Event, Message, MessageAttempt, MessageStatus, Template
 from ..models.messages import WAITING
 from ..signals import messages_failed, messages_sent, messages_succeeded
+from .addresses import addresses_deactivate
 from .availability import recipient_delivery_time, windows_for
 from .bulk import rows_insert, rows_update
 from .journal import JournalWriter, journal_clear
@@ -430,8 +431,11 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
             backend.close()
         except Exception:
             logger.exception("closing channel %s failed", channel.key)
-    if dead:
-        addresses_deactivate(dead)
+    by_kind: dict[str, dict[str, tuple[int | None, str]]] = defaultdict(dict)
+    for kind, address, user_id, reason in dead:
+        by_kind[kind][address] = (user_id, reason)
+    for kind, addresses in by_kind.items():
+        addresses_deactivate(kind=kind, dead=addresses)
     return outcomes
 
 
@@ -471,20 +475,3 @@ def _held_outcome(message: Message, state: str) -> dict[str, Any]:
         )
     row["attempts"] = message.attempts = message.attempts - 1
     return row
-
-
-def addresses_deactivate(dead: list[tuple[str, str, int | None, str]]) -> None:
-    """Mark addresses a provider called dead as inactive (creating the record for addresses
-    given directly to notify()), so the next notify() skips them."""
-    now = timezone.now()
-    ChannelAddress.objects.bulk_create(
-        [
-            ChannelAddress(kind=kind, address=address, user_id=user_id)
-            for kind, address, user_id, _ in dead
-        ],
-        ignore_conflicts=True,
-    )
-    for kind, address, _, reason in dead:  # one or two per batch, rarely more
-        ChannelAddress.objects.filter(kind=kind, address=address).update(
-            is_active=False, deactivated_reason=reason[:500], updated_at=now
-        )

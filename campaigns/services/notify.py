@@ -348,10 +348,9 @@ def notify(
     default_attempts = max_attempts or app_settings.MAX_ATTEMPTS
     messages: list[Message] = []
     for person, channel, address in addresses:
-        if campaign is not None:
-            if (channel.pk, address) in taken:
-                skipped.append(Skipped(person, channel.key, "duplicate address"))
-                continue
+        if campaign is not None and (channel.pk, address) in taken:
+            skipped.append(Skipped(person, channel.key, "duplicate address"))
+            continue
         if not event.mandatory and opted_out(
             person.get("user_id"), address, event.pk, channel.pk, event.marketing
         ):
