@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import api, inbox, links, preferences
+from .views import api, hooks, inbox, links, preferences, webpush
 
 app_name = "notifier"
 
@@ -19,4 +19,8 @@ urlpatterns = [
     path("preferences/", preferences.preferences, name="preferences"),
     path("preferences/link/<str:token>/", preferences.preferences_link, name="preferences-link"),
     path("unsubscribe/<str:token>/", links.unsubscribe, name="unsubscribe"),
+    path("sw.js", webpush.service_worker, name="webpush-sw"),
+    path("webpush/subscription/", webpush.subscribe, name="webpush-subscribe"),
+    path("webpush/unsubscribe/", webpush.unsubscribe, name="webpush-unsubscribe"),
+    path("hooks/twilio/<slug:channel_key>/status/", hooks.twilio_status, name="twilio-status"),
 ]

@@ -21,12 +21,18 @@ BUILTIN_BACKENDS = {
     "email": "channels.backends.email.EmailBackend",
     "inbox": "channels.backends.inbox.InboxBackend",
     "locmem": "channels.backends.locmem.LocmemBackend",
+    "null": "channels.backends.null.NullBackend",
     "webhook": "channels.backends.webhook.WebhookBackend",
     "sms.twilio": "channels.backends.sms.TwilioSmsBackend",
     "chat.telegram": "channels.backends.telegram.TelegramBackend",
     "chat.slack": "channels.backends.slack.SlackBackend",
     "push.expo": "channels.backends.expo.ExpoPushBackend",
     "push.onesignal": "channels.backends.onesignal.OneSignalBackend",
+    "push.webpush": "channels.backends.webpush.WebPushBackend",
+    "xmpp": "channels.backends.xmpp.XmppBackend",
+    "social.x": "channels.backends.social_x.XBackend",
+    "social.facebook": "channels.backends.social_facebook.FacebookPageBackend",
+    "social.vk": "channels.backends.social_vk.VkWallBackend",
 }
 
 

@@ -157,6 +157,9 @@ NOTIFIER = {
             "SWEEP_CHUNK",
             "MAX_ATTEMPTS",
             "CAMPAIGN_CHUNK",
+            "PUSH_RECEIPT_DELAY",
+            "PUSH_RECEIPT_MAX_AGE",
+            "PUSH_RECEIPT_INTERVAL",
         )
         if f"NOTIFIER_{name}" in env
     },

@@ -18,7 +18,7 @@ class ChannelAddress(models.Model):
         related_name="notification_addresses",
     )
     kind = models.CharField(max_length=32, help_text="The recipient key: phone, push_token …")
-    address = models.CharField(max_length=512)
+    address = models.CharField(max_length=2048)  # a Web Push subscription can be long
     is_active = models.BooleanField(default=True)
     is_verified = models.BooleanField(default=False)
     deactivated_reason = models.CharField(max_length=500, blank=True)

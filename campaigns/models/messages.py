@@ -96,7 +96,7 @@ class Message(models.Model):
     )
     template_key = models.CharField(max_length=300, blank=True, help_text="event/channel/language")
     language = models.CharField(max_length=16, blank=True)
-    address = models.CharField(max_length=512)
+    address = models.CharField(max_length=2048)  # a Web Push subscription can be long
     recipient = models.JSONField(default=dict, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

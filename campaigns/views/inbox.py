@@ -15,6 +15,7 @@ from ..services.inbox import (
     inbox_page,
     inbox_unread_count,
 )
+from ..services.webpush import webpush_settings
 
 #: htmx event the page's fragments listen to: the unread count changed.
 CHANGED = "notifier:inbox-changed"
@@ -50,6 +51,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     context = {"page": page, "filter": selected, "next_path": request.get_full_path()}
     if request.htmx and request.GET.get("cursor"):  # "more": the next items, appended
         return render(request, "notifier/inbox/_items.html", context)
+    context["webpush"] = webpush_settings()  # "Enable browser notifications", if offered
     return render(request, "notifier/inbox/inbox.html", context)
 
 
