@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -75,14 +75,75 @@ class DispatchSummary:
 def messages_claim(*, message_ids: Iterable[int], now: dt.datetime | None = None) -> list[Message]:
     """Take the rows that are still claimable into ``sending`` under a lease.
 
-    On PostgreSQL rows locked by another worker are skipped (``SKIP LOCKED``), so two jobs
-    carrying the same ids never both send a message.
+    On PostgreSQL one ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``
+    does it: rows locked by another worker are skipped, so two jobs carrying the same ids
+    never both send a message.
     """
     now = now or timezone.now()
-    ids = list(message_ids)
+    ids = sorted({int(i) for i in message_ids})
     if not ids:
         return []
     lease_until = now + dt.timedelta(seconds=app_settings.LEASE_SECONDS)
+    if connection.vendor == "postgresql":
+        messages = _claim_update_returning(ids, now=now, lease_until=lease_until)
+    else:
+        messages = _claim_orm(ids, now=now, lease_until=lease_until)
+    if not messages:
+        return []
+    # A batch has one channel and few events: load each once, not a copy per row.
+    events = Event.objects.in_bulk({m.event_id for m in messages})
+    channels = ChannelConfig.objects.in_bulk({m.channel_id for m in messages})
+    for message in messages:
+        message.event = events[message.event_id]
+        message.channel = channels[message.channel_id]
+    return messages
+
+
+def _claim_update_returning(
+    ids: list[int], *, now: dt.datetime, lease_until: dt.datetime
+) -> list[Message]:
+    meta = Message._meta
+    quote = connection.ops.quote_name
+    fields = meta.concrete_fields
+    column = {f.attname: quote(f.column) for f in fields}
+    table = quote(meta.db_table)
+    waiting = [str(s) for s in WAITING]
+    # Identifiers come from model metadata; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET {column['status']} = %s, {column['lease_until']} = %s, "  # noqa: S608
+        f"{column['attempts']} = {column['attempts']} + 1, {column['updated_at']} = %s "
+        f"WHERE {column['id']} IN (SELECT {column['id']} FROM {table} "
+        f"WHERE {column['id']} = ANY(%s) AND ({column['status']} = %s OR "
+        f"({column['status']} = ANY(%s) AND {column['next_attempt_at']} <= %s)) "
+        f"ORDER BY {column['id']} FOR UPDATE SKIP LOCKED) "
+        f"RETURNING {', '.join(column[f.attname] for f in fields)}"
+    )
+    params = [MessageStatus.SENDING, lease_until, now, ids, MessageStatus.QUEUED, waiting, now]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    converters = [
+        (
+            index,
+            field,
+            field.get_db_converters(connection) + connection.ops.get_db_converters(field),
+        )
+        for index, field in enumerate(fields)
+    ]
+    converters = [(index, field, funcs) for index, field, funcs in converters if funcs]
+    names = [f.attname for f in fields]
+    messages = []
+    for row in rows:
+        values = list(row)
+        for index, model_field, funcs in converters:
+            for func in funcs:
+                values[index] = func(values[index], model_field, connection)
+        messages.append(Message.from_db(connection.alias, names, values))
+    messages.sort(key=lambda m: m.pk)
+    return messages
+
+
+def _claim_orm(ids: list[int], *, now: dt.datetime, lease_until: dt.datetime) -> list[Message]:
     with transaction.atomic():
         messages = list(
             Message.objects.filter(id__in=ids)
@@ -92,14 +153,6 @@ def messages_claim(*, message_ids: Iterable[int], now: dt.datetime | None = None
             .select_for_update(skip_locked=True)
             .order_by("id")
         )
-        if not messages:
-            return []
-        # A batch has one channel and few events: load each once, not a copy per row.
-        events = Event.objects.in_bulk({m.event_id for m in messages})
-        channels = ChannelConfig.objects.in_bulk({m.channel_id for m in messages})
-        for message in messages:
-            message.event = events[message.event_id]
-            message.channel = channels[message.channel_id]
         Message.objects.filter(id__in=[m.pk for m in messages]).update(
             status=MessageStatus.SENDING,
             lease_until=lease_until,
