@@ -104,6 +104,7 @@ class Message(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="notifications",
+        db_index=False,  # message_user_inbox_idx leads with user
     )
     context = models.JSONField(default=dict, blank=True)
     subject = models.CharField(max_length=1000, blank=True)
@@ -123,7 +124,6 @@ class Message(models.Model):
     delivery_status = models.CharField(
         max_length=16,
         blank=True,
-        db_index=True,
         help_text="What the provider reported after sending (delivered, bounced, opened …)",
     )
     delivery_updated_at = models.DateTimeField(null=True, blank=True)
@@ -138,13 +138,14 @@ class Message(models.Model):
         editable=False,
         help_text="Trigger behaviour key: event, channel, recipient (and content)",
     )
-    idempotency_key = models.CharField(max_length=255, blank=True, db_index=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
     content_type = models.ForeignKey(
         "contenttypes.ContentType",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,  # message_content_idx leads with content_type
     )
     object_id = models.CharField(max_length=64, blank=True)
     content = GenericForeignKey("content_type", "object_id")
@@ -154,6 +155,7 @@ class Message(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="triggered_notifications",
+        db_index=False,  # message_trigger_user_idx: only the rows that have one
     )
     campaign = models.ForeignKey(
         "campaigns.Campaign",
@@ -161,6 +163,7 @@ class Message(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="messages",
+        db_index=False,  # message_campaign_idx and message_once_per_campaign lead with it
     )
     seen_at = models.DateTimeField(null=True, blank=True)
     consumed_at = models.DateTimeField(null=True, blank=True)
@@ -193,6 +196,23 @@ class Message(models.Model):
             models.Index(fields=["address"], name="message_address_idx"),
             models.Index(fields=["status", "-created_at"], name="message_status_idx"),
             models.Index(fields=["content_type", "object_id"], name="message_content_idx"),
+            # Every index is written on each insert and on each change of state, so columns
+            # most rows leave empty are indexed only where they are not.
+            models.Index(
+                fields=["idempotency_key"],
+                name="message_idempotency_idx",
+                condition=~Q(idempotency_key=""),
+            ),
+            models.Index(
+                fields=["delivery_status"],
+                name="message_delivery_status_idx",
+                condition=~Q(delivery_status=""),
+            ),
+            models.Index(
+                fields=["trigger_user"],
+                name="message_trigger_user_idx",
+                condition=Q(trigger_user__isnull=False),
+            ),
             # Provider callbacks (Twilio status, ESP tracking) find a message by its id there.
             models.Index(
                 fields=["provider_id"],
