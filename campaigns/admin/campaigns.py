@@ -22,6 +22,7 @@ from import_export.admin import ImportExportModelAdmin
 from import_export.forms import ConfirmImportForm
 from unfold.admin import ModelAdmin
 from unfold.contrib.import_export.forms import ExportForm, ImportForm
+from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextareaWidget
 
 from ..exceptions import NotifierError
 from ..models import Audience, AudienceKind, Campaign, CampaignStatus, Contact
@@ -95,8 +96,10 @@ class ContactImportForm(ImportForm):
     audience = forms.ModelChoiceField(
         queryset=Audience.objects.filter(kind=AudienceKind.CONTACTS),
         label="Contact list",
+        widget=UnfoldAdminSelectWidget,
+        # Help texts are shown as HTML: no angle brackets.
         help_text="Columns: email, phone, name, language, tz; any other column is kept and "
-        "usable in templates as {{ recipient.<column> }}.",
+        'usable in templates: a "plan" column as {{ recipient.plan }}.',
     )
 
 
@@ -117,6 +120,11 @@ class ContactAdmin(ModelAdmin, ImportExportModelAdmin):
     search_fields = ("email", "phone", "name")
     list_select_related = ("audience",)
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "audience":  # contacts belong to contact lists only
+            kwargs["queryset"] = Audience.objects.filter(kind=AudienceKind.CONTACTS)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def get_import_resource_kwargs(self, request, **kwargs):
         form = kwargs.get("form")
         audience = form.cleaned_data.get("audience") if form and form.is_valid() else None
@@ -133,7 +141,9 @@ class CampaignForm(forms.ModelForm):
     context = forms.JSONField(
         required=False,
         initial=dict,
-        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "font-mono"}),
+        widget=UnfoldAdminTextareaWidget(
+            attrs={"rows": 6, "spellcheck": "false", "class": "font-mono"}
+        ),
         help_text='Values for the event\'s variables, as JSON: {"headline": "Spring sale"}.',
     )
 
@@ -165,6 +175,9 @@ class CampaignForm(forms.ModelForm):
         return data
 
 
+_UNDER_WAY = (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.PAUSED)
+
+
 @admin.register(Campaign)
 class CampaignAdmin(ModelAdmin):
     form = CampaignForm
@@ -173,10 +186,19 @@ class CampaignAdmin(ModelAdmin):
     search_fields = ("name",)
     list_select_related = ("event", "audience")
     filter_horizontal = ("channels",)
-    change_form_after_template = "admin/campaigns/campaign/panel.html"
+    # Outside the change form: the panel holds forms of its own, and a form nested in another
+    # is dropped by the browser (its buttons would submit the change form instead).
+    change_form_outer_before_template = "admin/campaigns/campaign/panel.html"
 
     def has_run_permission(self, request) -> bool:
         return request.user.has_perm("campaigns.run_campaign")
+
+    def has_delete_permission(self, request, obj=None):
+        # A campaign under way is cancelled, not deleted: deleting it would drop its pending
+        # chunks and leave its queued messages beyond pause and cancel.
+        if obj is not None and obj.status in _UNDER_WAY:
+            return False
+        return super().has_delete_permission(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not obj.is_editable:
@@ -285,10 +307,16 @@ class CampaignAdmin(ModelAdmin):
 
     def schedule_view(self, request, object_id):
         def done(campaign):
-            if campaign.status == CampaignStatus.SCHEDULED:
-                when = timezone.localtime(campaign.send_at).strftime("%Y-%m-%d %H:%M %Z")
-                return f"Scheduled for {when}."
-            return f"Sending to {campaign.recipients_total} recipients."
+            if campaign.status != CampaignStatus.SCHEDULED:
+                return f"Sending to {campaign.recipients_total} recipients."
+            if campaign.local_time is not None:
+                day = timezone.localtime(campaign.send_at or timezone.now()).date()
+                return (
+                    f"Scheduled: it delivers at {campaign.local_time:%H:%M} in each "
+                    f"recipient's timezone on {day:%Y-%m-%d}."
+                )
+            when = timezone.localtime(campaign.send_at).strftime("%Y-%m-%d %H:%M %Z")
+            return f"Scheduled for {when}."
 
         return self._state_change(request, object_id, campaign_schedule, done)
 
@@ -331,6 +359,9 @@ class CampaignAdmin(ModelAdmin):
         )
         if progress.finished:
             response.status_code = 286  # htmx: stop polling
+        if request.GET.get("status", campaign.status) != campaign.status:
+            # The panel's buttons were drawn for another state: htmx reloads the page.
+            response["HX-Refresh"] = "true"
         return response
 
     def report_view(self, request, object_id):
