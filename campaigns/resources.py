@@ -160,12 +160,15 @@ class ContactResource(resources.ModelResource):
     def before_import_row(self, row, **kwargs):
         row["email"] = str(row.get("email") or "").strip().lower()
         row["phone"] = str(row.get("phone") or "").strip()
-        extra = {
-            key: value
+        data = JSONWidget().clean(row.get("data")) or {}  # an export's "data" column
+        if not isinstance(data, dict):
+            raise ValueError('the "data" column must hold a JSON object')
+        data.update(
+            (key, _cell(value))
             for key, value in row.items()
             if key and key not in self.KNOWN and key != "data" and value not in (None, "")
-        }
-        row["data"] = {key: _cell(value) for key, value in extra.items()}
+        )
+        row["data"] = data
 
     def get_instance(self, instance_loader, row):
         if row.get("email"):

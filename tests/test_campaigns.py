@@ -344,3 +344,25 @@ def test_test_send_goes_to_each_channel_that_takes_the_address(setup):
     assert all(result.ok for _, _, result in rows)
     assert locmem.outbox[0].subject == "[Test] [en] Spring sale"
     assert Message.objects.count() == 0
+
+
+def test_contacts_keep_their_extra_columns_through_export_and_import():
+    import tablib
+
+    from campaigns.resources import ContactResource
+
+    source = contact_list(
+        "Source", [{"email": "a@example.com", "name": "A", "data": {"plan": "gold"}}]
+    )
+    exported = ContactResource(audience=source).export(Contact.objects.filter(audience=source))
+    target = Audience.objects.create(name="Target", kind="contacts")
+    dataset = tablib.Dataset().load(exported.csv, format="csv")
+    dataset.append_col(["EU"], header="region")  # a new column next to the exported ones
+    result = ContactResource(audience=target).import_data(dataset, raise_errors=True)
+    assert not result.has_errors()
+    contact = Contact.objects.get(audience=target)
+    assert (contact.email, contact.name, contact.data) == (
+        "a@example.com",
+        "A",
+        {"plan": "gold", "region": "EU"},
+    )

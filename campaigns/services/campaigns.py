@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from channels.backends.base import ConfigurationError
 from channels.models import ChannelConfig
 
 from ..conf import app_settings
@@ -203,7 +205,8 @@ def campaign_dry_run(campaign: Campaign, *, now: dt.datetime | None = None) -> D
     now = now or timezone.now()
     report = DryRun(problems=campaign_problems(campaign))
     if not campaign.event.is_active or not _context_ok(campaign):
-        return report  # notify() would refuse every chunk for the same reason
+        report.recipients = audience_size(campaign.audience)
+        return report  # notify() refuses every chunk for the reason the problems give
     options = _notify_options(campaign)
     seen: set[tuple[int, str]] = set()
     for first_id, last_id, size in _source_chunks(campaign.audience):
@@ -245,7 +248,13 @@ def campaign_test_send(
         for channel in channels:
             try:
                 channel.get_backend().validate_address(address)
-            except Exception:  # noqa: S112 - not its address, or a misconfigured channel
+            except ValidationError:  # not an address for this channel
+                continue
+            except ConfigurationError as error:
+                taken = True
+                rows.append(
+                    (channel.key, address, TestSendResult(False, f"misconfigured: {error}"))
+                )
                 continue
             taken = True
             template = next(
