@@ -3,9 +3,12 @@ write-only."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from channels.models import ChannelConfig
+from channels.registry import BUILTIN_BACKENDS, backend_class
 
 EMAIL = "channels.backends.email.EmailBackend"
 
@@ -81,3 +84,27 @@ def test_choosing_another_backend_shows_its_options(admin_client, db):
     assert response.status_code == 200  # not saved: the webhook needs its URL
     assert 'name="cfg__url"' in html
     assert not ChannelConfig.objects.filter(key="hooks").exists()
+
+
+@pytest.mark.parametrize("key", sorted(BUILTIN_BACKENDS))
+def test_every_builtin_backend_shows_its_form(admin_client, db, key):
+    """Choosing a backend shows one field per option of its config form; secrets are
+    password inputs that show nothing back."""
+    response = admin_client.post(
+        "/admin/channels/channelconfig/add/",
+        {
+            "key": "",
+            "name": "",
+            "backend": key,
+            "windows-TOTAL_FORMS": "0",
+            "windows-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    cls = backend_class(key)
+    for name in cls.ConfigForm.base_fields:
+        assert f'name="cfg__{name}"' in html, name
+    for name in cls.secret_fields():
+        field = re.search(rf'<input[^>]*name="cfg__{name}"[^>]*>', html).group(0)
+        assert 'type="password"' in field and "value=" not in field.replace('value=""', "")
