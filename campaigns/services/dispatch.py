@@ -269,8 +269,9 @@ def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
     for channel_messages in by_channel.values():
         outcomes.extend(_channel_send(channel_messages, templates))
 
-    rows_update(Message, outcomes, RESULT_FIELDS, only_if={"status": MessageStatus.SENDING})
-    attempts_record(outcomes)
+    with transaction.atomic():  # one commit (one WAL flush) for all of the batch's results
+        rows_update(Message, outcomes, RESULT_FIELDS, only_if={"status": MessageStatus.SENDING})
+        attempts_record(outcomes)
     journal_clear(row["id"] for row in outcomes)
     for row in outcomes:
         summary.counts[row["status"]] += 1
