@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from campaigns.management.commands import seed_demo
-from campaigns.models import Event, Message, MessageStatus, Template
+from campaigns.models import Campaign, Contact, Event, Message, MessageStatus, Template
 from channels.models import ChannelConfig
 
 
@@ -73,7 +73,17 @@ def test_seed_demo_channels_events_templates_and_users():
         user = user_model.objects.get(username=spec["username"])
         assert user.email == spec["email"]
         assert user.check_password(seed_demo.DEMO_PASSWORD)
+        assert user.notification_profile.language == spec["language"]  # campaigns read it
         assert f"{spec['username']} / {seed_demo.DEMO_PASSWORD}" in output
+    for spec in seed_demo.STAFF:
+        user = user_model.objects.get(username=spec["username"])
+        assert user.is_staff and not user.is_superuser
+        assert list(user.groups.values_list("name", flat=True)) == [spec["group"]]
+    campaigns = Campaign.objects.filter(status="draft").values_list("name", flat=True)
+    assert set(campaigns) == {"Spring newsletter", "Product update for users"}
+    assert Contact.objects.filter(audience__name="Newsletter readers").count() == len(
+        seed_demo.CONTACTS
+    )
 
 
 @pytest.mark.django_db

@@ -32,6 +32,7 @@ from campaigns.models import (
     Contact,
     Event,
     Message,
+    RecipientProfile,
     Template,
 )
 from campaigns.registry import sync_all
@@ -349,6 +350,10 @@ class Command(BaseCommand):
                 user.is_active = True
                 user.save(update_fields=["password", "is_active"])
             created += is_new
+            # Their language as a recipient (campaigns address users by id).
+            RecipientProfile.objects.get_or_create(
+                user=user, defaults={"language": spec["language"]}
+            )
             users[spec["username"]] = user
         return users, created
 
