@@ -8,6 +8,7 @@ transaction, and enqueues dispatch jobs after commit. It never talks to a provid
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections import defaultdict
@@ -387,29 +388,37 @@ def notify(
         if campaign is not None:  # taken once planned: an opted-out first one takes nothing
             taken.add((channel.pk, address))
         messages.append(
-            Message(
-                event=event,
-                channel=channel,
-                template=chosen_template,
-                template_key=f"{event.key}/{channel.key}/{chosen_template.language}",
-                language=chosen_template.language,
-                address=address,
-                recipient=person,
-                user_id=person.get("user_id"),
-                context=context,
-                status=MessageStatus.QUEUED if due_now else MessageStatus.SCHEDULED,
-                scheduled_at=scheduled_at,
-                next_attempt_at=now if due_now else due,
-                lease_until=queue_lease if due_now else None,
-                max_attempts=max_attempts or channel.max_attempts or default_attempts,
-                tag=tag or "",
-                extra=extra,
-                dedupe_key=key,
-                idempotency_key=idempotency_key,
-                content_type=content_ref[0] if content_ref else None,
-                object_id=content_ref[1] if content_ref else "",
-                trigger_user_id=getattr(trigger_user, "pk", trigger_user),
-                campaign=campaign,
+            _message_new(
+                {
+                    "event_id": event.pk,
+                    "channel_id": channel.pk,
+                    "template_id": chosen_template.pk,
+                    "template_key": f"{event.key}/{channel.key}/{chosen_template.language}",
+                    "language": chosen_template.language,
+                    "address": address,
+                    "recipient": person,
+                    "user_id": person.get("user_id"),
+                    "context": context,
+                    "status": MessageStatus.QUEUED if due_now else MessageStatus.SCHEDULED,
+                    "scheduled_at": scheduled_at,
+                    "next_attempt_at": now if due_now else due,
+                    "lease_until": queue_lease if due_now else None,
+                    "max_attempts": max_attempts or channel.max_attempts or default_attempts,
+                    "tag": tag or "",
+                    "extra": extra,
+                    "dedupe_key": key,
+                    "idempotency_key": idempotency_key,
+                    "content_type_id": content_ref[0].pk if content_ref else None,
+                    "object_id": content_ref[1] if content_ref else "",
+                    "trigger_user_id": getattr(trigger_user, "pk", trigger_user),
+                    "campaign_id": campaign.pk if campaign is not None else None,
+                },
+                related={
+                    "event": event,
+                    "channel": channel,
+                    "template": chosen_template,
+                    **({"campaign": campaign} if campaign is not None else {}),
+                },
             )
         )
 
@@ -561,6 +570,33 @@ def _triggers_apply(
         seen.add(key)
         kept.append(message)
     return kept, refused
+
+
+@functools.cache
+def _message_layout() -> list[tuple[str, Any, Any]]:
+    """(attname, default factory, default value) of each Message column, in field order."""
+    layout = []
+    for f in Message._meta.concrete_fields:
+        if f.has_default() and callable(f.default):
+            layout.append((f.attname, f.default, None))
+        else:
+            layout.append((f.attname, None, f.get_default()))
+    return layout
+
+
+def _message_new(values: dict[str, Any], *, related: dict[str, Any]) -> Message:
+    """A Message built from column values (positional ``__init__``: a fan-out builds one per
+    recipient and channel, and keyword construction costs several times more); the related
+    objects given are cached on it, so reading them needs no query."""
+    message = Message(
+        *[
+            values[name] if name in values else (factory() if factory else default)
+            for name, factory, default in _message_layout()
+        ]
+    )
+    for name, obj in related.items():
+        Message._meta.get_field(name).set_cached_value(message, obj)
+    return message
 
 
 def _campaign_addresses(campaign: Any, addresses: list) -> set[tuple[int, str]]:
