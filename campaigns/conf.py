@@ -72,6 +72,12 @@ class AppSettings:
         return int(self._get("CAMPAIGN_CHUNK", 1000))
 
     @property
+    def DRY_RUN_INLINE_LIMIT(self) -> int:
+        """Audiences up to this size get their dry run in the page's request; larger ones
+        in an RQ job whose progress the page shows."""
+        return int(self._get("DRY_RUN_INLINE_LIMIT", 20000))
+
+    @property
     def CAMPAIGN_CANCEL_WAIT(self) -> float:
         """Seconds a cancel waits for batches already sending to finish before it answers."""
         return float(self._get("CAMPAIGN_CANCEL_WAIT", 30))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .services.campaigns import chunk_fan_out
+from .services.campaigns import chunk_fan_out, dry_run_job
 from .services.delivery_status import push_receipts_poll
 from .services.dispatch import message_dispatch
 from .services.sweep import sweep as sweep_run
@@ -22,3 +22,7 @@ def campaign_chunk(chunk_id: int) -> dict:
 
 def push_receipts() -> dict[str, int]:
     return push_receipts_poll().as_dict()
+
+
+def campaign_dry_run(campaign_id: int) -> dict:
+    return dry_run_job(campaign_id)

@@ -231,6 +231,39 @@ def test_the_dry_run_page_counts_per_channel_and_language_and_writes_nothing(set
     assert campaign.status == CampaignStatus.DRAFT
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_large_audience_is_counted_in_the_background_with_progress(
+    setup, marketing, settings, run_worker
+):
+    """Above DRY_RUN_INLINE_LIMIT the dry run is an RQ job: the page polls its progress,
+    then shows the same counts the request would have; an edit makes it stale."""
+    settings.NOTIFIER = {**settings.NOTIFIER, "DRY_RUN_INLINE_LIMIT": 4}
+    event, mail = setup
+    campaign = make_campaign(event, contact_list("Customers", people(9)), mail)
+
+    response = marketing.get(url(campaign, "dry-run"))
+    assert response.context["pending"] is True
+    assert 'hx-get="{}"'.format(url(campaign, "dry-run-status")) in response.content.decode()
+    assert "Counting 9 recipients in the background" in text(response)
+    status = marketing.get(url(campaign, "dry-run-status"))
+    assert "HX-Refresh" not in status  # still running: keep polling
+
+    assert run_worker() == 1
+    status = marketing.get(url(campaign, "dry-run-status"))
+    assert status["HX-Refresh"] == "true"
+    response = marketing.get(url(campaign, "dry-run"))
+    assert response.context["planned"] == [("mail", "de", 3), ("mail", "en", 6)]
+    assert "9 recipients in “Customers”: 9 messages would be sent, 0 skipped." in text(response)
+    assert "Counted in the background" in text(response)
+    assert not Message.objects.exists()
+
+    campaign.name = "Edited"
+    campaign.save()  # stale: the next visit counts again
+    assert marketing.get(url(campaign, "dry-run")).context["pending"] is True
+    assert run_worker() == 1
+    assert marketing.post(url(campaign, "dry-run")).context["pending"] is True  # "Run again"
+
+
 def test_the_dry_run_of_a_campaign_that_cannot_be_sent_says_why(setup, marketing):
     event, mail = setup
     campaign = make_campaign(

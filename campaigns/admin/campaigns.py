@@ -24,6 +24,7 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.import_export.forms import ExportForm, ImportForm
 from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextareaWidget
 
+from ..conf import app_settings
 from ..exceptions import NotifierError
 from ..models import Audience, AudienceKind, Campaign, CampaignStatus, Contact
 from ..resources import ContactResource
@@ -40,6 +41,8 @@ from ..services.campaigns import (
     campaign_schedule,
     campaign_test_send,
     campaign_unschedule,
+    dry_run_start,
+    dry_run_state,
 )
 from ..services.notify import context_validate
 
@@ -230,6 +233,7 @@ class CampaignAdmin(ModelAdmin):
 
         return [
             view("dry-run", self.dry_run_view),
+            view("dry-run-status", self.dry_run_status_view),
             view("test-send", self.test_send_view),
             view("schedule", self.schedule_view),
             view("unschedule", self.unschedule_view),
@@ -278,8 +282,42 @@ class CampaignAdmin(ModelAdmin):
     # --- views ----------------------------------------------------------------------------
 
     def dry_run_view(self, request, object_id):
+        """Small audiences: the dry run in this request. Large ones: an RQ job, started on
+        the first visit (or by "Run again"), whose progress the page polls."""
         campaign = self._get(request, object_id)
-        report = campaign_dry_run(campaign)
+        if request.method not in ("GET", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
+        if audience_size(campaign.audience) <= app_settings.DRY_RUN_INLINE_LIMIT:
+            return self._dry_run_page(request, campaign, campaign_dry_run(campaign))
+        state = dry_run_state(campaign)
+        if request.method == "POST" or state is None:
+            state = dry_run_start(campaign)
+        if state.state != "done":
+            return self._page(
+                request,
+                campaign,
+                "dry_run.html",
+                f"Dry run of {campaign}",
+                state=state,
+                pending=True,
+            )
+        return self._dry_run_page(request, campaign, state.report, state=state)
+
+    def dry_run_status_view(self, request, object_id):
+        campaign = self._get(request, object_id)
+        state = dry_run_state(campaign)
+        response = TemplateResponse(
+            request,
+            "admin/campaigns/campaign/_dry_run_status.html",
+            {"campaign": campaign, "state": state},
+        )
+        if state is not None and state.state == "failed":
+            response.status_code = 286  # htmx: stop polling; the page offers "Run again"
+        elif state is None or state.state == "done":
+            response["HX-Refresh"] = "true"  # the page shows the result (or starts again)
+        return response
+
+    def _dry_run_page(self, request, campaign, report, *, state=None):
         planned = sorted(report.planned.items())
         skipped = sorted(report.skipped.items(), key=lambda item: (-item[1], item[0]))
         return self._page(
@@ -293,6 +331,7 @@ class CampaignAdmin(ModelAdmin):
             scheduled=sorted(report.scheduled.items()),
             per_channel=sorted(report.per_channel().items()),
             can_run=self.has_run_permission(request),
+            state=state,
         )
 
     def test_send_view(self, request, object_id):

@@ -14,9 +14,10 @@ updates the campaign row, so it waits for chunk transactions in flight and they 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +45,7 @@ from ..models import (
 )
 from ..models.campaigns import ChunkStatus
 from ..models.messages import ACTIVE, FINAL
-from ..queue import chunked, enqueue_dispatch_on_commit, enqueue_job
+from ..queue import chunked, enqueue_dispatch_on_commit, enqueue_job, redis_connection
 from .notify import context_validate, language_candidates, notify
 from .preview import template_render_preview
 from .testsend import TestSendResult, test_send
@@ -198,10 +199,41 @@ class DryRun:
             totals[channel] += count
         return dict(totals)
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "recipients": self.recipients,
+            "planned": [[c, lang, n] for (c, lang), n in self.planned.items()],
+            "scheduled": {
+                c: [n, first.isoformat(), last.isoformat()]
+                for c, (n, first, last) in self.scheduled.items()
+            },
+            "skipped": [[c, reason, n] for (c, reason), n in self.skipped.items()],
+            "problems": self.problems,
+        }
 
-def campaign_dry_run(campaign: Campaign, *, now: dt.datetime | None = None) -> DryRun:
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DryRun:
+        return cls(
+            recipients=data["recipients"],
+            planned=Counter({(c, lang): n for c, lang, n in data["planned"]}),
+            scheduled={
+                c: [n, dt.datetime.fromisoformat(first), dt.datetime.fromisoformat(last)]
+                for c, (n, first, last) in data["scheduled"].items()
+            },
+            skipped=Counter({(c, reason): n for c, reason, n in data["skipped"]}),
+            problems=data["problems"],
+        )
+
+
+def campaign_dry_run(
+    campaign: Campaign,
+    *,
+    now: dt.datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DryRun:
     """Who would get the campaign if it were sent now, per channel and language, and who
-    would not and why. Writes nothing."""
+    would not and why. Writes nothing. ``progress(done, total)`` is called after each chunk
+    of recipients."""
     now = now or timezone.now()
     report = DryRun(problems=campaign_problems(campaign))
     if not campaign.event.is_active or not _context_ok(campaign):
@@ -209,7 +241,11 @@ def campaign_dry_run(campaign: Campaign, *, now: dt.datetime | None = None) -> D
         return report  # notify() refuses every chunk for the reason the problems give
     options = _notify_options(campaign)
     seen: set[tuple[int, str]] = set()
-    for first_id, last_id, size in _source_chunks(campaign.audience):
+    chunks = _source_chunks(campaign.audience)
+    total = sum(size for _, _, size in chunks)
+    for first_id, last_id, size in chunks:
+        if progress is not None:
+            progress(report.recipients, total)
         people = audience_recipients(campaign.audience, first_id, last_id)
         report.recipients += size
         result = notify(recipients=people, dry_run=True, campaign_seen=seen, **options)
@@ -224,6 +260,85 @@ def campaign_dry_run(campaign: Campaign, *, now: dt.datetime | None = None) -> D
         for skip in result.skipped:
             report.skipped[(skip.channel, skip.reason)] += 1
     return report
+
+
+# A large audience's dry run runs as an RQ job; its progress and result wait in Redis.
+DRY_RUN_JOB = "campaigns.jobs.campaign_dry_run"
+_DRY_RUN_KEY = "notifier:dry-run:{}"
+_DRY_RUN_TTL = 3600
+
+
+@dataclass(slots=True)
+class DryRunState:
+    state: str  # "running" | "done" | "failed"
+    done: int = 0
+    total: int = 0
+    report: DryRun | None = None
+    finished_at: dt.datetime | None = None
+    error: str = ""
+
+    @property
+    def percent(self) -> int:
+        return min(100, int(100 * self.done / self.total)) if self.total else 0
+
+
+def _dry_run_version(campaign: Campaign) -> str:
+    """A dry run answers for the campaign as it was: an edit makes it stale."""
+    return campaign.updated_at.isoformat() if campaign.updated_at else ""
+
+
+def dry_run_state(campaign: Campaign) -> DryRunState | None:
+    """The background dry run of this version of the campaign, if one was asked for."""
+    raw = redis_connection().get(_DRY_RUN_KEY.format(campaign.pk))
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    if data.get("version") != _dry_run_version(campaign):
+        return None
+    return DryRunState(
+        state=data["state"],
+        done=data.get("done", 0),
+        total=data.get("total", 0),
+        report=DryRun.from_json(data["report"]) if data.get("report") else None,
+        finished_at=dt.datetime.fromisoformat(data["at"]) if data.get("at") else None,
+        error=data.get("error", ""),
+    )
+
+
+def _dry_run_save(campaign: Campaign, **data: Any) -> None:
+    data["version"] = _dry_run_version(campaign)
+    redis_connection().set(_DRY_RUN_KEY.format(campaign.pk), json.dumps(data), ex=_DRY_RUN_TTL)
+
+
+def dry_run_start(campaign: Campaign) -> DryRunState:
+    """Enqueue the dry run of a large audience (once per version of the campaign)."""
+    total = audience_size(campaign.audience)
+    _dry_run_save(campaign, state="running", done=0, total=total)
+    enqueue_job(DRY_RUN_JOB, [(campaign.pk,)], label="campaign dry run")
+    return DryRunState(state="running", total=total)
+
+
+def dry_run_job(campaign_id: int) -> dict[str, Any]:
+    """The RQ job: runs the dry run, saving its progress after each chunk."""
+    campaign = Campaign.objects.select_related("event", "audience").get(pk=campaign_id)
+
+    def progress(done: int, total: int) -> None:
+        _dry_run_save(campaign, state="running", done=done, total=total)
+
+    try:
+        report = campaign_dry_run(campaign, progress=progress)
+    except Exception as error:
+        _dry_run_save(campaign, state="failed", error=f"{type(error).__name__}: {error}")
+        raise
+    _dry_run_save(
+        campaign,
+        state="done",
+        done=report.recipients,
+        total=report.recipients,
+        report=report.as_json(),
+        at=timezone.now().isoformat(),
+    )
+    return {"campaign": campaign_id, "recipients": report.recipients, "messages": report.messages}
 
 
 # --- test send ------------------------------------------------------------------------------
