@@ -366,3 +366,25 @@ def test_contacts_keep_their_extra_columns_through_export_and_import():
         "A",
         {"plan": "gold", "region": "EU"},
     )
+
+
+def test_a_closed_window_holds_messages_and_the_dry_run_says_until_when(setup):
+    from campaigns.models import AvailabilityWindow
+
+    event, mail, _ = setup
+    opens = (timezone.now() + dt.timedelta(hours=2)).replace(second=0, microsecond=0)
+    AvailabilityWindow.objects.create(
+        channel=mail,
+        start_time=opens.time(),
+        end_time=(opens + dt.timedelta(hours=1)).time(),
+    )
+    rows = [{"email": f"w{i}@example.com", "tz": "UTC"} for i in range(3)]
+    campaign = make_campaign(event, contact_list("Windowed", rows))
+    campaign.channels.set([mail])
+
+    dry = campaign_dry_run(campaign)
+    assert dry.scheduled == {"mail": [3, opens, opens]}
+
+    campaign_schedule(campaign)
+    _fan_out(campaign)
+    assert set(Message.objects.values_list("status", "next_attempt_at")) == {("scheduled", opens)}
