@@ -360,3 +360,33 @@ def test_debug_send_renders_but_delivers_nothing(email_channel, smtp, run_worker
     message = Message.objects.get()
     assert (message.status, message.subject) == ("debug", "Order 9 shipped")
     assert smtp.messages == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("inbox", [False, True])
+def test_the_journal_keeps_the_body_only_of_inbox_messages(inbox, django_user_model):
+    """A result journaled just before a crash is applied by the sweep. An inbox message's row
+    is what its reader sees, so its rendered body is journaled too; other bodies (an email's
+    HTML can weigh tens of kilobytes) are not copied to Redis."""
+    from campaigns.services.dispatch import outcome_for
+    from campaigns.services.journal import JournalWriter
+    from channels.backends.base import Outgoing, SendResult
+
+    backend = "inbox.InboxBackend" if inbox else "locmem.LocmemBackend"
+    channel = factories.ChannelFactory(key="box", backend=f"channels.backends.{backend}")
+    order_event(channel, languages=("en",))
+    user = django_user_model.objects.create_user("ann", "a@example.com")
+    context = {"order_id": "1", "greeting": "Hi"}
+    (message,) = notify("order-shipped", user, context).messages
+    (claimed,) = messages_claim(message_ids=[message.pk])
+    claimed.subject, claimed.text = "Rendered subject", "Rendered text"
+    sent = SendResult(Outgoing(id=claimed.pk, uuid=str(claimed.uuid), address="a"), "p-1")
+    journal = JournalWriter(content=channel.backend_class.stores_messages)
+    journal.record(outcome_for(claimed, sent, timezone.now()))
+    journal.close()  # ... and the worker dies before writing its batch's results
+
+    later = timezone.now() + dt.timedelta(seconds=app_settings.LEASE_SECONDS + 1)
+    assert sweep(now=later, enqueue=False).recovered == 1
+    row = Message.objects.get()
+    assert (row.status, row.provider_id) == ("sent", "p-1")
+    assert (row.subject, row.text) == (("Rendered subject", "Rendered text") if inbox else ("", ""))

@@ -449,7 +449,7 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
                 return
             yield outgoing
 
-    journal = JournalWriter()
+    journal = JournalWriter(content=channel.backend_class.stores_messages)
     try:
         for result in backend.send(paced()):
             message, _ = pending.pop(result.outgoing.id)

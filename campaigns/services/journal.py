@@ -19,6 +19,10 @@ from ..queue import redis_connection
 
 logger = logging.getLogger("notifier.journal")
 KEY = "notifier:journal"
+#: The rendered content of a result: journaled only for backends whose message row is what
+#: the recipient reads (the inbox). Elsewhere a row recovered from the journal gets its
+#: outcome, not a copy of a body that may weigh tens of kilobytes.
+CONTENT_FIELDS = ("subject", "text", "html")
 
 
 class JournalWriter:
@@ -31,9 +35,10 @@ class JournalWriter:
     at most the message in flight is repeated.
     """
 
-    def __init__(self):
+    def __init__(self, *, content: bool = True):
         self.connection = None
         self.pending = 0
+        self.content = content  # False: the rendered subject, text and html are left out
         try:
             self.pool = redis_connection().connection_pool
             self.connection = self.pool.get_connection()
@@ -43,6 +48,8 @@ class JournalWriter:
     def record(self, outcome: dict[str, Any]) -> None:
         if self.connection is None:
             return
+        if not self.content:
+            outcome = {k: v for k, v in outcome.items() if k not in CONTENT_FIELDS}
         try:
             self.connection.send_command(
                 "HSET", KEY, str(outcome["id"]), json.dumps(outcome, default=str)

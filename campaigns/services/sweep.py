@@ -31,7 +31,7 @@ from ..models.messages import WAITING
 from ..queue import enqueue_dispatch_on_commit
 from .bulk import rows_update
 from .dispatch import RESULT_FIELDS, attempts_record
-from .journal import journal_clear, journal_load
+from .journal import CONTENT_FIELDS, journal_clear, journal_load
 
 
 @dataclass(slots=True)
@@ -70,8 +70,16 @@ def leases_reclaim(*, now: dt.datetime, summary: SweepSummary, enqueue: bool) ->
                     failed.append(row["id"])
                 else:
                     requeue[row["channel_id"]].append(row["id"])
+            with_content = [row for row in recovered if "text" in row]
+            without = [row for row in recovered if "text" not in row]
             rows_update(
-                Message, recovered, RESULT_FIELDS, only_if={"status": MessageStatus.SENDING}
+                Message, with_content, RESULT_FIELDS, only_if={"status": MessageStatus.SENDING}
+            )
+            rows_update(  # the journal kept no copy of the body (not an inbox message)
+                Message,
+                without,
+                [f for f in RESULT_FIELDS if f not in CONTENT_FIELDS],
+                only_if={"status": MessageStatus.SENDING},
             )
             attempts_record(recovered)
             if failed:
