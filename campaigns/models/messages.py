@@ -186,7 +186,11 @@ class Message(models.Model):
                 condition=Q(status__in=[s.value for s in LEASED]),
             ),
             # A user's inbox, newest first.
-            models.Index(fields=["user", "-created_at"], name="message_user_inbox_idx"),
+            models.Index(
+                fields=["user", "-created_at"],
+                name="message_user_inbox_idx",
+                condition=Q(user__isnull=False),
+            ),
             # A user's unread count: only the rows it counts are in the index.
             models.Index(
                 fields=["user", "channel"],
@@ -195,7 +199,11 @@ class Message(models.Model):
             ),
             models.Index(fields=["address"], name="message_address_idx"),
             models.Index(fields=["status", "-created_at"], name="message_status_idx"),
-            models.Index(fields=["content_type", "object_id"], name="message_content_idx"),
+            models.Index(
+                fields=["content_type", "object_id"],
+                name="message_content_idx",
+                condition=Q(content_type__isnull=False),
+            ),
             # Every index is written on each insert and on each change of state, so columns
             # most rows leave empty are indexed only where they are not.
             models.Index(
