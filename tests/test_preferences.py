@@ -199,3 +199,19 @@ def test_an_all_marketing_opt_out_shows_marketing_events_off_only(db, django_use
     }
     assert state["promo-x"] == [(False, "Turned off with all marketing")]
     assert [(on, bool(locked)) for on, locked in state["news-x"]] == [(True, False)]
+
+
+def test_the_sites_social_accounts_are_not_peoples_channels(db, django_user_model):
+    """A VK channel with a default wall gives every user an "address", but it posts to the
+    site's own wall: people cannot opt out of it in their preference centre."""
+    from campaigns.services.preferences import preferences_subject_for_user
+
+    factories.ChannelFactory(key="email-pref", backend="email")
+    factories.ChannelFactory(
+        key="vk-wall",
+        backend="social.vk",
+        config={"access_token": "vk1.a.token", "owner_id": "-123456"},
+    )
+    ann = django_user_model.objects.create_user("ann-y", "ann-y@example.com")
+    keys = [channel.key for channel in preferences_subject_for_user(ann).channels]
+    assert "email-pref" in keys and "vk-wall" not in keys

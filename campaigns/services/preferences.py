@@ -72,6 +72,8 @@ def preferences_subject_for_user(user) -> PreferenceSubject:
         recipient[kind] = address  # verified and newest last, so they win
     channels, addresses = [], {}
     for channel in ChannelConfig.objects.filter(is_active=True).order_by("name", "key"):
+        if not channel.backend_class.reaches_people:  # e.g. the site's social accounts
+            continue
         try:
             address = channel.get_backend().address(recipient)
         except Exception:  # a misconfigured channel is the operators' problem, not this page's

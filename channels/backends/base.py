@@ -113,6 +113,9 @@ class BaseBackend:
     #: True when the Message row is what the recipient reads (the in-app inbox): such rows
     #: are kept even for events that delete messages after processing.
     stores_messages: ClassVar[bool] = False
+    #: False for a backend that posts to an account of the site's (a social page) rather
+    #: than to a person: its channels are left out of people's preference centres.
+    reaches_people: ClassVar[bool] = True
 
     def __init__(self, *, channel_key: str = "", options: Mapping[str, Any] | None = None):
         self.channel_key = channel_key

@@ -54,6 +54,7 @@ class SocialBackend(HttpBackend):
     """Posts the text of each message to the account its address names."""
 
     template_fields = ("text",)
+    reaches_people = False  # a post goes to the site's account, not to the recipient
     #: The option naming the channel's default target (``account``, ``page_id``, ``owner_id``).
     target_option: ClassVar[str] = ""
 
