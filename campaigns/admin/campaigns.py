@@ -184,7 +184,16 @@ _UNDER_WAY = (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.P
 @admin.register(Campaign)
 class CampaignAdmin(ModelAdmin):
     form = CampaignForm
-    list_display = ("name", "event", "audience", "status", "send_at", "started_at", "finished_at")
+    list_display = (
+        "name",
+        "event",
+        "audience",
+        "status",
+        "recipients_total",
+        "send_at",
+        "started_at",
+        "finished_at",
+    )
     list_filter = ("status", "event")
     search_fields = ("name",)
     list_select_related = ("event", "audience")

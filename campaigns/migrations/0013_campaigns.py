@@ -109,7 +109,10 @@ class Migration(migrations.Migration):
                 ("started_at", models.DateTimeField(blank=True, null=True)),
                 ("finished_at", models.DateTimeField(blank=True, null=True)),
                 ("cancelled_at", models.DateTimeField(blank=True, null=True)),
-                ("recipients_total", models.PositiveIntegerField(default=0)),
+                (
+                    "recipients_total",
+                    models.PositiveIntegerField(default=0, verbose_name="recipients"),
+                ),
                 ("created_at", models.DateTimeField(auto_now_add=True)),
                 ("updated_at", models.DateTimeField(auto_now=True)),
             ],

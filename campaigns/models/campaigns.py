@@ -155,7 +155,7 @@ class Campaign(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     #: Recipients found in the audience when the fan-out was planned.
-    recipients_total = models.PositiveIntegerField(default=0)
+    recipients_total = models.PositiveIntegerField("recipients", default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
