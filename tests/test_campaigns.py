@@ -388,3 +388,33 @@ def test_a_closed_window_holds_messages_and_the_dry_run_says_until_when(setup):
     campaign_schedule(campaign)
     _fan_out(campaign)
     assert set(Message.objects.values_list("status", "next_attempt_at")) == {("scheduled", opens)}
+
+
+def test_a_channel_turned_off_mid_campaign_pauses_it_with_the_reason(setup, run_worker):
+    """A chunk that notify() refuses writes nothing: the campaign pauses and says why, and
+    resuming after the fix sends the rest, each recipient once."""
+    event, mail, _ = setup
+    campaign = make_campaign(event, contact_list("L", people(20)))  # chunks of 7
+    campaign.channels.set([mail])
+    campaign_schedule(campaign)
+    first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
+    chunk_fan_out(first.pk)
+    mail.is_active = False
+    mail.save()
+
+    run_worker()
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.PAUSED
+    assert "paused by the site" in campaign.status_reason and "mail" in campaign.status_reason
+    assert Message.objects.filter(campaign=campaign).count() == 7  # the refused chunks: none
+    assert CampaignChunk.objects.filter(status="pending").count() == 2
+
+    mail.is_active = True
+    mail.save()
+    campaign_resume(campaign)
+    run_worker()
+    assert campaign_progress(campaign).status == CampaignStatus.DONE
+    campaign.refresh_from_db()
+    assert campaign.status_reason == ""
+    assert len(locmem.outbox) == 20
+    assert len({m.address for m in locmem.outbox}) == 20

@@ -106,6 +106,14 @@ class Migration(migrations.Migration):
                         max_length=16,
                     ),
                 ),
+                (
+                    "status_reason",
+                    models.CharField(
+                        blank=True,
+                        help_text="Why it was paused when the site paused it",
+                        max_length=500,
+                    ),
+                ),
                 ("started_at", models.DateTimeField(blank=True, null=True)),
                 ("finished_at", models.DateTimeField(blank=True, null=True)),
                 ("cancelled_at", models.DateTimeField(blank=True, null=True)),

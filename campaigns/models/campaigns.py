@@ -148,6 +148,9 @@ class Campaign(models.Model):
     status = models.CharField(
         max_length=16, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT
     )
+    status_reason = models.CharField(
+        max_length=500, blank=True, help_text="Why it was paused when the site paused it"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

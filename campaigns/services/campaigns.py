@@ -13,6 +13,7 @@ updates the campaign row, so it waits for chunk transactions in flight and they 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import time
@@ -507,10 +508,20 @@ def _campaign_share_lock(campaign_id: int) -> str:
 
 def chunk_fan_out(chunk_id: int) -> dict[str, Any]:
     """Write one chunk's messages (the RQ job). Idempotent: a chunk done, cancelled, or held
-    by another worker is left alone; a paused campaign's chunk waits for resume."""
+    by another worker is left alone; a paused campaign's chunk waits for resume.
+
+    When ``notify()`` refuses the chunk (its event or a channel was deactivated since the
+    campaign began, its values no longer fit the event), nothing of the chunk is written and
+    the campaign is paused with the reason, for an operator to fix and resume."""
     for attempt in range(3):
         try:
             return _chunk_fan_out(chunk_id)
+        except NotifierError as error:
+            campaign = Campaign.objects.get(chunks=chunk_id)
+            reason = f"paused by the site: {error}"[:500]
+            with contextlib.suppress(CampaignError):  # an operator paused or cancelled it
+                campaign_pause(campaign, reason=reason)
+            return {"chunk": chunk_id, "state": "refused", "reason": reason}
         except IntegrityError:
             # Another chunk committed the same address first: its row is visible now, so
             # the next try skips it as a duplicate address.
@@ -602,13 +613,13 @@ _HOLDABLE = [
 ]
 
 
-def campaign_pause(campaign: Campaign) -> int:
+def campaign_pause(campaign: Campaign, *, reason: str = "") -> int:
     """Hold a running campaign: pending chunks wait, unsent messages become ``paused``
     (a batch already sending stops at its next message). Returns the messages held."""
     now = timezone.now()
     with transaction.atomic():
         updated = Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.RUNNING).update(
-            status=CampaignStatus.PAUSED, updated_at=now
+            status=CampaignStatus.PAUSED, status_reason=reason, updated_at=now
         )
         if not updated:
             raise CampaignError(
@@ -617,7 +628,7 @@ def campaign_pause(campaign: Campaign) -> int:
         held = Message.objects.filter(campaign=campaign, status__in=_HOLDABLE).update(
             status=MessageStatus.PAUSED, lease_until=None, updated_at=now
         )
-    campaign.status = CampaignStatus.PAUSED
+    campaign.status, campaign.status_reason = CampaignStatus.PAUSED, reason
     return held
 
 
@@ -628,7 +639,7 @@ def campaign_resume(campaign: Campaign) -> int:
     queue_lease = now + dt.timedelta(seconds=app_settings.QUEUED_TIMEOUT)
     with transaction.atomic():
         updated = Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.PAUSED).update(
-            status=CampaignStatus.RUNNING, updated_at=now
+            status=CampaignStatus.RUNNING, status_reason="", updated_at=now
         )
         if not updated:
             raise CampaignError(
@@ -656,7 +667,7 @@ def campaign_resume(campaign: Campaign) -> int:
         )
         CampaignChunk.objects.filter(pk__in=pending).update(enqueued_at=now)
         transaction.on_commit(lambda: _chunks_enqueue(pending))
-    campaign.status = CampaignStatus.RUNNING
+    campaign.status, campaign.status_reason = CampaignStatus.RUNNING, ""
     return len(due)
 
 
