@@ -418,3 +418,20 @@ def test_a_channel_turned_off_mid_campaign_pauses_it_with_the_reason(setup, run_
     assert campaign.status_reason == ""
     assert len(locmem.outbox) == 20
     assert len({m.address for m in locmem.outbox}) == 20
+
+
+def test_a_duplicate_written_by_copy_is_an_integrity_error(setup):
+    """The fan-out writes with COPY; a second row for the same campaign, channel and address
+    must raise Django's IntegrityError, which the chunk job retries on."""
+    from campaigns.services.bulk import rows_insert
+
+    event, mail, _ = setup
+    campaign = make_campaign(event, contact_list("L", people(1)))
+
+    def row():
+        return Message(event=event, channel=mail, campaign=campaign, address="x@example.com")
+
+    rows_insert(Message, [row()])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows_insert(Message, [row()])
+    assert Message.objects.count() == 1

@@ -110,7 +110,9 @@ def rows_insert(model: type[models.Model], objects: list[models.Model]) -> list[
     quote = connection.ops.quote_name
     fields = [f for f in meta.concrete_fields]
     now = timezone.now()
-    with connection.cursor() as cursor:
+    # COPY goes past Django's cursor wrapper: wrap_database_errors turns psycopg's errors
+    # into Django's (a unique violation is an IntegrityError, as from bulk_create).
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
             [meta.db_table, meta.pk.column, len(objects)],
