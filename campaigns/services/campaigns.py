@@ -48,8 +48,7 @@ from ..models.campaigns import ChunkStatus
 from ..models.messages import ACTIVE, FINAL
 from ..queue import chunked, enqueue_dispatch_on_commit, enqueue_job, redis_connection
 from .notify import context_validate, language_candidates, notify
-from .preview import template_render_preview
-from .testsend import TestSendResult, test_send
+from .testsend import TestSendResult, template_test_send
 
 #: The earliest any timezone reaches a local time of day: UTC+14.
 _EARLIEST_OFFSET = dt.timedelta(hours=14)
@@ -356,7 +355,9 @@ def campaign_test_send(
     context = {**event.sample_context(), **(campaign.context or {})}
     templates = {
         (t.channel_id, t.language): t
-        for t in Template.objects.filter(event=event, channel__in=channels, is_active=True)
+        for t in Template.objects.filter(
+            event=event, channel__in=channels, is_active=True
+        ).select_related("event", "channel")
     }
     rows: list[tuple[str, str, TestSendResult]] = []
     for address in dict.fromkeys(a.strip() for a in addresses if a.strip()):
@@ -384,23 +385,7 @@ def campaign_test_send(
             if template is None:
                 rows.append((channel.key, address, TestSendResult(False, "no template")))
                 continue
-            preview = template_render_preview(
-                variables=event.variables,
-                subject=template.subject,
-                text_body=template.text_body,
-                html_body=template.html_body,
-                context=context,
-            )
-            if preview.errors:
-                result = TestSendResult(False, "does not render: " + "; ".join(preview.errors))
-            else:
-                result = test_send(
-                    channel=channel,
-                    address=address,
-                    subject=f"[Test] {preview.subject}",
-                    text=preview.text,
-                    html=preview.html,
-                )
+            result = template_test_send(template=template, address=address, context=context)
             rows.append((channel.key, address, result))
         if not taken:
             names = ", ".join(c.key for c in channels)

@@ -35,14 +35,17 @@ def test_send(
     return TestSendResult(True, provider_id or "accepted")
 
 
-def template_test_send(*, template: Template, address: str) -> TestSendResult:
-    """Render the template with its event's sample values and send it to ``address``."""
+def template_test_send(
+    *, template: Template, address: str, context: dict | None = None
+) -> TestSendResult:
+    """Render the template with ``context`` (default: its event's sample values) and send it
+    to ``address``."""
     preview = template_render_preview(
         variables=template.event.variables,
         subject=template.subject,
         text_body=template.text_body,
         html_body=template.html_body,
-        context=template.event.sample_context(),
+        context=template.event.sample_context() if context is None else context,
     )
     if preview.errors:
         return TestSendResult(False, "the template does not render: " + "; ".join(preview.errors))
