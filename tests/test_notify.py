@@ -310,3 +310,27 @@ def test_dispatch_query_count_does_not_grow_with_the_batch(setup):
         assert set(Message.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"sent"}
     print(f"dispatch SQL queries: batch of 10 → {counts[10]}, batch of 200 → {counts[200]}")
     assert counts[10] == counts[200]
+
+
+def test_dispatch_checks_users_still_active_in_one_query_whatever_the_batch(
+    setup, django_user_model
+):
+    """A batch for users costs one query more than one without (whether they are still
+    active), not one per message; an inactive user's message is cancelled, not sent."""
+    users = [django_user_model.objects.create_user(f"d{i}", f"d{i}@x.io") for i in range(200)]
+    without = [m.pk for m in notify("order-shipped", _recipients(10), CONTEXT).messages]
+    with CaptureQueriesContext(connection) as queries:
+        message_dispatch(message_ids=without)
+    baseline = len(queries)
+    for n in (10, 200):
+        people = [{"user_id": u.pk} for u in users[:n]]
+        ids = [m.pk for m in notify("order-shipped", people, CONTEXT).messages]
+        django_user_model.objects.filter(pk=users[0].pk).update(is_active=False)
+        locmem.outbox.clear()
+        with CaptureQueriesContext(connection) as queries:
+            summary = message_dispatch(message_ids=ids)
+        django_user_model.objects.filter(pk=users[0].pk).update(is_active=True)
+        assert summary.as_dict() == {"claimed": n, "sent": n - 1, "cancelled": 1}
+        assert len(queries) == baseline + 1, [q["sql"][:120] for q in queries.captured_queries]
+        assert len(locmem.outbox) == n - 1
+        assert users[0].email not in {m.address for m in locmem.outbox}

@@ -390,3 +390,32 @@ def test_the_journal_keeps_the_body_only_of_inbox_messages(inbox, django_user_mo
     row = Message.objects.get()
     assert (row.status, row.provider_id) == ("sent", "p-1")
     assert (row.subject, row.text) == (("Rendered subject", "Rendered text") if inbox else ("", ""))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_user_deactivated_after_scheduling_gets_nothing(
+    email_channel, smtp, run_worker, django_user_model
+):
+    order_event(email_channel)
+    user = django_user_model.objects.create_user("gone", "gone@example.com", first_name="Gone")
+    kept = django_user_model.objects.create_user("kept", "kept@example.com", first_name="Kept")
+    later = timezone.now() + dt.timedelta(hours=1)
+    notify(
+        "order-shipped",
+        [{"user_id": user.pk}, {"user_id": kept.pk}],
+        {"order_id": "1", "greeting": "Hi"},
+        scheduled_at=later,
+    )
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+    assert sweep(now=later + dt.timedelta(seconds=1)).enqueued == 2
+    run_worker()
+
+    gone = Message.objects.get(user=user)
+    assert (gone.status, gone.status_reason) == ("cancelled", "inactive user")
+    assert gone.sent_at is None and gone.text == ""
+    assert Message.objects.get(user=kept).status == "sent"
+    assert len(smtp.raw) == 1
+    assert b"kept@example.com" in smtp.raw[0] and b"gone@example.com" not in smtp.raw[0]
+    assert list(gone.attempt_log.values_list("status", "error")) == [("cancelled", "inactive user")]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -327,11 +328,13 @@ def attempts_record(outcomes: list[dict[str, Any]]) -> None:
 
 
 def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], list[Message]]:
-    """Just before sending: cancel what was opted out since it was written, and what the
-    event's ``check_validity`` callable says is no longer valid; put back what falls outside
-    its availability windows (a retry can land there). One query for the opt-outs, one per
-    event of the batch for the windows."""
+    """Just before sending: cancel what is for a user deactivated since it was written, what
+    was opted out since, and what the event's ``check_validity`` callable says is no longer
+    valid; put back what falls outside its availability windows (a retry can land there).
+    One query for the users (when the batch has any), one for the opt-outs, one per event of
+    the batch for the windows."""
     now = timezone.now()
+    inactive = _inactive_users({m.user_id for m in messages if m.user_id is not None})
     channel_ids = {m.channel_id for m in messages}
     windows = {
         event_id: windows_for(event_id=event_id, channel_ids=channel_ids)
@@ -347,7 +350,9 @@ def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], li
     for message in messages:
         reason = ""
         try:
-            if not message.event.mandatory and opted_out(
+            if message.user_id in inactive:  # mandatory events too, as notify() skips them
+                reason = "inactive user"
+            elif not message.event.mandatory and opted_out(
                 message.user_id,
                 message.address,
                 message.event_id,
@@ -394,6 +399,17 @@ def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], li
         else:
             sendable.append(message)
     return outcomes, sendable
+
+
+def _inactive_users(user_ids: set[int]) -> set[int]:
+    """Which of these users were deactivated: one query, none for a batch without users."""
+    if not user_ids:
+        return set()
+    return set(
+        get_user_model()
+        .objects.filter(pk__in=user_ids, is_active=False)
+        .values_list("pk", flat=True)
+    )
 
 
 def _validity_check(message: Message) -> bool:
