@@ -232,6 +232,21 @@ def test_user_id_recipient_gets_the_users_email(setup, django_user_model):
     assert message.address == "bob@example.com"
 
 
+def test_a_user_id_recipient_is_named_like_the_user_object(setup, django_user_model):
+    """Full name, else the username; a name given with the id wins."""
+    ann = django_user_model.objects.create_user("ann", "a@x.io", first_name="Ann", last_name="Lee")
+    bob = django_user_model.objects.create_user("bob", "bob@x.io")
+    people = [{"user_id": ann.pk}, {"user_id": bob.pk}, {"user_id": bob.pk, "name": "Robert"}]
+    result = notify("order-shipped", people, CONTEXT, channels=["memory"])
+    assert [m.recipient["name"] for m in result.messages] == ["Ann Lee", "bob", "Robert"]
+    message_dispatch(message_ids=[m.pk for m in result.messages])
+    assert [m.text for m in locmem.outbox] == [
+        "Hello Ann Lee, order A-1 is on its way.",
+        "Hello bob, order A-1 is on its way.",
+        "Hello Robert, order A-1 is on its way.",
+    ]
+
+
 # --- languages ---------------------------------------------------------------------------------
 
 

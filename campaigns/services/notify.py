@@ -56,6 +56,11 @@ from .optouts import optouts_matcher
 
 SEND_ONCE = {Trigger.SEND_ONCE, Trigger.SEND_ONCE_PER_CONTENT}
 
+#: What every recipient carries to its templates (``{{ recipient.name }}`` …) whoever gave it:
+#: a user's are filled in from the user and their profile, and what is still unknown is empty
+#: (language: the message's, tz: the site's). The preview's sample recipient has these keys.
+RECIPIENT_FIELDS = ("name", "email", "language", "tz")
+
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
@@ -294,6 +299,8 @@ def notify(
             if not user["is_active"]:
                 skipped.extend(Skipped(person, c.key, "inactive user") for c in chosen)
                 continue
+            if not person.get("name"):  # what a user object as recipient is named
+                person["name"] = _user_name(user)
             if not person.get("email") and user["email"]:
                 person["email"] = user["email"]
             for kind, value in user_addresses.get(user["pk"], {}).items():
@@ -311,6 +318,11 @@ def notify(
                 raise InvalidRecipient(index, str(error)) from None
             skipped.extend(Skipped(person, c.key, "invalid timezone") for c in chosen)
             continue
+        for key in ("name", "email"):
+            if person.get(key) is None:
+                person[key] = ""
+        if not person.get("tz"):  # the timezone its windows and local times are read in
+            person["tz"] = settings.TIME_ZONE
         for channel in chosen:
             backend = backends[channel.pk]
             address = backend.address(person)
@@ -396,7 +408,9 @@ def notify(
                     "template_key": f"{event.key}/{channel.key}/{chosen_template.language}",
                     "language": chosen_template.language,
                     "address": address,
-                    "recipient": person,
+                    "recipient": person
+                    if person.get("language")
+                    else {**person, "language": chosen_template.language},
                     "user_id": person.get("user_id"),
                     "context": context,
                     "status": MessageStatus.QUEUED if due_now else MessageStatus.SCHEDULED,
@@ -656,6 +670,20 @@ def _inactive_addresses_drop(addresses: list, backends: dict) -> tuple[list, lis
     return kept, dead
 
 
+@functools.cache
+def _user_name_fields() -> tuple[str, ...]:
+    """The user model's name columns: (first_name, last_name, USERNAME_FIELD) as it has them."""
+    model = get_user_model()
+    columns = {f.name for f in model._meta.concrete_fields}
+    return (*(n for n in ("first_name", "last_name") if n in columns), model.USERNAME_FIELD)
+
+
+def _user_name(row: dict[str, Any]) -> str:
+    """``get_full_name() or get_username()``, from a row of ``_users_load``."""
+    *parts, username = (row[name] or "" for name in _user_name_fields())
+    return " ".join(parts).strip() or str(username)
+
+
 def _users_load(people: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     ids = {person["user_id"] for person in people if person.get("user_id") is not None}
     if not ids:
@@ -667,6 +695,7 @@ def _users_load(people: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
             "pk",
             "is_active",
             "email",
+            *_user_name_fields(),
             "notification_profile__timezone",
             "notification_profile__language",
         )

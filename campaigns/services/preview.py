@@ -9,11 +9,16 @@ from typing import Any
 
 from django.template.base import VariableNode
 
+from .notify import RECIPIENT_FIELDS
 from .rendering import CompiledTemplate, TemplateError, compile_sources, template_render
 
 #: Names every template may use besides the event's declared variables.
 BUILTIN_NAMES = frozenset({"recipient", "unsubscribe_url", "preferences_url"})
-SAMPLE_RECIPIENT = {"name": "Ann Example", "email": "ann@example.com", "phone": "+4915112345678"}
+#: A recipient as every real one is (``notify.RECIPIENT_FIELDS``), and no more: an address only
+#: some recipients have (``phone``, ``push_token`` …) is not promised.
+SAMPLE_RECIPIENT = dict(
+    zip(RECIPIENT_FIELDS, ("Ann Example", "ann@example.com", "en", "Europe/Berlin"), strict=True)
+)
 
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
