@@ -18,6 +18,7 @@ from django.test import Client
 from django.utils import timezone
 from openpyxl import Workbook
 
+from campaigns.api import notify
 from campaigns.models import (
     Audience,
     Campaign,
@@ -493,6 +494,91 @@ def test_support_views_a_campaign_but_cannot_run_it(setup, support):
     campaign.refresh_from_db()
     assert (campaign.name, campaign.status) == ("Spring", CampaignStatus.DRAFT)
     assert locmem.outbox == []
+
+
+def its_messages_link(client: Client, campaign: Campaign) -> str:
+    """Where the report's "Its messages" link leads this user."""
+    report = client.get(url(campaign, "report")).content.decode()
+    (href,) = re.findall(r'<a [^>]*href="([^"]+)"[^>]*>Its messages</a>', report)
+    return unescape(href)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_reports_messages_link_opens_a_read_only_masked_list_for_marketing(
+    setup, marketing, support, run_worker, django_user_model
+):
+    """Marketing may not use the message admin: the report links it to the campaign's own
+    messages instead, read-only, addresses masked; no parameter widens it to other messages.
+    Support keeps the full message admin."""
+    event, mail = setup
+    campaign = make_campaign(event, contact_list("Customers", people(3)), mail)
+    other = make_campaign(
+        event,
+        contact_list("Others", [{"email": "other@example.org", "name": "O", "data": {}}]),
+        mail,
+    )
+    for each in (campaign, other):
+        act(marketing, each, "schedule")
+    run_worker()
+    (transactional,) = notify(
+        event, {"email": "secret@example.net"}, {"headline": "h", "offer": "o"}, channels=["mail"]
+    ).messages
+    run_worker()
+    Message.objects.filter(campaign=campaign, address="c2@example.com").update(
+        status="failed", last_error="SMTP 550: <C2@Example.com> mailbox unknown"
+    )
+
+    response = marketing.get(its_messages_link(marketing, campaign))
+    assert response.status_code == 200
+    assert response.request["PATH_INFO"] == url(campaign, "messages")
+    page = text(response)
+    rows = [(r.channel, r.language, r.address, r.status, r.error) for r in response.context["rows"]]
+    assert rows == [
+        ("mail", "en", "c•••@example.com", "sent", ""),
+        ("mail", "de", "c•••@example.com", "sent", ""),
+        (
+            "mail",
+            "en",
+            "c•••@example.com",
+            "failed",
+            "SMTP 550: <c•••@example.com> mailbox unknown",
+        ),
+    ]
+    assert "sent (2)" in page and "failed (1)" in page
+    html = response.content.decode()
+    for secret in ("c0@example.com", "c2@example.com", "other", "secret", "Spring sale for"):
+        assert secret not in html, secret
+    assert "<form" not in html.split('id="campaign-messages"')[1].split("</table>")[0]
+    assert marketing.post(url(campaign, "messages")).status_code == 405
+
+    # Tampering: only the campaign in the path, only its own filters.
+    for query, named in (
+        (f"campaign__id__exact={other.pk}", "unknown filter(s): campaign__id__exact;"),
+        (f"campaign={other.pk}", "unknown filter(s): campaign;"),
+        ("campaign__isnull=True", "unknown filter(s): campaign__isnull;"),
+        (f"id={transactional.pk}&status=sent", "unknown filter(s): id;"),
+        ("status=bogus", "unknown status 'bogus'"),
+    ):
+        tampered = marketing.get(url(campaign, "messages") + "?" + query)
+        assert (tampered.status_code, tampered["Content-Type"]) == (
+            400,
+            "text/plain; charset=utf-8",
+        ), query
+        assert named in tampered.content.decode() and "@" not in tampered.content.decode()
+    assert (
+        marketing.get(url(campaign, "messages") + "?status=failed").context["rows"][0].status
+        == "failed"
+    )
+    assert marketing.get(url(campaign, "messages") + "?channel=sms").context["rows"] == []
+    assert marketing.get(f"{CHANGELIST}999999/messages/").status_code == 404
+    assert marketing.get("/admin/campaigns/message/").status_code == 403
+    assert marketing.get(f"/admin/campaigns/message/{transactional.pk}/change/").status_code == 403
+
+    full = f"/admin/campaigns/message/?campaign__id__exact={campaign.pk}"
+    assert its_messages_link(support, campaign) == full
+    assert support.get(full).status_code == 200
+    nobody = staff_client(django_user_model, "nobody", None)
+    assert nobody.get(url(campaign, "messages")).status_code == 403
 
 
 def test_staff_without_campaign_permissions_see_nothing(setup, django_user_model):

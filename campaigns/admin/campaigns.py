@@ -12,8 +12,9 @@ import csv
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import HttpResponseNotAllowed, StreamingHttpResponse
+from django.http import HttpResponseBadRequest, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -32,7 +33,11 @@ from ..services.campaigns import (
     CampaignError,
     audience_size,
     campaign_cancel,
+    campaign_channels,
     campaign_dry_run,
+    campaign_message_counts,
+    campaign_message_rows,
+    campaign_messages,
     campaign_pause,
     campaign_progress,
     campaign_report,
@@ -252,6 +257,7 @@ class CampaignAdmin(ModelAdmin):
             view("progress", self.progress_view),
             view("report", self.report_view),
             view("report.csv", self.report_csv_view),
+            view("messages", self.messages_view),
             *super().get_urls(),
         ]
 
@@ -429,6 +435,40 @@ class CampaignAdmin(ModelAdmin):
             statuses=statuses,
             totals=totals,
             progress=campaign_progress(campaign),
+            messages_url=self._messages_url(request, campaign),
+        )
+
+    def _messages_url(self, request, campaign) -> str:
+        """Who may use the message admin (Support, superusers) gets it, filtered to the
+        campaign; everyone else this admin's read-only page of the campaign's messages."""
+        if request.user.has_perm("campaigns.view_message"):
+            changelist = reverse("admin:campaigns_message_changelist")
+            return f"{changelist}?campaign__id__exact={campaign.pk}"
+        return reverse("admin:campaigns_campaign_messages", args=[campaign.pk])
+
+    def messages_view(self, request, object_id):
+        """The campaign's messages, read-only, for whoever may view the campaign: status,
+        channel, language, attempts and errors, to a masked address. Its rows come from the
+        campaign in the path only; a query parameter other than its filters is refused."""
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
+        campaign = self._get(request, object_id)
+        filters = {key: request.GET[key] for key in request.GET if key != "page"}
+        try:
+            rows = campaign_messages(campaign, filters=filters)
+        except CampaignError as error:
+            return HttpResponseBadRequest(f"{error}\n", content_type="text/plain; charset=utf-8")
+        page = Paginator(rows, 100).get_page(request.GET.get("page"))
+        return self._page(
+            request,
+            campaign,
+            "messages.html",
+            f"Messages of {campaign}",
+            page=page,
+            rows=campaign_message_rows(page.object_list),
+            counts=campaign_message_counts(campaign),
+            channels=[channel.key for channel in campaign_channels(campaign)],
+            filters=filters,
         )
 
     def report_csv_view(self, request, object_id):

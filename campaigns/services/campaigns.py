@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -837,6 +838,106 @@ def campaign_report(campaign: Campaign) -> Report:
     ):
         skipped.update(chunk_skipped)
     return Report(totals=dict(totals), failures=failures, skipped=dict(skipped.most_common()))
+
+
+# --- a campaign's messages, for operators without the message admin ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignMessage:
+    """What the campaign's messages page shows of one message: how it went, on which channel
+    and in which language, to a masked address. No body, context, user or provider id."""
+
+    channel: str
+    language: str
+    address: str  # masked
+    status: str
+    attempts: int
+    sent_at: dt.datetime | None
+    error: str  # the address in it masked too
+
+
+#: The filters of the page (query parameter -> what it matches); nothing else is accepted.
+CAMPAIGN_MESSAGE_FILTERS = ("status", "channel")
+
+
+def address_mask(address: str) -> str:
+    """Enough to tell addresses apart and spot a typo in a domain, not to write to anyone:
+    ``a•••@example.com``; anything else keeps its last three characters: ``•••042``."""
+    local, at, domain = address.rpartition("@")
+    if at and local:
+        return f"{local[0]}•••@{domain}"
+    return "•••" + (address[-3:] if len(address) > 6 else "")
+
+
+def campaign_messages(
+    campaign: Campaign, *, filters: dict[str, str] | None = None
+) -> models.QuerySet:
+    """The campaign's messages (theirs only, whatever the filters say), oldest first, as the
+    values ``campaign_message_rows`` turns into rows. ``filters``: ``status`` (a message
+    status) and ``channel`` (a channel key); anything else raises CampaignError naming it."""
+    filters = filters or {}
+    unknown = sorted(set(filters) - set(CAMPAIGN_MESSAGE_FILTERS))
+    if unknown:
+        raise CampaignError(
+            f"unknown filter(s): {', '.join(unknown)}; this page filters by "
+            f"{' and '.join(CAMPAIGN_MESSAGE_FILTERS)} only"
+        )
+    rows = Message.objects.filter(campaign=campaign)
+    if filters.get("status"):
+        if filters["status"] not in MessageStatus.values:
+            raise CampaignError(
+                f"unknown status {filters['status']!r}; one of: {', '.join(MessageStatus.values)}"
+            )
+        rows = rows.filter(status=filters["status"])
+    if filters.get("channel"):
+        rows = rows.filter(channel__key=filters["channel"])
+    return rows.order_by("pk").values_list(
+        "channel__key",
+        "language",
+        "address",
+        "status",
+        "attempts",
+        "sent_at",
+        "last_error",
+        "status_reason",
+    )
+
+
+def campaign_message_rows(values: Iterable[tuple]) -> list[CampaignMessage]:
+    rows = []
+    for channel, language, address, status, attempts, sent_at, error, reason in values:
+        masked = address_mask(address)
+        rows.append(
+            CampaignMessage(
+                channel=channel,
+                language=language,
+                address=masked,
+                status=status,
+                attempts=attempts,
+                sent_at=sent_at,
+                error=_address_replace(error or reason, address, masked),
+            )
+        )
+    return rows
+
+
+def _address_replace(text: str, address: str, masked: str) -> str:
+    """``text`` (a provider's error often quotes the address) with the address masked."""
+    if not address or not text:
+        return text
+    return re.sub(re.escape(address), lambda _: masked, text, flags=re.IGNORECASE)
+
+
+def campaign_message_counts(campaign: Campaign) -> dict[str, int]:
+    """{status: messages} of the campaign, most first, in one query."""
+    return dict(
+        Message.objects.filter(campaign=campaign)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "status")
+        .values_list("status", "n")
+    )
 
 
 REPORT_COLUMNS = (

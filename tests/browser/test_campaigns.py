@@ -10,8 +10,10 @@ import pytest
 from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
+from campaigns.api import notify
 from campaigns.conf import app_settings
 from campaigns.models import Audience, Campaign, CampaignStatus, Message
+from campaigns.services.campaigns import campaign_schedule
 from channels.backends import locmem
 from tests import factories
 from tests.conftest import output
@@ -158,3 +160,71 @@ def test_marketing_builds_tests_and_sends_a_campaign_and_watches_it_finish(
     ]
     report = page.locator("#campaign-panel").get_by_role("link", name="Report")
     expect(report).to_be_visible()
+
+
+def test_marketing_follows_the_reports_messages_link_and_reads_only_that_campaign(
+    page, django_user_model, admin_login, newsletter, run_worker
+):
+    """The report's link leads Marketing to the campaign's messages (not the message admin's
+    403): read-only, addresses masked; tampering with the URL reaches nothing else."""
+    mia = django_user_model.objects.create_user("mia", "mia@x.io", PASSWORD, is_staff=True)
+    mia.groups.add(Group.objects.get(name="Marketing"))
+    campaigns = {}
+    for name, people in (
+        ("Spring", [("ann@example.com", "en"), ("bert@example.de", "de")]),
+        ("Other", [("zoe@example.org", "en")]),
+    ):
+        audience = Audience.objects.create(name=name, kind="contacts")
+        for email, language in people:
+            audience.contacts.create(email=email, name=email[:3].title(), language=language)
+        campaigns[name] = Campaign.objects.create(
+            name=name, event=newsletter, audience=audience, context={"headline": "Sale"}
+        )
+        campaign_schedule(campaigns[name])
+    sent = notify(newsletter, {"email": "secret@example.net"}, {"headline": "x"})
+    (transactional,) = sent.messages
+    run_worker()
+    spring, other = campaigns["Spring"], campaigns["Other"]
+    assert set(Message.objects.values_list("status", flat=True)) == {"sent"}
+
+    admin_login(page, "mia", PASSWORD)
+    page.goto(f"/admin/campaigns/campaign/{spring.pk}/report/")
+    with page.expect_navigation() as navigation:
+        page.get_by_role("link", name="Its messages").click()
+    assert navigation.value.status == 200
+    messages_url = f"/admin/campaigns/campaign/{spring.pk}/messages/"
+    assert page.url.endswith(messages_url)
+    rows = page.locator("#campaign-messages tbody tr")
+    expect(rows).to_have_text(
+        [
+            re.compile(r"mail\s*en\s*a•••@example\.com\s*sent\s*1"),
+            re.compile(r"mail\s*de\s*b•••@example\.de\s*sent\s*1"),
+        ]
+    )
+    expect(page.locator("#campaign-messages-statuses")).to_contain_text("sent (2)")
+    body = page.locator("body").inner_text()
+    for secret in ("ann@example.com", "bert@example.de", "zoe@", "secret@", "Sale for"):
+        assert secret not in body, secret
+    editable = page.locator("#campaign-messages-page").locator(
+        "form, input, textarea, select, button, [contenteditable]"
+    )
+    expect(editable).to_have_count(0)
+    page.screenshot(path=f"{SHOTS}-messages.png", full_page=True)
+
+    # URL tampering: other campaigns' and transactional messages stay out of reach.
+    for query in (
+        f"campaign__id__exact={other.pk}",
+        "campaign__isnull=True",
+        f"id={transactional.pk}",
+    ):
+        response = page.goto(f"{messages_url}?{query}")
+        assert response.status == 400, query
+        assert "unknown filter" in page.locator("body").inner_text()
+        assert "@" not in page.locator("body").inner_text()
+    for path in (
+        "/admin/campaigns/message/",
+        f"/admin/campaigns/message/{transactional.pk}/change/",
+    ):
+        assert page.goto(path).status == 403, path
+    assert page.goto(f"/admin/campaigns/campaign/{spring.pk}/messages/?status=failed").status == 200
+    expect(rows).to_have_text(["No message matches."])
