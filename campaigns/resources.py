@@ -1,17 +1,22 @@
-"""Import and export (django-import-export) of opt-outs, events, templates and contacts, so
-operators can move templates between a staging and a production site. Rows refer to events and
-channels by key; channel configurations (and their secrets) are never exported."""
+"""Import and export (django-import-export) of opt-outs, events, templates, contacts and
+channels, so operators can move them between a staging and a production site: an export
+imported again gives back every field that means something (an event's and a channel's
+availability windows too), and updates the rows it matches instead of adding copies. Rows refer
+to users by username, to events and channels by key. A channel's secrets are exported masked,
+and a masked secret imported keeps the one stored (or none, on a site that has none)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from django.contrib.auth import get_user_model
 from import_export import fields, resources, widgets
 
-from channels.models import ChannelConfig
+from channels.models import SECRET_MASK, ChannelConfig
 
-from .models import AudienceKind, Contact, Event, OptOut, Template
+from .models import AudienceKind, AvailabilityWindow, Contact, Event, OptOut, Template
+from .services.availability import Window
 
 
 class JSONWidget(widgets.Widget):
@@ -27,6 +32,93 @@ class JSONWidget(widgets.Widget):
 
     def render(self, value, obj=None, **kwargs):
         return json.dumps(value, ensure_ascii=False)
+
+
+def _time_text(value: dt.time) -> str:
+    return value.isoformat(timespec="minutes" if not value.second else "seconds")
+
+
+class WindowsWidget(widgets.Widget):
+    """Availability windows as JSON: ``[{"weekdays": [0, 1, 2, 3, 4], "start": "09:00",
+    "end": "18:00"}]``; a window that is not valid is a row error naming it."""
+
+    KEYS = ("weekdays", "start", "end")
+
+    def clean(self, value, row=None, **kwargs):
+        items = JSONWidget().clean(value)
+        if not isinstance(items, list):
+            raise ValueError('windows must be a JSON list like [{"weekdays": [0, 1], ...}]')
+        windows = []
+        for number, item in enumerate(items, start=1):
+            if not isinstance(item, dict) or sorted(item) != sorted(self.KEYS):
+                raise ValueError(f"window #{number} needs exactly: {', '.join(self.KEYS)}")
+            try:
+                window = Window(
+                    item["weekdays"],
+                    dt.time.fromisoformat(str(item["start"])),
+                    dt.time.fromisoformat(str(item["end"])),
+                )
+            except ValueError as error:
+                raise ValueError(f"window #{number}: {error}") from None
+            windows.append(_window_row(window.weekdays, window.start, window.end))
+        return sorted(windows, key=_window_order)
+
+    def render(self, value, obj=None, **kwargs):
+        return json.dumps(value or [], ensure_ascii=False)
+
+
+def _window_row(weekdays, start: dt.time, end: dt.time) -> dict:
+    return {"weekdays": sorted(weekdays), "start": _time_text(start), "end": _time_text(end)}
+
+
+def _window_order(row: dict) -> tuple:
+    return (row["start"], row["end"], row["weekdays"])
+
+
+class WindowsField(fields.Field):
+    """The windows of an event or a channel. Imported, they replace the row's windows once
+    the row is saved (``WindowsResourceMixin``); a file without the column leaves them."""
+
+    def __init__(self):
+        super().__init__(attribute="windows", column_name="windows", widget=WindowsWidget())
+
+    def get_value(self, instance):
+        if hasattr(instance, "_imported_windows"):
+            return instance._imported_windows
+        if instance.pk is None:
+            return []
+        return sorted(
+            (_window_row(w.weekdays, w.start_time, w.end_time) for w in instance.windows.all()),
+            key=_window_order,
+        )
+
+    def save(self, instance, row, is_m2m=False, **kwargs):
+        instance._imported_windows = self.clean(row, **kwargs)
+
+
+class WindowsResourceMixin:
+    """Writes the imported windows of a saved row; ``windows_owner`` names the window's
+    foreign key to the row's model."""
+
+    windows_owner = ""
+
+    def after_save_instance(self, instance, row, **kwargs):
+        super().after_save_instance(instance, row, **kwargs)
+        windows = getattr(instance, "_imported_windows", None)
+        if windows is None or instance.pk is None:  # no column, or a dry run not saved
+            return
+        if not self._is_using_transactions(kwargs) and self._is_dry_run(kwargs):
+            return
+        instance.windows.all().delete()
+        AvailabilityWindow.objects.bulk_create(
+            AvailabilityWindow(
+                **{self.windows_owner: instance},
+                weekdays=window["weekdays"],
+                start_time=dt.time.fromisoformat(window["start"]),
+                end_time=dt.time.fromisoformat(window["end"]),
+            )
+            for window in windows
+        )
 
 
 class KeyWidget(widgets.ForeignKeyWidget):
@@ -56,15 +148,29 @@ class OptOutResource(resources.ModelResource):
 
     class Meta:
         model = OptOut
-        fields = ("user", "address", "channel", "event", "reason")
-        import_id_fields = ("user", "address", "channel", "event")
+        fields = ("user", "address", "channel", "event", "marketing", "reason")
+        # The scope is part of who refused what: a marketing-only opt-out and one of everything
+        # for the same address are two rows.
+        import_id_fields = ("user", "address", "channel", "event", "marketing")
         clean_model_instances = True
         skip_unchanged = True
         report_skipped = True
 
+    def before_import(self, dataset, **kwargs):
+        if "marketing" not in dataset.headers:  # a file without it: not marketing-only
+            dataset.append_col([False] * len(dataset), header="marketing")
 
-class EventResource(resources.ModelResource):
+    def before_import_row(self, row, **kwargs):
+        # As OptOut.save() stores it, so a row matches the opt-out it was exported from.
+        row["address"] = str(row.get("address") or "").strip().lower()
+        if row["marketing"] in (None, ""):
+            row["marketing"] = False
+
+
+class EventResource(WindowsResourceMixin, resources.ModelResource):
     variables = fields.Field(attribute="variables", column_name="variables", widget=JSONWidget())
+    windows = WindowsField()
+    windows_owner = "event"
 
     class Meta:
         model = Event
@@ -82,6 +188,7 @@ class EventResource(resources.ModelResource):
             "mandatory",
             "marketing",
             "unsubscribe_scope",
+            "windows",
         )
         import_id_fields = ("key",)
         clean_model_instances = True
@@ -111,6 +218,10 @@ class TemplateResource(resources.ModelResource):
         import_id_fields = ("event", "channel", "language")
         clean_model_instances = True  # a template that does not compile is a row error
         skip_unchanged = True
+
+    def before_import_row(self, row, **kwargs):
+        if "language" in row:  # as Template.clean() stores it, so the row finds its template
+            row["language"] = str(row["language"] or "").strip().lower()
 
 
 def _cell(value) -> str:
@@ -180,3 +291,60 @@ class ContactResource(resources.ModelResource):
     def import_instance(self, instance, row, **kwargs):
         super().import_instance(instance, row, **kwargs)
         instance.audience = self.audience
+
+
+class ConfigField(fields.Field):
+    """A channel's options as JSON. Exported, its secrets are masked; imported, a masked secret
+    keeps the value stored (or is left out where none is), so an export never overwrites a
+    real secret with the mask."""
+
+    def __init__(self):
+        super().__init__(attribute="config", column_name="config", widget=JSONWidget())
+
+    def export(self, instance, **kwargs):
+        return self.widget.render(instance.masked_config())
+
+    def clean(self, row, **kwargs):
+        value = super().clean(row, **kwargs)
+        if value in (None, []):
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError('config must be a JSON object like {"host": "smtp.example.com"}')
+        return value
+
+    def save(self, instance, row, is_m2m=False, **kwargs):
+        stored = instance.config or {}
+        config = {}
+        for name, value in self.clean(row, **kwargs).items():
+            if value == SECRET_MASK:
+                if not stored.get(name):
+                    continue  # this site has no such secret: set it in the admin
+                value = stored[name]
+            config[name] = value
+        instance.config = config
+
+
+class ChannelConfigResource(WindowsResourceMixin, resources.ModelResource):
+    config = ConfigField()
+    windows = WindowsField()
+    windows_owner = "channel"
+
+    class Meta:
+        model = ChannelConfig
+        fields = (
+            "key",
+            "name",
+            "backend",
+            "config",
+            "is_active",
+            "max_attempts",
+            "retry_delay",
+            "retry_backoff",
+            "rate_limit",
+            "rate_burst",
+            "windows",
+        )
+        import_id_fields = ("key",)
+        clean_model_instances = True  # the backend validates the options: a row error
+        skip_unchanged = True
+        report_skipped = True

@@ -11,7 +11,9 @@ import json
 from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
+from import_export.admin import ImportExportModelAdmin
 from unfold.admin import ModelAdmin
+from unfold.contrib.import_export.forms import ExportForm, ImportForm
 from unfold.widgets import (
     UnfoldAdminEmailInputWidget,
     UnfoldAdminIntegerFieldWidget,
@@ -24,6 +26,7 @@ from unfold.widgets import (
 
 from campaigns.admin.send_test import SendTestMixin
 from campaigns.admin.windows import ChannelWindowInline
+from campaigns.resources import ChannelConfigResource
 from campaigns.services.testsend import channel_test_send
 
 from .backends.base import BaseBackend, ConfigurationError
@@ -123,8 +126,12 @@ class ChannelConfigForm(forms.ModelForm):
 
 
 @admin.register(ChannelConfig)
-class ChannelConfigAdmin(SendTestMixin, ModelAdmin):
+class ChannelConfigAdmin(SendTestMixin, ModelAdmin, ImportExportModelAdmin):
     form = ChannelConfigForm
+    # Exports mask secrets; importing needs "add" (superusers), as adding a channel does.
+    resource_classes = [ChannelConfigResource]
+    import_form_class = ImportForm
+    export_form_class = ExportForm
     list_display = ("key", "name", "backend", "is_active", "declared_in")
     list_filter = ("is_active", "backend")
     search_fields = ("key", "name")
