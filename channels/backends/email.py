@@ -124,7 +124,21 @@ class EmailBackend(BaseBackend):
     def open(self) -> None:
         if self.connection is None:
             self.connection = self._connect()
-        self.connection.open()
+        try:
+            self.connection.open()
+        except (smtplib.SMTPException, OSError) as error:
+            # Refused, unreachable, silent past the timeout, or a failed TLS or login: the
+            # provider's words, with where we tried, for the admin's "Send test" and the
+            # message's last_error.
+            self.close()
+            where = f"{self.options['host']}:{self.options.get('port') or 25}"
+            if not self.options.get("host"):
+                where = f"mailer {self.options.get('mailer') or 'default'!r}"
+            if isinstance(error, smtplib.SMTPResponseException):
+                raise self._smtp_error(error.smtp_code, error.smtp_error) from error
+            raise TransientError(
+                f"SMTP connection to {where} failed: {type(error).__name__}: {error}"
+            ) from error
 
     def close(self) -> None:
         if self.connection is not None:
