@@ -263,3 +263,9 @@ LOGGING = {
         "notifier": {"handlers": ["console"], "level": env.str("NOTIFIER_LOG_LEVEL", "INFO")},
     },
 }
+
+# --- ESP webhooks (django-anymail) -----------------------------------------------------------
+# The basic-auth credentials ("user:password") ESPs must send to /anymail/<esp>/tracking/;
+# comma-separated to accept an old and a new one while rotating. Without one the tracking
+# webhooks answer 403 (campaigns.tracking_urls), and a mailer using an ESP stops the check.
+ANYMAIL = {"WEBHOOK_SECRET": env.list("ANYMAIL_WEBHOOK_SECRET", default=[])}
