@@ -84,17 +84,36 @@ class ChannelConfig(models.Model):
     def get_backend(self) -> BaseBackend:
         return self.backend_class(channel_key=self.key, options=self.config)
 
-    def clean(self) -> None:
+    def clean_fields(self, exclude=None) -> None:
+        """``config`` is validated with the fields, by its backend, so that a form editing
+        the options as fields of their own (the admin's) leaves ``config`` out and reports
+        each option's error next to its field instead."""
         from .backends.base import ConfigurationError
+        from .registry import UnknownBackend
+
+        errors: dict = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if "config" not in (exclude or ()) and "backend" not in errors:
+            try:
+                self.backend_class.clean_options(self.config or {}, channel_key=self.key)
+            except UnknownBackend:
+                pass  # clean() names it on ``backend``
+            except ConfigurationError as error:
+                errors["config"] = [str(error)]
+        if errors:
+            raise ValidationError(errors)
+
+    def clean(self) -> None:
         from .registry import UnknownBackend, resolve_backend_path
 
         try:
             self.backend = resolve_backend_path(self.backend)
-            self.backend_class.clean_options(self.config or {}, channel_key=self.key)
+            self.backend_class  # noqa: B018 - imports it: an unknown backend is an error here
         except UnknownBackend as error:
             raise ValidationError({"backend": str(error)}) from error
-        except ConfigurationError as error:
-            raise ValidationError({"config": str(error)}) from error
 
     def masked_config(self) -> dict[str, Any]:
         """The config with every secret replaced by a mask: what the admin and exports show."""
