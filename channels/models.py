@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from .fields import SecretOptionsField
+
 if TYPE_CHECKING:
     from .backends.base import BaseBackend
 
@@ -22,8 +24,10 @@ class ChannelConfig(models.Model):
     backend = models.CharField(
         max_length=255, help_text="Dotted path of the backend class, or a built-in key like 'email'"
     )
-    config = models.JSONField(
-        default=dict, blank=True, help_text="Options validated by the backend"
+    config = SecretOptionsField(
+        default=dict,
+        blank=True,
+        help_text="Options validated by the backend; its secret ones encrypted at rest",
     )
     is_active = models.BooleanField(default=True)
     max_attempts = models.PositiveSmallIntegerField(
@@ -59,7 +63,8 @@ class ChannelConfig(models.Model):
         editable=False,
         help_text="Where code declares this channel; empty for channels created in the admin",
     )
-    declared = models.JSONField(
+    declared = SecretOptionsField(
+        nested="config",
         default=dict,
         blank=True,
         editable=False,
