@@ -21,6 +21,7 @@ class CampaignsConfig(AppConfig):
         from anymail.signals import tracking
         from django.utils.module_loading import autodiscover_modules
 
+        from . import checks  # noqa: F401 - registers the system checks
         from .services.tracking import anymail_tracking_receive
 
         autodiscover_modules("notifications")

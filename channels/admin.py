@@ -10,6 +10,8 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.html import format_html
 from import_export.admin import ImportExportModelAdmin
 from unfold.admin import ModelAdmin
@@ -29,9 +31,9 @@ from campaigns.admin.windows import ChannelWindowInline
 from campaigns.resources import ChannelConfigResource
 from campaigns.services.testsend import channel_test_send
 
-from .backends.base import BaseBackend, ConfigurationError
+from .backends.base import BaseBackend
 from .models import SECRET_MASK, ChannelConfig
-from .registry import UnknownBackend, backend_class, known_backends
+from .registry import UnknownBackend, backend_class, known_backends, resolve_backend_path
 
 PREFIX = "cfg__"
 MAIN = ("key", "name", "backend", "is_active")
@@ -73,11 +75,13 @@ def option_fields(backend: type[BaseBackend]) -> dict[str, forms.Field]:
 
 
 class ChannelConfigForm(forms.ModelForm):
-    """Built per backend by ``ChannelConfigAdmin.get_form``; ``backend_options`` is the
-    backend's option fields, ``options_backend`` the backend class."""
+    """Built per request by ``ChannelConfigAdmin.get_form``: ``options_backend`` is the chosen
+    backend class (None until one is chosen) and the form has one ``cfg__<option>`` field per
+    option of its config form; ``reload_url`` is the page the backend choice reloads."""
 
-    backend = forms.ChoiceField(choices=())
+    backend = forms.ChoiceField(choices=(), widget=UnfoldAdminSelectWidget)
     options_backend: type[BaseBackend] | None = None
+    reload_url: str = ""
 
     class Meta:
         model = ChannelConfig
@@ -86,12 +90,29 @@ class ChannelConfigForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if "backend" in self.fields:
+            field = self.fields["backend"]
             choices = sorted(known_backends().items(), key=lambda item: item[1])
             current = self.instance.backend
             if current and current not in dict(choices):
                 choices.append((current, current))
-            self.fields["backend"].choices = choices
-        stored = self.instance.config or {}
+            field.choices = [("", "Choose a backend"), *choices] if not current else choices
+            if self.options_backend is not None:
+                self.initial["backend"] = self.options_backend.dotted_path()
+            # Choosing a backend reloads the form with its options (htmx): a channel is
+            # created in one step, with its options. Only the key and name travel along;
+            # never a secret, which would end up in a URL.
+            field.widget.attrs.update(
+                {
+                    "hx-get": self.reload_url,
+                    "hx-trigger": "change",
+                    "hx-include": "[name=key], [name=name]",
+                    "hx-select": f"#{ChannelConfig._meta.model_name}_form",
+                    "hx-target": f"#{ChannelConfig._meta.model_name}_form",
+                    "hx-swap": "outerHTML",
+                    "hx-push-url": "true",
+                }
+            )
+        stored = self.stored_options()
         secrets = set(self.options_backend.secret_fields()) if self.options_backend else set()
         for name, field in self.fields.items():
             if not name.startswith(PREFIX):
@@ -103,25 +124,42 @@ class ChannelConfigForm(forms.ModelForm):
             elif option in stored:
                 self.initial.setdefault(name, stored[option])
 
+    def stored_options(self) -> dict:
+        """The saved options, when the form edits the backend they belong to (another
+        backend's options, a secret above all, never carry over to a new choice)."""
+        if self.options_backend is None or not self.instance.backend:
+            return {}
+        try:
+            same = backend_class(self.instance.backend) is self.options_backend
+        except UnknownBackend:
+            same = False
+        return dict(self.instance.config or {}) if same else {}
+
     def clean(self):
         data = super().clean()
-        if self.options_backend is None:
+        backend = self.options_backend
+        if backend is None:
             return data
-        stored = self.instance.config or {}
-        secrets = set(self.options_backend.secret_fields())
+        stored = self.stored_options()
+        secrets = set(backend.secret_fields())
         config = {}
-        for name in self.options_backend.ConfigForm.base_fields:
+        for name in backend.ConfigForm.base_fields:
             value = data.get(PREFIX + name)
             if name in secrets and value in (None, "") and stored.get(name):
                 value = stored[name]
             if value not in (None, "") and value is not False:
                 config[name] = value
-        try:
-            self.options_backend.clean_options(config, channel_key=data.get("key") or "")
-        except ConfigurationError as error:
-            # Named after the options, as the backend words it; the stored config is untouched.
-            raise forms.ValidationError(str(error).split(": ", 1)[-1]) from None
-        self.instance.config = config
+        # The backend judges the options as a whole (required ones, one option needing
+        # another); each error goes next to its option's field.
+        options = backend.ConfigForm(data=config)
+        if not options.is_valid():
+            for name, errors in options.errors.items():
+                field = None if name == NON_FIELD_ERRORS else PREFIX + name
+                if field not in self.errors:  # a field's own error (not a number …) says it
+                    self.add_error(field, errors)
+            return data
+        # Stored as JSON: a UUID, a Decimal … as its text, as the backend reads it back.
+        self.instance.config = json.loads(json.dumps(config, cls=DjangoJSONEncoder))
         return data
 
 
@@ -142,12 +180,16 @@ class ChannelConfigAdmin(SendTestMixin, ModelAdmin, ImportExportModelAdmin):
         return channel_test_send(channel=obj, address=address)
 
     def _options_backend(self, request, obj) -> type[BaseBackend] | None:
-        path = request.POST.get("backend") if request.method == "POST" else None
-        path = path or (obj.backend if obj else request.GET.get("backend"))
+        """The backend whose options the form shows: the one posted, else the one the
+        page was reloaded with (``?backend=``), else the channel's."""
+        if request.method == "POST":
+            path = request.POST.get("backend")
+        else:
+            path = request.GET.get("backend") or (obj.backend if obj else None)
         if not path:
             return None
         try:
-            return backend_class(path)
+            return backend_class(resolve_backend_path(path))
         except UnknownBackend:
             return None
 
@@ -155,15 +197,16 @@ class ChannelConfigAdmin(SendTestMixin, ModelAdmin, ImportExportModelAdmin):
         return obj is not None and not self.has_change_permission(request, obj)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        backend = None if self._read_only(request, obj) else self._options_backend(request, obj)
-        if backend is None:
+        if self._read_only(request, obj):
             return super().get_form(request, obj, change=change, **kwargs)
-        options = option_fields(backend)
+        backend = self._options_backend(request, obj)
+        options = option_fields(backend) if backend else {}
         kwargs["fields"] = [*MAIN, *RETRIES, *options]
+        name = f"{backend.__name__}ChannelForm" if backend else "ChannelForm"
         form = type(
-            f"{backend.__name__}ChannelForm",
+            name,
             (ChannelConfigForm,),
-            {**options, "options_backend": backend},
+            {**options, "options_backend": backend, "reload_url": request.path},
         )
         return super().get_form(request, obj, change=change, form=form, **kwargs)
 
@@ -173,7 +216,7 @@ class ChannelConfigAdmin(SendTestMixin, ModelAdmin, ImportExportModelAdmin):
         backend = self._options_backend(request, obj)
         options = [PREFIX + name for name in backend.ConfigForm.base_fields] if backend else []
         label = f"{backend.verbose_name} options" if backend else "Options"
-        description = None if backend else "Choose a backend and save to see its options."
+        description = None if backend else "Choose a backend: its options appear here."
         return [
             (None, {"fields": list(MAIN)}),
             (label, {"fields": options, "description": description}),

@@ -3,10 +3,16 @@ its backend does not know, stops ``manage.py check`` with the setting to fix."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.checks import Error, register
 
 from .backends.base import ConfigurationError
 from .registry import BUILTIN_BACKENDS, UnknownBackend, backend_class, declared_channels
+from .secrets import SETTING, configured_keys, key_problems
+
+GENERATE = (
+    "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+)
 
 
 @register("notifier")
@@ -44,3 +50,30 @@ def check_declared_channels(app_configs=None, **kwargs):
         except ConfigurationError as error:
             errors.append(Error(f"{where}['OPTIONS']: {error}", id="notifier.E003"))
     return errors
+
+
+@register("notifier")
+def check_secret_keys(app_configs=None, **kwargs):
+    """Channel secrets are encrypted with NOTIFIER_SECRET_KEYS: required in production
+    (DEBUG off), where a key derived from SECRET_KEY would tie them to it; and each key must
+    be a Fernet key."""
+    keys = configured_keys()
+    if not keys and not settings.DEBUG:
+        return [
+            Error(
+                f"{SETTING} is not set: channel secrets (passwords, API tokens) cannot be "
+                "encrypted in the database or read back.",
+                hint=f"Set the environment variable {SETTING} to a Fernet key ({GENERATE}); "
+                "a comma-separated list rotates keys (the first encrypts). Only with DEBUG=1 "
+                "does a key derived from SECRET_KEY stand in.",
+                id="notifier.E011",
+            )
+        ]
+    return [
+        Error(
+            f"{SETTING}: {problem}.",
+            hint=f"Generate keys with: {GENERATE}",
+            id="notifier.E012",
+        )
+        for problem in key_problems(keys)
+    ]

@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from .fields import SecretOptionsField
+
 if TYPE_CHECKING:
     from .backends.base import BaseBackend
 
@@ -22,8 +24,10 @@ class ChannelConfig(models.Model):
     backend = models.CharField(
         max_length=255, help_text="Dotted path of the backend class, or a built-in key like 'email'"
     )
-    config = models.JSONField(
-        default=dict, blank=True, help_text="Options validated by the backend"
+    config = SecretOptionsField(
+        default=dict,
+        blank=True,
+        help_text="Options validated by the backend; its secret ones encrypted at rest",
     )
     is_active = models.BooleanField(default=True)
     max_attempts = models.PositiveSmallIntegerField(
@@ -59,7 +63,8 @@ class ChannelConfig(models.Model):
         editable=False,
         help_text="Where code declares this channel; empty for channels created in the admin",
     )
-    declared = models.JSONField(
+    declared = SecretOptionsField(
+        nested="config",
         default=dict,
         blank=True,
         editable=False,
@@ -84,17 +89,36 @@ class ChannelConfig(models.Model):
     def get_backend(self) -> BaseBackend:
         return self.backend_class(channel_key=self.key, options=self.config)
 
-    def clean(self) -> None:
+    def clean_fields(self, exclude=None) -> None:
+        """``config`` is validated with the fields, by its backend, so that a form editing
+        the options as fields of their own (the admin's) leaves ``config`` out and reports
+        each option's error next to its field instead."""
         from .backends.base import ConfigurationError
+        from .registry import UnknownBackend
+
+        errors: dict = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if "config" not in (exclude or ()) and "backend" not in errors:
+            try:
+                self.backend_class.clean_options(self.config or {}, channel_key=self.key)
+            except UnknownBackend:
+                pass  # clean() names it on ``backend``
+            except ConfigurationError as error:
+                errors["config"] = [str(error)]
+        if errors:
+            raise ValidationError(errors)
+
+    def clean(self) -> None:
         from .registry import UnknownBackend, resolve_backend_path
 
         try:
             self.backend = resolve_backend_path(self.backend)
-            self.backend_class.clean_options(self.config or {}, channel_key=self.key)
+            self.backend_class  # noqa: B018 - imports it: an unknown backend is an error here
         except UnknownBackend as error:
             raise ValidationError({"backend": str(error)}) from error
-        except ConfigurationError as error:
-            raise ValidationError({"config": str(error)}) from error
 
     def masked_config(self) -> dict[str, Any]:
         """The config with every secret replaced by a mask: what the admin and exports show."""

@@ -263,3 +263,15 @@ LOGGING = {
         "notifier": {"handlers": ["console"], "level": env.str("NOTIFIER_LOG_LEVEL", "INFO")},
     },
 }
+
+# --- ESP webhooks (django-anymail) -----------------------------------------------------------
+# The basic-auth credentials ("user:password") ESPs must send to /anymail/<esp>/tracking/;
+# comma-separated to accept an old and a new one while rotating. Without one the tracking
+# webhooks answer 403 (campaigns.tracking_urls), and a mailer using an ESP stops the check.
+ANYMAIL = {"WEBHOOK_SECRET": env.list("ANYMAIL_WEBHOOK_SECRET", default=[])}
+
+# --- Channel secrets at rest ---------------------------------------------------------------
+# Fernet keys that encrypt the secret options of channels in the database (channels.secrets);
+# comma-separated, the first encrypts, all decrypt (rotation). Required unless DEBUG=1, where a
+# key derived from SECRET_KEY stands in.
+NOTIFIER_SECRET_KEYS = env.list("NOTIFIER_SECRET_KEYS", default=[])

@@ -6,6 +6,8 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/notifier")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/11")
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
+# The suite's own Fernet key for channel secrets; worker subprocesses inherit it.
+os.environ.setdefault("NOTIFIER_SECRET_KEYS", "dGVzdHMtb25seS1jaGFubmVsLXNlY3JldHMta2V5LTE=")
 
 from .settings import *  # noqa: F403
 from .settings import INSTALLED_APPS, NOTIFIER

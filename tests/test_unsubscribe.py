@@ -3,6 +3,9 @@ signed tokens, and what a POST or a GET to the link does."""
 
 from __future__ import annotations
 
+import re
+from urllib.parse import unquote
+
 import pytest
 from django.core import mail
 from django.test import Client
@@ -67,6 +70,72 @@ def test_every_email_carries_list_unsubscribe_headers(email, settings):
     assert f"Manage: {SITE}/preferences/link/" in sent.body
     assert sent.body.rstrip().endswith(https[1:-1])
     assert "Unsubscribe: " in Message.objects.get().text
+
+
+#: RFC 2369: a comma-separated list of angle-bracketed URIs; ours is the https link, then
+#: the optional mailto. Literal: no RFC 2047 encoded word may hide the URIs from a mail provider.
+LIST_UNSUBSCRIBE = re.compile(r"<(https?://[^<>\s,]+)>(?:, <(mailto:[^<>\s,]+)>)?")
+
+
+def raw_header(raw: bytes, name: str) -> tuple[list[bytes], str]:
+    """The lines of header ``name`` as they went over the wire, and its unfolded value."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    for index, line in enumerate(head):
+        if line.lower().startswith(name.lower().encode() + b":"):
+            lines = [line]
+            for more in head[index + 1 :]:
+                if not more.startswith((b" ", b"\t")):
+                    break
+                lines.append(more)
+            value = b"".join(lines).split(b":", 1)[1].decode("ascii").strip()
+            return lines, value
+    raise AssertionError(f"no {name} header in {raw[:2000]!r}")
+
+
+@pytest.mark.parametrize("mailto", ["", "unsubscribe@shop.example"])
+def test_list_unsubscribe_goes_over_smtp_as_literal_uris(email_channel, smtp, settings, mailto):
+    """Gmail and Yahoo ignore an RFC 2047-encoded List-Unsubscribe: the URIs must be
+    literal, folded only between them, and the link must work as a one-click POST."""
+    settings.NOTIFIER = {**settings.NOTIFIER, "UNSUBSCRIBE_MAILTO": mailto}
+    make_event("promo", email_channel, marketing=True)
+    address = "ann.with.a.rather.long.mailbox.name+newsletters@subdomain.example.com"
+    notify("promo", {"email": address, "name": "Ann"}, {})
+    drain()
+    (raw,) = smtp.raw
+
+    assert b"=?" not in raw.split(b"\r\n\r\n", 1)[0]  # no encoded word in any header
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    lines, value = raw_header(raw, "List-Unsubscribe")
+    match = LIST_UNSUBSCRIBE.fullmatch(value)
+    assert match, value
+    url, mailto_uri = match.groups()
+    assert len(url) > 78  # longer than a header line: the case that used to be encoded
+    assert all(line.rstrip().endswith((b">", b">,")) for line in lines)  # folded between URIs
+    if mailto:
+        token = url.rstrip("/").rsplit("/", 1)[-1]
+        assert unquote(mailto_uri) == f"mailto:{mailto}?subject=unsubscribe {token}"
+    else:
+        assert mailto_uri is None
+    assert raw_header(raw, "List-Unsubscribe-Post")[1] == "List-Unsubscribe=One-Click"
+    received = smtp.messages[0]
+    assert url in received.get_body(("html",)).get_content()  # the link in the body
+    assert raw_header(raw, "Message-ID")[1] == str(received["Message-ID"])
+
+    # A mail provider's one-click POST (RFC 8058): no cookies, no CSRF token.
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(
+        link_path(url),
+        "List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 200
+    optout = OptOut.objects.get()
+    assert (optout.address, optout.event.key, optout.channel) == (
+        address.lower(),
+        "promo",
+        email_channel,
+    )
+    assert notify("promo", {"email": address}, {}).skipped[0].reason == "opted out"
 
 
 def test_transactional_text_has_no_footer_and_no_mailto_by_default(email):

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 
 from channels.backends.base import ConfigurationError, DeliveryError
 from channels.models import ChannelConfig
+from channels.registry import UnknownBackend
 
 from ..models import Template
 from .preview import template_render_preview
@@ -28,7 +29,7 @@ def test_send(
         provider_id = backend.send_test(address, subject=subject, text=text, html=html)
     except ValidationError as error:
         return TestSendResult(False, " ".join(error.messages))
-    except ConfigurationError as error:
+    except (ConfigurationError, UnknownBackend) as error:
         return TestSendResult(False, f"the channel is misconfigured: {error}")
     except DeliveryError as error:
         return TestSendResult(False, f"{type(error).__name__}: {error}")

@@ -39,7 +39,11 @@ def email_event_record(
     description: str = "",
     timestamp: dt.datetime | None = None,
 ) -> Message | None:
-    """Record one provider event; returns the message, or None when no message has that id."""
+    """Record one provider event about the message the ESP knows as ``message_id``; returns
+    the message, or None when no message has that id or the event names another address.
+
+    A bounce or a complaint suppresses the address the message was sent to (the row's),
+    never one taken from the payload: ``recipient`` only has to agree with it."""
     if event_type not in RECORDED or not message_id:
         return None
     message = (
@@ -51,12 +55,20 @@ def email_event_record(
     if message is None:
         logger.info("tracking event %s for unknown message id %s", event_type, message_id)
         return None
+    address = message.address.strip().lower()
+    if recipient and recipient.strip().lower() != address:
+        logger.warning(
+            "tracking event %s for message %s names another recipient: ignored",
+            event_type,
+            message.pk,
+        )
+        return None
     message.delivery_status = event_type
     message.delivery_updated_at = timestamp or timezone.now()
     message.save(update_fields=["delivery_status", "delivery_updated_at", "updated_at"])
     if event_type in SUPPRESSING:
         OptOut.objects.get_or_create(
-            address=(recipient or message.address).strip().lower(),
+            address=address,
             user=None,
             event=None,
             channel=message.channel,
@@ -67,7 +79,8 @@ def email_event_record(
 
 
 def anymail_tracking_receive(sender, event, esp_name, **kwargs) -> None:
-    """The receiver connected to ``anymail.signals.tracking``."""
+    """The receiver connected to ``anymail.signals.tracking``: anymail's webhook views send
+    it after checking the ESP's credentials (``campaigns.tracking_urls``)."""
     email_event_record(
         message_id=str(event.message_id or ""),
         event_type=str(event.event_type or ""),

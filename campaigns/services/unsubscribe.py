@@ -25,6 +25,8 @@ from django.core import signing
 from django.db import transaction
 from django.urls import NoReverseMatch, reverse
 
+from channels.backends.email import UriListHeader
+
 from ..models import Event, Message, OptOut
 from ..models.events import UnsubscribeScope
 
@@ -98,14 +100,15 @@ def preferences_url(*, user_id: Any = None, address: str = "", channel_key: str 
 
 def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
     """``List-Unsubscribe`` (the message's https link, and a mailto when configured) and
-    ``List-Unsubscribe-Post`` for one email (RFC 2369, RFC 8058)."""
-    links = [f"<{unsubscribe_url}>"]
+    ``List-Unsubscribe-Post`` for one email (RFC 2369, RFC 8058). The first is a
+    ``UriListHeader``, so its URIs go out literally, never RFC 2047-encoded."""
+    uris = [unsubscribe_url]
     mailto = unsubscribe_mailto()
     if mailto:
         token = unsubscribe_url.rstrip("/").rsplit("/", 1)[-1]
-        links.append(f"<mailto:{mailto}?subject={quote('unsubscribe ' + token)}>")
+        uris.append(f"mailto:{mailto}?subject={quote('unsubscribe ' + token)}")
     return {
-        "List-Unsubscribe": ", ".join(links),
+        "List-Unsubscribe": UriListHeader("List-Unsubscribe", uris),
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
 

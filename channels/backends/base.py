@@ -18,6 +18,7 @@ build payload → post → parse → record → close); a provider module is mos
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from typing import Any, ClassVar
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+
+logger = logging.getLogger("notifier.channels")
 
 
 class DeliveryError(Exception):
@@ -225,8 +228,20 @@ class BaseBackend:
         outgoing = Outgoing(
             id=0, uuid=str(uuid.uuid4()), address=address, subject=subject, text=text, html=html
         )
-        with self:
+        try:  # a refused or silent server fails in open(): said like a failed send
+            self.open()
             (result,) = list(self.send([outgoing]))
+        except DeliveryError:
+            raise
+        except Exception as error:
+            raise self.classify(error) from error
+        finally:
+            try:
+                self.close()
+            except Exception:  # the outcome is known already; closing cannot change it
+                logger.warning(
+                    "closing %s after a test send failed", type(self).__name__, exc_info=True
+                )
         if result.error is not None:
             raise result.error
         return result.provider_id

@@ -23,6 +23,50 @@ from .base import BaseBackend, BaseConfigForm, Outgoing, PermanentError, Transie
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 CONNECTION_OPTIONS = ("host", "port", "username", "password", "use_tls", "use_ssl", "timeout")
+#: RFC 5322's hard limit on a line, without its CRLF.
+MAX_LINE = 998
+
+
+class UriListHeader(str):
+    """A header whose value is a list of ``<URI>``s (RFC 2369: ``List-Unsubscribe``), written
+    literally: each URI whole, folded only between them.
+
+    Django 6.1 builds messages with the ``email`` package's modern policies, which treat a
+    plain string as unstructured text and RFC 2047-encode any word longer than a line; a
+    signed unsubscribe URL always is, and Gmail and Yahoo ignore a ``List-Unsubscribe`` whose
+    URIs are encoded, so one-click unsubscribe (RFC 8058) would never be offered. The
+    policy keeps a value that has a ``name`` as it is (``header_store_parse``) and asks it
+    to ``fold()`` itself; being a ``str`` it passes through Django's ``EmailMessage``
+    unchanged, and ESP backends (django-anymail) read it as the plain value."""
+
+    name: str
+    uris: tuple[str, ...]
+
+    def __new__(cls, name: str, uris: list[str] | tuple[str, ...]):
+        if not uris:
+            raise ValueError(f"{name}: no URI")
+        for uri in uris:
+            if not uri.isascii() or any(c in uri for c in "<>\r\n\t ,"):
+                raise ValueError(f"{name}: {uri!r} cannot be written literally in a header")
+        value = super().__new__(cls, ", ".join(f"<{uri}>" for uri in uris))
+        value.name = name
+        value.uris = tuple(uris)
+        return value
+
+    def __getnewargs__(self) -> tuple[str, tuple[str, ...]]:  # copy and pickle (locmem's outbox)
+        return self.name, self.uris
+
+    def fold(self, *, policy) -> str:
+        """One URI per line: ``Name: <a>,`` CRLF `` <b>``. The unfolded value is ``<a>, <b>``."""
+        lines = [f"{self.name}: <{self.uris[0]}>"] + [f" <{uri}>" for uri in self.uris[1:]]
+        lines = [line + "," for line in lines[:-1]] + lines[-1:]
+        for line in lines:
+            if len(line) > MAX_LINE:
+                raise ValueError(
+                    f"{self.name}: a URI of {len(line)} characters does not fit in a header "
+                    f"line ({MAX_LINE} at most)"
+                )
+        return policy.linesep.join(lines) + policy.linesep
 
 
 class EmailConfigForm(BaseConfigForm):
@@ -80,7 +124,21 @@ class EmailBackend(BaseBackend):
     def open(self) -> None:
         if self.connection is None:
             self.connection = self._connect()
-        self.connection.open()
+        try:
+            self.connection.open()
+        except (smtplib.SMTPException, OSError) as error:
+            # Refused, unreachable, silent past the timeout, or a failed TLS or login: the
+            # provider's words, with where we tried, for the admin's "Send test" and the
+            # message's last_error.
+            self.close()
+            where = f"{self.options['host']}:{self.options.get('port') or 25}"
+            if not self.options.get("host"):
+                where = f"mailer {self.options.get('mailer') or 'default'!r}"
+            if isinstance(error, smtplib.SMTPResponseException):
+                raise self._smtp_error(error.smtp_code, error.smtp_error) from error
+            raise TransientError(
+                f"SMTP connection to {where} failed: {type(error).__name__}: {error}"
+            ) from error
 
     def close(self) -> None:
         if self.connection is not None:

@@ -1,0 +1,58 @@
+"""django-anymail's webhook URLs (``/anymail/<esp>/tracking/`` …), refused while no webhook
+secret is configured.
+
+anymail checks HTTP basic auth against ``ANYMAIL["WEBHOOK_SECRET"]`` itself (a wrong or
+missing ``Authorization`` gets 400), but only when the secret is set: without it anymail
+warns and accepts any POST, so anyone who learns a message id could mark it bounced and opt
+its address out. Here each of anymail's views answers 403 instead, until the secret is set.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from anymail import urls as anymail_urls
+from anymail.utils import get_anymail_setting
+from django.http import HttpResponseForbidden
+from django.urls import URLPattern
+
+logger = logging.getLogger("notifier.tracking")
+
+app_name = anymail_urls.app_name
+
+
+def webhook_secrets() -> list[str]:
+    """The accepted ``user:password`` strings, read as anymail reads them."""
+    secrets = get_anymail_setting("webhook_secret", default=[])
+    if isinstance(secrets, str):
+        secrets = [secrets]
+    return [secret for secret in secrets if secret]
+
+
+def require_webhook_secret(view):
+    """Refuse every request with 403 while no webhook secret is configured."""
+
+    @functools.wraps(view)  # keeps anymail's csrf_exempt and login_not_required marks
+    def guarded(request, *args, **kwargs):
+        if not webhook_secrets():
+            logger.warning(
+                "refused an ESP webhook (%s): ANYMAIL_WEBHOOK_SECRET is not set", request.path
+            )
+            return HttpResponseForbidden(
+                "ESP webhooks are off: set ANYMAIL_WEBHOOK_SECRET (ANYMAIL['WEBHOOK_SECRET'])."
+            )
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+urlpatterns = [
+    URLPattern(
+        pattern.pattern,
+        require_webhook_secret(pattern.callback),
+        pattern.default_args,
+        pattern.name,
+    )
+    for pattern in anymail_urls.urlpatterns
+]
