@@ -8,6 +8,7 @@ from pathlib import Path
 
 import environ
 from django.templatetags.static import static
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -42,6 +43,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "notifier_site.csp.PolicyByNamespaceMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -64,6 +67,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -169,7 +173,10 @@ NOTIFIER = {
 UNFOLD = {
     "SITE_TITLE": "Notifier",
     # htmx for the admin's live parts (template preview), served from static/, no CDN.
-    "SCRIPTS": [lambda request: static("notifier/vendor/htmx-2.0.11.min.js")],
+    "SCRIPTS": [
+        lambda request: static("notifier/vendor/htmx-2.0.11.min.js"),
+        lambda request: static("notifier/admin.js"),  # data-confirm on forms
+    ],
     "SITE_HEADER": "Notifier",
     "SITE_SYMBOL": "notifications",
     "DASHBOARD_CALLBACK": "campaigns.admin.dashboard.dashboard_callback",
@@ -262,4 +269,38 @@ LOGGING = {
     "loggers": {
         "notifier": {"handlers": ["console"], "level": env.str("NOTIFIER_LOG_LEVEL", "INFO")},
     },
+}
+
+# --- Content-Security-Policy -----------------------------------------------------------------
+# A template slip that prints markup unescaped must not be able to run script. The end-user
+# pages allow only the site's own files (htmx's inline indicator styles are turned off in
+# notifier/base.html); a nonce is added where a template asks for one ({% csp_nonce_attr %}).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "worker-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+}
+_ADMIN_CSP = {
+    **SECURE_CSP,
+    # Alpine.js (unfold) evaluates x-* attributes with new Function: 'unsafe-eval'. Inline
+    # script stays refused, so an injected <script> or on* attribute does not run; what keeps
+    # injected x-* attributes out is escaping (Notifier marks nothing safe it did not escape).
+    "script-src": [CSP.SELF, CSP.NONCE, CSP.UNSAFE_EVAL],
+    # unfold writes inline <style> and style="" attributes (no nonce on them); email previews
+    # (a sandboxed srcdoc iframe, which inherits this policy) load the web fonts, stylesheets
+    # and images the HTML links to, as the recipient's mail client would.
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE, "https:"],
+    "img-src": [CSP.SELF, "data:", "https:"],
+    "font-src": [CSP.SELF, "data:", "https:"],
+}
+CSP_BY_NAMESPACE = {  # read by notifier_site.csp.PolicyByNamespaceMiddleware
+    "admin": _ADMIN_CSP,
+    # django-rq's pages (superusers only) use inline scripts and onclick handlers.
+    "django_rq": {**_ADMIN_CSP, "script-src": [CSP.SELF, CSP.UNSAFE_EVAL, CSP.UNSAFE_INLINE]},
 }

@@ -12,6 +12,8 @@ from playwright.sync_api import expect
 from campaigns.models import Event, Template
 from tests import factories
 
+from .conftest import keep_local, watch_csp
+
 pytestmark = pytest.mark.browser
 PASSWORD = "correct-horse-battery"
 TITLE = "untouched"
@@ -65,6 +67,8 @@ def test_a_marketing_payload_never_runs_for_a_superuser(
 
     # The superuser opens it: the live preview loads by itself.
     context = browser.new_context(base_url=live_server.url)
+    violations = watch_csp(context)
+    keep_local(context, live_server.url)
     root = context.new_page()
     dialogs: list[str] = []
     root.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -91,6 +95,7 @@ def test_a_marketing_payload_never_runs_for_a_superuser(
             assert root.evaluate(INJECTED) == [], path
             assert root.evaluate("document.title") == TITLE, path
         assert dialogs == []
+        assert violations == []  # escaped: not even an attempt for the CSP to refuse
     finally:
         context.close()
     assert Event.objects.get(pk=event.pk).variables == variables
