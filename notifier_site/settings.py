@@ -133,7 +133,9 @@ RQ_QUEUES = {
     "notifier": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},
 }
-RQ_SHOW_ADMIN_LINK = True
+# No second copy of django-rq's views inside the admin (they would let any staff member in):
+# the dashboard lives at /django-rq/, for superusers only (notifier_site/urls.py).
+RQ_SHOW_ADMIN_LINK = False
 # Notifier enqueues after commit itself (campaigns.queue), so django-rq need not defer.
 RQ = {"COMMIT_MODE": "auto"}
 
