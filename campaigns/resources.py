@@ -12,6 +12,7 @@ from import_export import fields, resources, widgets
 from channels.models import ChannelConfig
 
 from .models import AudienceKind, Contact, Event, OptOut, Template
+from .untrusted_json import json_parse
 
 
 class JSONWidget(widgets.Widget):
@@ -20,10 +21,7 @@ class JSONWidget(widgets.Widget):
             return []
         if isinstance(value, (list, dict)):
             return value
-        try:
-            return json.loads(value)
-        except ValueError as error:
-            raise ValueError(f"not valid JSON: {error}") from None
+        return json_parse(value, what="the cell")  # InvalidJSON is a ValueError: a row error
 
     def render(self, value, obj=None, **kwargs):
         return json.dumps(value, ensure_ascii=False)

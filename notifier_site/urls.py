@@ -1,5 +1,6 @@
 from functools import wraps
 
+from anymail import urls as anymail_urls
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
@@ -7,6 +8,8 @@ from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.urls import URLPattern, include, path, reverse
 from django.views.generic import RedirectView
 from django_rq import urls as rq_urls
+
+from campaigns.views.hooks import json_webhook
 
 
 def superusers_only(view):
@@ -36,12 +39,22 @@ def rq_dashboard_patterns() -> list[URLPattern]:
     return patterns
 
 
+def anymail_tracking_patterns() -> list[URLPattern]:
+    """django-anymail's ESP tracking webhooks (not its inbound ones, which Notifier does not
+    use), each behind ``json_webhook``: anymail parses with plain ``json.loads``."""
+    return [
+        URLPattern(p.pattern, json_webhook(p.callback), p.default_args, p.name)
+        for p in anymail_urls.urlpatterns
+        if p.name.endswith("_tracking_webhook")
+    ]
+
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("django-rq/", include((rq_dashboard_patterns(), rq_urls.app_name))),
     # ESP tracking webhooks (django-anymail), e.g. /anymail/postmark/tracking/
-    path("anymail/", include("anymail.urls")),
+    path("anymail/", include((anymail_tracking_patterns(), anymail_urls.app_name))),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(template_name="notifier/login.html"),

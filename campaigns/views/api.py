@@ -11,7 +11,6 @@ POST /api/inbox/<uuid>/consume/           the item, consumed
 from __future__ import annotations
 
 import functools
-import json
 import uuid as uuid_module
 
 from django.http import HttpRequest, JsonResponse
@@ -29,6 +28,7 @@ from ..services.inbox import (
     inbox_unread_count,
 )
 from ..services.tokens import api_token_user
+from ..untrusted_json import InvalidJSON, json_parse
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -107,11 +107,9 @@ def unread_count(request: HttpRequest) -> JsonResponse:
 @api_view
 def mark_seen(request: HttpRequest) -> JsonResponse:
     try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        return _error(400, "the body is not JSON")
-    if not isinstance(body, dict):
-        return _error(400, 'send {"ids": [...]} or {"all": true}')
+        body = json_parse(request.body or b"{}", expect=dict)
+    except InvalidJSON as error:
+        return _error(400, f'{error}: send {{"ids": [...]}} or {{"all": true}}')
     if body.get("all") is True:
         marked = inbox_mark_seen(user=request.user)
     elif isinstance(body.get("ids"), list):
