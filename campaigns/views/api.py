@@ -117,7 +117,10 @@ def mark_seen(request: HttpRequest) -> JsonResponse:
             ids = [uuid_module.UUID(str(value)) for value in body["ids"]]
         except ValueError:
             return _error(400, "ids must be message ids (UUIDs)")
-        marked = inbox_mark_seen(user=request.user, uuids=ids)
+        try:
+            marked = inbox_mark_seen(user=request.user, uuids=ids)
+        except Message.DoesNotExist:
+            return _error(404, "no such message in your inbox")
     else:
         return _error(400, 'send {"ids": [...]} or {"all": true}')
     return JsonResponse({"marked": marked, "unread": inbox_unread_count(user=request.user)})
