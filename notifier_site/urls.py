@@ -11,6 +11,8 @@ from django_rq import urls as rq_urls
 
 from campaigns.views.hooks import json_webhook
 
+from .views import LoginView
+
 
 def superusers_only(view):
     """django-rq's views let any staff member in (and empty queues, delete jobs): ours let
@@ -55,11 +57,7 @@ urlpatterns = [
     path("django-rq/", include((rq_dashboard_patterns(), rq_urls.app_name))),
     # ESP tracking webhooks (django-anymail), e.g. /anymail/postmark/tracking/
     path("anymail/", include((anymail_tracking_patterns(), anymail_urls.app_name))),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(template_name="notifier/login.html"),
-        name="login",
-    ),
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("campaigns.urls")),
 ]
