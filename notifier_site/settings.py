@@ -4,6 +4,7 @@ Every deployment-specific value comes from an environment variable; the defaults
 working development site on SQLite with a local Redis.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -39,6 +40,7 @@ INSTALLED_APPS = [
     "import_export",
     "channels",
     "campaigns",
+    "axes",  # login throttling (see "Security" below)
 ]
 
 MIDDLEWARE = [
@@ -52,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "notifier_site.urls"
@@ -166,6 +169,9 @@ NOTIFIER = {
             "PUSH_RECEIPT_DELAY",
             "PUSH_RECEIPT_MAX_AGE",
             "PUSH_RECEIPT_INTERVAL",
+            "TRUSTED_PROXY_COUNT",
+            "API_TOKEN_FAILURE_LIMIT",
+            "API_TOKEN_COOLOFF",
         )
         if f"NOTIFIER_{name}" in env
     },
@@ -306,3 +312,38 @@ CSP_BY_NAMESPACE = {  # read by notifier_site.csp.PolicyByNamespaceMiddleware
     # django-rq's pages (superusers only) use inline scripts and onclick handlers.
     "django_rq": {**_ADMIN_CSP, "script-src": [CSP.SELF, CSP.UNSAFE_EVAL, CSP.UNSAFE_INLINE]},
 }
+
+# --- HTTPS and proxies (production) ------------------------------------------------------------
+# Each is off by default, so `make run` works over plain http; set them where the site is
+# served over https (README, "Configuration"). `manage.py check --deploy` names what is missing.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+# Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO,https" (the header and the value
+# that means https; the proxy must set it and drop the client's).
+SECURE_PROXY_SSL_HEADER = env.tuple("SECURE_PROXY_SSL_HEADER", default=None)
+USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
+if SECURE_PROXY_SSL_HEADER and "NOTIFIER_TRUSTED_PROXY_COUNT" not in env:
+    # Behind a proxy, the client is whom the proxy says (X-Forwarded-For), for throttling.
+    NOTIFIER["TRUSTED_PROXY_COUNT"] = 1
+
+# --- Login and API token throttling --------------------------------------------------------------
+# django-axes counts failed logins (both login pages) per client address *and* username: after
+# LOGIN_FAILURE_LIMIT failures, that pair is refused (429) until LOGIN_COOLOFF seconds have
+# passed without another try. Another address, or another username, is not affected, so nobody
+# can lock a user out by naming them. Bearer-token failures are counted per address in Redis
+# (NOTIFIER["API_TOKEN_FAILURE_LIMIT"] and ["API_TOKEN_COOLOFF"], campaigns.services.throttle).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("LOGIN_COOLOFF", default=900))
+AXES_LOCKOUT_PARAMETERS = [["ip_address", "username"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # failures only: no table of every login
+AXES_CLIENT_IP_CALLABLE = "campaigns.views.security.client_address"
+AXES_LOCKOUT_CALLABLE = "campaigns.views.security.login_lockout_response"

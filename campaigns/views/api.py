@@ -27,8 +27,10 @@ from ..services.inbox import (
     inbox_page,
     inbox_unread_count,
 )
+from ..services.throttle import api_token_failure_record, api_token_lockout_seconds
 from ..services.tokens import api_token_user
 from ..untrusted_json import InvalidJSON, json_parse
+from .security import client_address
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -42,16 +44,29 @@ def _csrf_failure(request: HttpRequest):
 
 
 def api_view(view):
-    """Authenticate by token or session; enforce CSRF on a session's writes."""
+    """Authenticate by token or session; enforce CSRF on a session's writes. An address
+    whose token attempts failed ``API_TOKEN_FAILURE_LIMIT`` times gets 429 with
+    ``Retry-After`` (even with a good token) until its cool-off has passed."""
 
     @csrf_exempt
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
         header = request.headers.get("Authorization", "")
         if header:
+            client = client_address(request)
+            wait = api_token_lockout_seconds(client=client)
+            if wait:
+                response = _error(
+                    429,
+                    f"too many failed API token attempts from your address: "
+                    f"try again in {wait} seconds",
+                )
+                response["Retry-After"] = str(wait)
+                return response
             scheme, _, raw = header.partition(" ")
             user = api_token_user(raw) if scheme.lower() == "bearer" and raw else None
             if user is None:
+                api_token_failure_record(client=client)
                 return _error(401, "invalid or inactive API token")
             request.user = user
         elif not request.user.is_authenticated:
