@@ -119,5 +119,22 @@ class AppSettings:
         """Domain of the ``Message-ID`` header of emails (``<uuid@domain>``)."""
         return self._get("EMAIL_DOMAIN", "notifier.local")
 
+    @property
+    def TRUSTED_PROXY_COUNT(self) -> int:
+        """How many proxies in front of the site append to ``X-Forwarded-For``: the client's
+        address is the entry the outermost of them wrote. 0: ``REMOTE_ADDR`` (no proxy). Only
+        right when the site cannot be reached except through them."""
+        return int(self._get("TRUSTED_PROXY_COUNT", 0))
+
+    @property
+    def API_TOKEN_FAILURE_LIMIT(self) -> int:
+        """Failed ``Authorization: Bearer`` attempts from one address before it gets 429."""
+        return int(self._get("API_TOKEN_FAILURE_LIMIT", 10))
+
+    @property
+    def API_TOKEN_COOLOFF(self) -> int:
+        """Seconds an address stays refused after its last failed bearer attempt."""
+        return int(self._get("API_TOKEN_COOLOFF", 900))
+
 
 app_settings = AppSettings()

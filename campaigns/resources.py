@@ -17,6 +17,7 @@ from channels.models import SECRET_MASK, ChannelConfig
 
 from .models import AudienceKind, AvailabilityWindow, Contact, Event, OptOut, Template
 from .services.availability import Window
+from .untrusted_json import json_parse
 
 
 class JSONWidget(widgets.Widget):
@@ -25,10 +26,7 @@ class JSONWidget(widgets.Widget):
             return []
         if isinstance(value, (list, dict)):
             return value
-        try:
-            return json.loads(value)
-        except ValueError as error:
-            raise ValueError(f"not valid JSON: {error}") from None
+        return json_parse(value, what="the cell")  # InvalidJSON is a ValueError: a row error
 
     def render(self, value, obj=None, **kwargs):
         return json.dumps(value, ensure_ascii=False)

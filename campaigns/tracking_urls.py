@@ -17,6 +17,8 @@ from anymail.utils import get_anymail_setting
 from django.http import HttpResponseForbidden
 from django.urls import URLPattern
 
+from .views.hooks import json_webhook
+
 logger = logging.getLogger("notifier.tracking")
 
 app_name = anymail_urls.app_name
@@ -50,9 +52,12 @@ def require_webhook_secret(view):
 urlpatterns = [
     URLPattern(
         pattern.pattern,
-        require_webhook_secret(pattern.callback),
+        require_webhook_secret(json_webhook(pattern.callback)),
         pattern.default_args,
         pattern.name,
     )
+    # Tracking only (not anymail's inbound webhooks, which Notifier does not use), and its
+    # bodies parsed as untrusted JSON first (anymail itself uses plain json.loads).
     for pattern in anymail_urls.urlpatterns
+    if pattern.name.endswith("_tracking_webhook")
 ]

@@ -4,10 +4,12 @@ Every deployment-specific value comes from an environment variable; the defaults
 working development site on SQLite with a local Redis.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.templatetags.static import static
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,10 +40,13 @@ INSTALLED_APPS = [
     "import_export",
     "channels",
     "campaigns",
+    "axes",  # login throttling (see "Security" below)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "notifier_site.csp.PolicyByNamespaceMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -49,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "notifier_site.urls"
@@ -64,6 +70,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -129,7 +136,9 @@ RQ_QUEUES = {
     "notifier": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},
 }
-RQ_SHOW_ADMIN_LINK = True
+# No second copy of django-rq's views inside the admin (they would let any staff member in):
+# the dashboard lives at /django-rq/, for superusers only (notifier_site/urls.py).
+RQ_SHOW_ADMIN_LINK = False
 # Notifier enqueues after commit itself (campaigns.queue), so django-rq need not defer.
 RQ = {"COMMIT_MODE": "auto"}
 
@@ -160,6 +169,9 @@ NOTIFIER = {
             "PUSH_RECEIPT_DELAY",
             "PUSH_RECEIPT_MAX_AGE",
             "PUSH_RECEIPT_INTERVAL",
+            "TRUSTED_PROXY_COUNT",
+            "API_TOKEN_FAILURE_LIMIT",
+            "API_TOKEN_COOLOFF",
         )
         if f"NOTIFIER_{name}" in env
     },
@@ -169,7 +181,10 @@ NOTIFIER = {
 UNFOLD = {
     "SITE_TITLE": "Notifier",
     # htmx for the admin's live parts (template preview), served from static/, no CDN.
-    "SCRIPTS": [lambda request: static("notifier/vendor/htmx-2.0.11.min.js")],
+    "SCRIPTS": [
+        lambda request: static("notifier/vendor/htmx-2.0.11.min.js"),
+        lambda request: static("notifier/admin.js"),  # data-confirm on forms
+    ],
     "SITE_HEADER": "Notifier",
     "SITE_SYMBOL": "notifications",
     "DASHBOARD_CALLBACK": "campaigns.admin.dashboard.dashboard_callback",
@@ -275,3 +290,72 @@ ANYMAIL = {"WEBHOOK_SECRET": env.list("ANYMAIL_WEBHOOK_SECRET", default=[])}
 # comma-separated, the first encrypts, all decrypt (rotation). Required unless DEBUG=1, where a
 # key derived from SECRET_KEY stands in.
 NOTIFIER_SECRET_KEYS = env.list("NOTIFIER_SECRET_KEYS", default=[])
+
+# --- Content-Security-Policy -----------------------------------------------------------------
+# A template slip that prints markup unescaped must not be able to run script. The end-user
+# pages allow only the site's own files (htmx's inline indicator styles are turned off in
+# notifier/base.html); a nonce is added where a template asks for one ({% csp_nonce_attr %}).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "worker-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+}
+_ADMIN_CSP = {
+    **SECURE_CSP,
+    # Alpine.js (unfold) evaluates x-* attributes with new Function: 'unsafe-eval'. Inline
+    # script stays refused, so an injected <script> or on* attribute does not run; what keeps
+    # injected x-* attributes out is escaping (Notifier marks nothing safe it did not escape).
+    "script-src": [CSP.SELF, CSP.NONCE, CSP.UNSAFE_EVAL],
+    # unfold writes inline <style> and style="" attributes (no nonce on them); email previews
+    # (a sandboxed srcdoc iframe, which inherits this policy) load the web fonts, stylesheets
+    # and images the HTML links to, as the recipient's mail client would.
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE, "https:"],
+    "img-src": [CSP.SELF, "data:", "https:"],
+    "font-src": [CSP.SELF, "data:", "https:"],
+}
+CSP_BY_NAMESPACE = {  # read by notifier_site.csp.PolicyByNamespaceMiddleware
+    "admin": _ADMIN_CSP,
+    # django-rq's pages (superusers only) use inline scripts and onclick handlers.
+    "django_rq": {**_ADMIN_CSP, "script-src": [CSP.SELF, CSP.UNSAFE_EVAL, CSP.UNSAFE_INLINE]},
+}
+
+# --- HTTPS and proxies (production) ------------------------------------------------------------
+# Each is off by default, so `make run` works over plain http; set them where the site is
+# served over https (README, "Configuration"). `manage.py check --deploy` names what is missing.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+# Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO,https" (the header and the value
+# that means https; the proxy must set it and drop the client's).
+SECURE_PROXY_SSL_HEADER = env.tuple("SECURE_PROXY_SSL_HEADER", default=None)
+USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
+if SECURE_PROXY_SSL_HEADER and "NOTIFIER_TRUSTED_PROXY_COUNT" not in env:
+    # Behind a proxy, the client is whom the proxy says (X-Forwarded-For), for throttling.
+    NOTIFIER["TRUSTED_PROXY_COUNT"] = 1
+
+# --- Login and API token throttling --------------------------------------------------------------
+# django-axes counts failed logins (both login pages) per client address *and* username: after
+# LOGIN_FAILURE_LIMIT failures, that pair is refused (429) until LOGIN_COOLOFF seconds have
+# passed without another try. Another address, or another username, is not affected, so nobody
+# can lock a user out by naming them. Bearer-token failures are counted per address in Redis
+# (NOTIFIER["API_TOKEN_FAILURE_LIMIT"] and ["API_TOKEN_COOLOFF"], campaigns.services.throttle).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("LOGIN_COOLOFF", default=900))
+AXES_LOCKOUT_PARAMETERS = [["ip_address", "username"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # failures only: no table of every login
+AXES_CLIENT_IP_CALLABLE = "campaigns.views.security.client_address"
+AXES_LOCKOUT_CALLABLE = "campaigns.views.security.login_lockout_response"

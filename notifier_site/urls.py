@@ -1,20 +1,51 @@
+from functools import wraps
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.urls import URLPattern, include, path, reverse
 from django.views.generic import RedirectView
+from django_rq import urls as rq_urls
+
+from .views import LoginView
+
+
+def superusers_only(view):
+    """django-rq's views let any staff member in (and empty queues, delete jobs): ours let
+    only active superusers. Others are sent to the admin's login, or refused with 403."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+        if not (request.user.is_active and request.user.is_superuser):
+            raise PermissionDenied("Only superusers may use the queue dashboard.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def rq_dashboard_patterns() -> list[URLPattern]:
+    """Every pattern of ``django_rq.urls``, its view wrapped by ``superusers_only`` (its stats
+    JSON and metrics too: no RQ_API_TOKEN access)."""
+    patterns = []
+    for pattern in rq_urls.urlpatterns:
+        if not isinstance(pattern, URLPattern):  # fail closed on a django-rq that nests
+            raise ImproperlyConfigured(f"django_rq.urls includes {pattern!r}: wrap it too")
+        view = superusers_only(pattern.callback)
+        patterns.append(URLPattern(pattern.pattern, view, pattern.default_args, pattern.name))
+    return patterns
+
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
-    path("django-rq/", include("django_rq.urls")),
+    path("django-rq/", include((rq_dashboard_patterns(), rq_urls.app_name))),
     # ESP tracking webhooks (django-anymail), e.g. /anymail/postmark/tracking/; 403 until
     # ANYMAIL["WEBHOOK_SECRET"] is set, then anymail checks the ESP's basic auth.
     path("anymail/", include("campaigns.tracking_urls")),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(template_name="notifier/login.html"),
-        name="login",
-    ),
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("campaigns.urls")),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 
 import pytest
 from django.db import connection
@@ -359,3 +360,31 @@ def test_create_api_token_command(alice):
     assert Client(HTTP_AUTHORIZATION=f"Bearer {raw}").get("/api/inbox/unread-count/").json() == {
         "unread": 0
     }
+
+
+def test_marking_seen_with_an_id_not_in_your_inbox_is_404_and_marks_nothing(
+    alice, bob, event, inbox_channel
+):
+    """As for every other API call: another user's message, or an unknown id, is 404 — the
+    same answer for both, so it does not tell whether the id exists — and nothing changes."""
+    own, other_own = inbox_items(alice, 2, event=event, channel=inbox_channel)
+    (foreign,) = inbox_items(bob, 1, event=event, channel=inbox_channel)
+    _, raw = ApiToken.generate(user=alice, name="phone")
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+    def seen(*ids):
+        body = json.dumps({"ids": [str(i) for i in ids]})
+        return api.post("/api/inbox/seen/", body, content_type="application/json")
+
+    answers = [seen(foreign.uuid), seen(own.uuid, foreign.uuid), seen(uuid.uuid4())]
+    assert {(r.status_code, r.content) for r in answers} == {
+        (404, b'{"error": "no such message in your inbox"}')
+    }
+    assert not Message.objects.filter(seen_at__isnull=False).exists()
+
+    response = seen(own.uuid, own.uuid)
+    assert (response.status_code, response.json()) == (200, {"marked": 1, "unread": 2})
+    assert seen(own.uuid).json() == {"marked": 0, "unread": 2}  # already seen: still yours
+    other_own.refresh_from_db()
+    foreign.refresh_from_db()
+    assert other_own.seen_at is None and foreign.seen_at is None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.template import Context, Template
 
 from campaigns.api import notify
 from campaigns.models import Message
@@ -21,6 +22,17 @@ def test_text_is_not_escaped_and_html_is():
     assert rendered.subject == "Re: <script>alert(1)</script> & co"
     assert rendered.text == "Text <script>alert(1)</script> & co"
     assert rendered.html == "<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; co</p>"
+
+
+def test_unescaped_output_is_plain_text_that_any_page_escapes():
+    """Django marks every render's output safe; the text engine's must not be, or a page
+    printing the subject or text would print its markup as HTML."""
+    compiled = compile_sources("{{ v }}", "{{ v }}", "<p>{{ v }}</p>")
+    rendered = template_render(compiled, {"v": "<b>x</b>"})
+    page = Template("{{ r.subject }}|{{ r.text }}|{{ r.html }}")
+    assert page.render(Context({"r": rendered})) == (
+        "&lt;b&gt;x&lt;/b&gt;|&lt;b&gt;x&lt;/b&gt;|<p>&lt;b&gt;x&lt;/b&gt;</p>"
+    )
 
 
 def test_subject_is_one_line():

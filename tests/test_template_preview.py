@@ -147,3 +147,25 @@ def test_sample_values_field_by_field_then_json(marketing_client):
     assert "Order B-2" in marketing_client.post(url, form).content.decode()
     form["preview_context"] = '{"order_id": "C-3"}'
     assert "Order C-3" in marketing_client.post(url, form).content.decode()
+
+
+def test_the_preview_escapes_what_the_text_engine_rendered(client, django_user_model, db):
+    """Subject and text render without escaping, so they are escaped where a page shows
+    them: a Marketing user's markup (in the body or a sample value) reaches the superuser's
+    page as text."""
+    root = django_user_model.objects.create_superuser("root", "root@x.io", "pw")
+    client.force_login(root)
+    payload = "<img src=x onerror=\"document.title='XSS'\">"
+    event = factories.EventFactory(
+        key="promo", variables=[{"name": "who", "label": payload, "sample": payload}]
+    )
+    form = {
+        "event": event.pk,
+        "subject": f"Hi {{{{ who }}}} {payload}",
+        "text_body": f"Hi {{{{ who }}}} {payload}",
+        "html_body": "",
+    }
+    html = client.post("/admin/campaigns/template/preview/", form).content.decode()
+    assert "<img" not in html
+    escaped = "&lt;img src=x onerror=&quot;document.title=&#x27;XSS&#x27;&quot;&gt;"
+    assert html.count(escaped) == 4  # subject and text, each the body's and the sample's

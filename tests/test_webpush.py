@@ -160,8 +160,16 @@ def test_a_browser_belongs_to_whoever_registered_it_last(channel):
 @pytest.mark.parametrize(
     ("body", "error"),
     [
-        ("{not json", "the body is not JSON: send the PushSubscription's toJSON()"),
-        ("[]", 'the push subscription must be a JSON object {"endpoint": …, "keys": {…}}'),
+        (
+            "{not json",
+            "the body is not valid JSON: Expecting property name enclosed in double quotes: "
+            "line 1 column 2 (char 1): send the PushSubscription's toJSON()",
+        ),
+        (
+            "[]",
+            "the body must be an object in JSON, not an array: send the PushSubscription's "
+            "toJSON()",
+        ),
         ({"keys": {}}, "the push subscription has no endpoint"),
         (
             {"endpoint": "http://push.example.net/x", "keys": {}},

@@ -50,6 +50,7 @@ from ..services.campaigns import (
     dry_run_state,
 )
 from ..services.notify import context_validate
+from ..untrusted_json import ADMIN_FORMFIELD_OVERRIDES, JSONFormField
 
 
 @admin.register(Audience)
@@ -127,6 +128,7 @@ class ContactAdmin(ModelAdmin, ImportExportModelAdmin):
     list_filter = ("audience",)
     search_fields = ("email", "phone", "name")
     list_select_related = ("audience",)
+    formfield_overrides = ADMIN_FORMFIELD_OVERRIDES
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "audience":  # contacts belong to contact lists only
@@ -146,7 +148,7 @@ class ContactAdmin(ModelAdmin, ImportExportModelAdmin):
 
 
 class CampaignForm(forms.ModelForm):
-    context = forms.JSONField(
+    context = JSONFormField(
         required=False,
         initial=dict,
         widget=UnfoldAdminTextareaWidget(

@@ -7,6 +7,7 @@ from unfold.contrib.import_export.forms import ExportForm, ImportForm
 
 from ..models import Event, Template
 from ..resources import EventResource
+from ..untrusted_json import ADMIN_FORMFIELD_OVERRIDES
 from .coverage import coverage_summary, coverage_table
 from .windows import EventWindowInline, windows_summary
 
@@ -28,6 +29,7 @@ class EventAdmin(ModelAdmin, ImportExportModelAdmin):
     search_fields = ("key", "name", "description")
     readonly_fields = ("template_coverage", "declared_in", "created_at", "updated_at")
     inlines = [EventWindowInline, TemplateInline]
+    formfield_overrides = ADMIN_FORMFIELD_OVERRIDES
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("windows", "templates__channel")

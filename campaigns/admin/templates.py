@@ -1,5 +1,3 @@
-import json
-
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed
@@ -15,6 +13,7 @@ from ..models import Event, Template
 from ..resources import TemplateResource
 from ..services.preview import Preview, template_render_preview
 from ..services.testsend import template_test_send
+from ..untrusted_json import InvalidJSON, json_parse
 from .send_test import SendTestMixin
 
 
@@ -66,12 +65,9 @@ class TemplateAdmin(SendTestMixin, ModelAdmin, ImportExportModelAdmin):
         }
         if raw:
             try:
-                typed = json.loads(raw)
-                if not isinstance(typed, dict):
-                    raise ValueError('a JSON object is needed, like {"order_id": "A-1"}')
-                context |= typed
-            except ValueError as error:
-                problem = f"sample values: {error}"
+                context |= json_parse(raw, what="the field", expect=dict)
+            except InvalidJSON as error:
+                problem = f'sample values: {error} (like {{"order_id": "A-1"}})'
         if problem:
             preview = Preview(errors=[problem])
         else:

@@ -1,9 +1,12 @@
 """Availability windows, edited inline on their event or channel."""
 
+from django.db import models
 from unfold.admin import TabularInline
+from unfold.overrides import FORMFIELD_OVERRIDES_INLINE
 
 from ..models import AvailabilityWindow
 from ..services.availability import Window, describe
+from ..untrusted_json import JSONFormField
 
 
 class WindowInline(TabularInline):
@@ -11,6 +14,13 @@ class WindowInline(TabularInline):
     fields = ("weekdays", "start_time", "end_time")
     extra = 0
     verbose_name_plural = "availability windows (in the recipient's time; none = any time)"
+    formfield_overrides = {
+        **FORMFIELD_OVERRIDES_INLINE,
+        models.JSONField: {
+            **FORMFIELD_OVERRIDES_INLINE[models.JSONField],
+            "form_class": JSONFormField,
+        },
+    }
 
 
 class EventWindowInline(WindowInline):

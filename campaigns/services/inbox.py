@@ -145,11 +145,16 @@ def inbox_message_get(*, user, uuid) -> Message:
 
 def inbox_mark_seen(*, user, uuids: Iterable | None = None) -> int:
     """Mark the user's items seen (all of them when ``uuids`` is None); returns how many
-    changed. Unknown or other users' uuids change nothing."""
-    qs = inbox_messages(user=user).filter(seen_at__isnull=True)
+    changed (items already seen count as none). Raises ``Message.DoesNotExist``, marking
+    nothing, when any of ``uuids`` is not one of the user's inbox items — unknown or someone
+    else's alike, so the caller cannot tell which."""
+    qs = inbox_messages(user=user)
     if uuids is not None:
-        qs = qs.filter(uuid__in=list(uuids))
-    return qs.update(seen_at=timezone.now())
+        wanted = set(uuids)
+        if qs.filter(uuid__in=wanted).count() != len(wanted):
+            raise Message.DoesNotExist("no such message in your inbox")
+        qs = qs.filter(uuid__in=wanted)
+    return qs.filter(seen_at__isnull=True).update(seen_at=timezone.now())
 
 
 def inbox_mark_consumed(*, user, uuid) -> Message:

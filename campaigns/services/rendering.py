@@ -114,11 +114,23 @@ def template_compile(template) -> CompiledTemplate:
     return compiled_templates.get(template)
 
 
+def plain_text(rendered: str) -> str:
+    """The output of the non-escaping engine as a plain ``str``.
+
+    Django's ``Template.render`` returns a ``SafeString`` whatever the engine's autoescape,
+    and a page prints a ``SafeString`` unescaped: text rendered without escaping must never
+    carry that mark, or a page showing it would run the markup a template author or a
+    context value put in. (``str()`` of a ``SafeString`` returns it unchanged.)"""
+    return str.__str__(rendered)
+
+
 def template_render(compiled: CompiledTemplate, context: dict[str, Any]) -> Rendered:
+    """Subject and text as plain ``str`` (escape them wherever they reach HTML); the HTML body
+    as the escaping engine's safe output."""
     try:
         subject = compiled.subject.render(Context(context, autoescape=False))
         text = compiled.text.render(Context(context, autoescape=False))
         html = compiled.html.render(Context(context, autoescape=True)) if compiled.html else ""
     except Exception as error:
         raise TemplateError(f"rendering failed: {type(error).__name__}: {error}") from error
-    return Rendered(subject=" ".join(subject.split()), text=text, html=html)
+    return Rendered(subject=plain_text(" ".join(subject.split())), text=plain_text(text), html=html)

@@ -11,7 +11,6 @@ POST /api/inbox/<uuid>/consume/           the item, consumed
 from __future__ import annotations
 
 import functools
-import json
 import uuid as uuid_module
 
 from django.http import HttpRequest, JsonResponse
@@ -28,7 +27,10 @@ from ..services.inbox import (
     inbox_page,
     inbox_unread_count,
 )
+from ..services.throttle import api_token_failure_record, api_token_lockout_seconds
 from ..services.tokens import api_token_user
+from ..untrusted_json import InvalidJSON, json_parse
+from .security import client_address
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -42,16 +44,29 @@ def _csrf_failure(request: HttpRequest):
 
 
 def api_view(view):
-    """Authenticate by token or session; enforce CSRF on a session's writes."""
+    """Authenticate by token or session; enforce CSRF on a session's writes. An address
+    whose token attempts failed ``API_TOKEN_FAILURE_LIMIT`` times gets 429 with
+    ``Retry-After`` (even with a good token) until its cool-off has passed."""
 
     @csrf_exempt
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
         header = request.headers.get("Authorization", "")
         if header:
+            client = client_address(request)
+            wait = api_token_lockout_seconds(client=client)
+            if wait:
+                response = _error(
+                    429,
+                    f"too many failed API token attempts from your address: "
+                    f"try again in {wait} seconds",
+                )
+                response["Retry-After"] = str(wait)
+                return response
             scheme, _, raw = header.partition(" ")
             user = api_token_user(raw) if scheme.lower() == "bearer" and raw else None
             if user is None:
+                api_token_failure_record(client=client)
                 return _error(401, "invalid or inactive API token")
             request.user = user
         elif not request.user.is_authenticated:
@@ -107,11 +122,9 @@ def unread_count(request: HttpRequest) -> JsonResponse:
 @api_view
 def mark_seen(request: HttpRequest) -> JsonResponse:
     try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        return _error(400, "the body is not JSON")
-    if not isinstance(body, dict):
-        return _error(400, 'send {"ids": [...]} or {"all": true}')
+        body = json_parse(request.body or b"{}", expect=dict)
+    except InvalidJSON as error:
+        return _error(400, f'{error}: send {{"ids": [...]}} or {{"all": true}}')
     if body.get("all") is True:
         marked = inbox_mark_seen(user=request.user)
     elif isinstance(body.get("ids"), list):
@@ -119,7 +132,10 @@ def mark_seen(request: HttpRequest) -> JsonResponse:
             ids = [uuid_module.UUID(str(value)) for value in body["ids"]]
         except ValueError:
             return _error(400, "ids must be message ids (UUIDs)")
-        marked = inbox_mark_seen(user=request.user, uuids=ids)
+        try:
+            marked = inbox_mark_seen(user=request.user, uuids=ids)
+        except Message.DoesNotExist:
+            return _error(404, "no such message in your inbox")
     else:
         return _error(400, 'send {"ids": [...]} or {"all": true}')
     return JsonResponse({"marked": marked, "unread": inbox_unread_count(user=request.user)})

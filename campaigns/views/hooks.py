@@ -3,11 +3,39 @@ authorises them, checked by the service before anything changes."""
 
 from __future__ import annotations
 
+import functools
+
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from ..services.delivery_status import HookForbidden, HookNotFound, sms_status_hook
+from ..untrusted_json import InvalidJSON, json_depth_check, json_parse
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def json_webhook(view):
+    """Guards a third-party webhook view that parses JSON itself (django-anymail's): a POST
+    body that is not bounded JSON — nested too deep, too large, not UTF-8, not JSON, not an
+    object or array at the top — gets a 400 naming the problem before the view parses it. A
+    form's fields are checked for depth (ESPs such as Mandrill post JSON in a form field)."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if request.method == "POST":
+            try:
+                if request.content_type in FORM_TYPES:
+                    for name, values in request.POST.lists():
+                        for value in values:
+                            json_depth_check(value, what=f"the field {name!r}")
+                else:  # JSON, whatever it is labelled (Amazon SNS says text/plain)
+                    json_parse(request.body, expect=(dict, list))
+            except InvalidJSON as error:
+                return HttpResponse(str(error), status=400, content_type="text/plain")
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 @csrf_exempt  # Twilio posts it; X-Twilio-Signature authorises it

@@ -10,8 +10,6 @@ errors as ``{"error": "…"}``.
 
 from __future__ import annotations
 
-import json
-
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -22,17 +20,16 @@ from ..services.webpush import (
     webpush_subscription_register,
     webpush_subscription_remove,
 )
+from ..untrusted_json import InvalidJSON, json_parse
 
 
 def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
-def _json_body(request: HttpRequest):
-    try:
-        return json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        return None
+def _json_body(request: HttpRequest) -> dict:
+    """The body's JSON object; ``InvalidJSON`` (a 400) for anything else."""
+    return json_parse(request.body, expect=dict)
 
 
 @require_GET
@@ -48,9 +45,10 @@ def service_worker(request: HttpRequest) -> HttpResponse:
 def subscribe(request: HttpRequest) -> JsonResponse:
     if not request.user.is_authenticated:
         return _error(401, "log in to enable browser notifications")
-    data = _json_body(request)
-    if data is None:
-        return _error(400, "the body is not JSON: send the PushSubscription's toJSON()")
+    try:
+        data = _json_body(request)
+    except InvalidJSON as error:
+        return _error(400, f"{error}: send the PushSubscription's toJSON()")
     try:
         address = webpush_subscription_register(user=request.user, subscription=data)
     except InvalidSubscription as error:
@@ -62,11 +60,12 @@ def subscribe(request: HttpRequest) -> JsonResponse:
 def unsubscribe(request: HttpRequest) -> JsonResponse:
     if not request.user.is_authenticated:
         return _error(401, "log in to disable browser notifications")
-    data = _json_body(request)
     try:
-        removed = webpush_subscription_remove(
-            user=request.user, endpoint=data.get("endpoint") if isinstance(data, dict) else None
-        )
+        data = _json_body(request)
+    except InvalidJSON as error:
+        return _error(400, f'{error}: send {{"endpoint": …}}')
+    try:
+        removed = webpush_subscription_remove(user=request.user, endpoint=data.get("endpoint"))
     except InvalidSubscription as error:
         return _error(400, str(error))
     return JsonResponse({"subscribed": False, "removed": removed})

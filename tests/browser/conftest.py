@@ -46,17 +46,54 @@ def browser() -> Iterator:
                 browser_.close()
 
 
+# Reported by the page itself too: Chromium's own console line does not name the source line.
+CSP_LISTENER = """document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `CSP violation: ${e.violatedDirective} refused ${e.blockedURI || "inline code"} `
+  + `at ${e.sourceFile}:${e.lineNumber} (${e.sample})`));"""
+
+
+def watch_csp(context) -> list[str]:
+    """Collects every Content-Security-Policy violation the context's pages report on their
+    console (``page.on("console")``), for the test to assert there are none."""
+    violations: list[str] = []
+
+    def on_console(message) -> None:
+        text = message.text
+        if message.type == "error" and (
+            "Content Security Policy" in text or text.startswith("CSP violation")
+        ):
+            violations.append(f"{message.location.get('url', '')}: {text}")
+
+    context.add_init_script(CSP_LISTENER)
+    context.on("console", on_console)
+    return violations
+
+
+def keep_local(context, base_url: str) -> None:
+    """Requests for anything but the live server (an email's web fonts from the template
+    preview, say) fail at once instead of leaving the machine."""
+    origin = base_url.rstrip("/")
+
+    def elsewhere(url: str) -> bool:
+        return not (url.startswith((origin + "/", "data:", "blob:", "about:")) or url == origin)
+
+    context.route(elsewhere, lambda route: route.abort())
+
+
 @pytest.fixture
 def page(browser, live_server, transactional_db) -> Iterator:
     """A fresh context (no cookies) per test; ``page.goto("/admin/")`` is relative to the
-    live server."""
+    live server. A page that reports a Content-Security-Policy violation fails the test."""
     context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
     context.set_default_timeout(TIMEOUT_MS)
+    violations = watch_csp(context)
+    keep_local(context, live_server.url)
     page_ = context.new_page()
     try:
         yield page_
     finally:
         context.close()
+    assert violations == [], "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 def login(page, username: str, password: str) -> None:
