@@ -8,6 +8,7 @@ notify("order-shipped", request.user, {"order_id": order.number})
 from .exceptions import (
     DuplicateNotification,
     IdempotencyConflict,
+    InvalidArgument,
     InvalidContext,
     InvalidRecipient,
     MissingVariables,
@@ -22,6 +23,7 @@ from .services.notify import NotifyResult, Skipped, notify, send_template
 __all__ = [
     "DuplicateNotification",
     "IdempotencyConflict",
+    "InvalidArgument",
     "InvalidContext",
     "InvalidRecipient",
     "MissingVariables",

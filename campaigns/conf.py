@@ -1,140 +1,219 @@
-"""Typed access to the ``NOTIFIER`` setting.
+"""Typed access to the ``NOTIFIER`` setting, and the one declaration of its options.
 
-Every option Notifier reads lives under ``settings.NOTIFIER`` and is read here, through one
-property each, at the moment it is needed, so ``override_settings(NOTIFIER=...)`` in tests
-takes effect at once.
+Every option Notifier reads lives under ``settings.NOTIFIER`` and is declared here once, as an
+``Option`` on ``AppSettings`` (name, type, default, doc). ``app_settings.<NAME>`` reads it at
+the moment it is needed, so ``override_settings(NOTIFIER=...)`` in tests takes effect at once;
+``settings.py`` reads each from the environment as ``NOTIFIER_<NAME>`` through
+``options_from_environment()``, so an option declared here cannot be missed there. No other
+module reads ``settings.NOTIFIER`` (a test checks).
 """
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+ENV_PREFIX = "NOTIFIER_"
+#: Variables with the prefix that are not options: settings.py reads them itself.
+ENV_NOT_OPTIONS = frozenset({"NOTIFIER_LOG_LEVEL", "NOTIFIER_SECRET_KEYS"})
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+class Option:
+    """One ``NOTIFIER`` option: its type (int, float, bool, str, or dict for structures),
+    default and meaning. Read on an ``AppSettings`` instance, it gives the current value."""
+
+    def __init__(self, type_: type, default: Any, doc: str):
+        self.type = type_
+        self.default = default
+        self.doc = doc
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return self.coerce(getattr(settings, "NOTIFIER", {}).get(self.name, self.default))
+
+    def coerce(self, value: Any) -> Any:
+        """A value from Python settings, in this option's type."""
+        if self.type is dict:
+            return value
+        if self.type is str:
+            return "" if value is None else str(value)
+        return self.type(value)
+
+    @property
+    def env_name(self) -> str:
+        return f"{ENV_PREFIX}{self.name}"
+
+    def parse(self, text: str) -> Any:
+        """A value from the environment, in this option's type; ValueError says why not."""
+        if self.type is bool:
+            word = text.strip().lower()
+            if word in _TRUE:
+                return True
+            if word in _FALSE:
+                return False
+            raise ValueError(f"expected one of {', '.join(sorted(_TRUE | (_FALSE - {''})))}")
+        if self.type is int:
+            try:
+                return int(text.strip())
+            except ValueError:
+                raise ValueError("expected a whole number") from None
+        if self.type is float:
+            try:
+                value = float(text.strip())
+            except ValueError:
+                raise ValueError("expected a number") from None
+            if not math.isfinite(value):
+                raise ValueError("expected a finite number")
+            return value
+        if self.type is dict:
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"expected a JSON object ({error})") from None
+            if not isinstance(value, dict):
+                raise ValueError("expected a JSON object")
+            return value
+        return text
 
 
 class AppSettings:
-    def _get(self, name: str, default: Any) -> Any:
-        return getattr(settings, "NOTIFIER", {}).get(name, default)
+    CHANNELS = Option(
+        dict,
+        {},
+        'Channels declared in code: ``{key: {"BACKEND": path, "NAME": str, "OPTIONS": {}}}``.',
+    )
+    EVENTS = Option(
+        dict, {}, 'Events declared in code: ``{key: {"name": str, "variables": [...], ...}}``.'
+    )
+    QUEUE = Option(str, "notifier", "The django-rq queue that dispatch and sweep jobs go to.")
+    BATCH_SIZE = Option(int, 200, "How many message ids one dispatch job carries.")
+    LEASE_SECONDS = Option(
+        int, 300, "How long a claimed batch may stay in ``sending`` before the sweep reclaims it."
+    )
+    QUEUED_TIMEOUT = Option(
+        int,
+        600,
+        "How long a ``queued`` row may wait for its job before the sweep enqueues it again "
+        "(covers jobs lost with Redis).",
+    )
+    MAX_ATTEMPTS = Option(
+        int, 5, "Default attempts per message, when its channel does not set its own."
+    )
+    RETRY_DELAY = Option(
+        float, 30.0, "Seconds before the first retry; later retries multiply by RETRY_BACKOFF."
+    )
+    RETRY_BACKOFF = Option(float, 2.0, "Factor by which each retry's delay grows.")
+    RETRY_JITTER = Option(
+        float, 0.2, "Fraction of the delay added or removed at random (0.2 = ±20 %)."
+    )
+    CAMPAIGN_CHUNK = Option(
+        int, 1000, "Recipients one campaign fan-out job writes (one transaction each)."
+    )
+    DRY_RUN_INLINE_LIMIT = Option(
+        int,
+        20000,
+        "Audiences up to this size get their dry run in the page's request; larger ones in an "
+        "RQ job whose progress the page shows.",
+    )
+    CAMPAIGN_CANCEL_WAIT = Option(
+        float,
+        30.0,
+        "Seconds a cancel waits for batches already sending to finish before it answers.",
+    )
+    SWEEP_INTERVAL = Option(int, 5, "Seconds between two sweeps run by RQ's cron scheduler.")
+    SWEEP_CHUNK = Option(
+        int, 5000, "Rows one sweep statement claims at most; a sweep loops until nothing is due."
+    )
+    PUSH_RECEIPT_DELAY = Option(
+        int,
+        900,
+        "Seconds after a push is sent before its Expo receipt is asked for (Expo advises "
+        "about 15 minutes).",
+    )
+    PUSH_RECEIPT_MAX_AGE = Option(
+        int,
+        86400,
+        "Seconds after which a push whose receipt never came is given up on: its "
+        "``delivery_status`` becomes ``unknown`` (Expo keeps receipts about a day).",
+    )
+    PUSH_RECEIPT_INTERVAL = Option(
+        int, 300, "Seconds between two polls of push receipts run by RQ's cron scheduler."
+    )
+    DEBUG_SEND = Option(
+        bool, False, "Build and render messages, deliver nothing, end them in state ``debug``."
+    )
+    EMAIL_DOMAIN = Option(
+        str, "notifier.local", "Domain of the ``Message-ID`` header of emails (``<uuid@domain>``)."
+    )
+    LINK_MAX_AGE = Option(
+        int, 90 * 24 * 3600, "Seconds an unsubscribe or preference-centre link stays valid."
+    )
+    UNSUBSCRIBE_MAILTO = Option(
+        str, "", "An address for ``List-Unsubscribe``'s mailto (none when empty)."
+    )
+    TRUSTED_PROXY_COUNT = Option(
+        int,
+        0,
+        "How many proxies in front of the site append to ``X-Forwarded-For``: the client's "
+        "address is the entry the outermost of them wrote. 0: ``REMOTE_ADDR`` (no proxy). Only "
+        "right when the site cannot be reached except through them.",
+    )
+    API_TOKEN_FAILURE_LIMIT = Option(
+        int, 10, "Failed ``Authorization: Bearer`` attempts from one address before it gets 429."
+    )
+    API_TOKEN_COOLOFF = Option(
+        int, 900, "Seconds an address stays refused after its last failed bearer attempt."
+    )
 
-    @property
-    def CHANNELS(self) -> dict[str, dict[str, Any]]:
-        """Channels declared in code: ``{key: {"BACKEND": path, "NAME": str, "OPTIONS": {}}}``."""
-        return self._get("CHANNELS", {})
 
-    @property
-    def EVENTS(self) -> dict[str, dict[str, Any]]:
-        """Events declared in code: ``{key: {"name": str, "variables": [...], ...}}``."""
-        return self._get("EVENTS", {})
+#: Every option, in declaration order.
+OPTIONS: tuple[Option, ...] = tuple(
+    value for value in vars(AppSettings).values() if isinstance(value, Option)
+)
 
-    @property
-    def QUEUE(self) -> str:
-        """The django-rq queue that dispatch and sweep jobs go to."""
-        return self._get("QUEUE", "notifier")
 
-    @property
-    def BATCH_SIZE(self) -> int:
-        """How many message ids one dispatch job carries."""
-        return int(self._get("BATCH_SIZE", 200))
+def options_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The options set in ``environ`` as ``NOTIFIER_<NAME>``, parsed by their type.
 
-    @property
-    def LEASE_SECONDS(self) -> int:
-        """How long a claimed batch may stay in ``sending`` before the sweep reclaims it."""
-        return int(self._get("LEASE_SECONDS", 300))
-
-    @property
-    def QUEUED_TIMEOUT(self) -> int:
-        """How long a ``queued`` row may wait for its job before the sweep enqueues it again
-        (covers jobs lost with Redis)."""
-        return int(self._get("QUEUED_TIMEOUT", 600))
-
-    @property
-    def MAX_ATTEMPTS(self) -> int:
-        """Default attempts per message, when its channel does not set its own."""
-        return int(self._get("MAX_ATTEMPTS", 5))
-
-    @property
-    def RETRY_DELAY(self) -> float:
-        """Seconds before the first retry; later retries multiply by ``RETRY_BACKOFF``."""
-        return float(self._get("RETRY_DELAY", 30))
-
-    @property
-    def RETRY_BACKOFF(self) -> float:
-        return float(self._get("RETRY_BACKOFF", 2.0))
-
-    @property
-    def RETRY_JITTER(self) -> float:
-        """Fraction of the delay added or removed at random (0.2 = ±20 %)."""
-        return float(self._get("RETRY_JITTER", 0.2))
-
-    @property
-    def CAMPAIGN_CHUNK(self) -> int:
-        """Recipients one campaign fan-out job writes (one transaction each)."""
-        return int(self._get("CAMPAIGN_CHUNK", 1000))
-
-    @property
-    def DRY_RUN_INLINE_LIMIT(self) -> int:
-        """Audiences up to this size get their dry run in the page's request; larger ones
-        in an RQ job whose progress the page shows."""
-        return int(self._get("DRY_RUN_INLINE_LIMIT", 20000))
-
-    @property
-    def CAMPAIGN_CANCEL_WAIT(self) -> float:
-        """Seconds a cancel waits for batches already sending to finish before it answers."""
-        return float(self._get("CAMPAIGN_CANCEL_WAIT", 30))
-
-    @property
-    def SWEEP_INTERVAL(self) -> int:
-        """Seconds between two sweeps run by RQ's cron scheduler."""
-        return int(self._get("SWEEP_INTERVAL", 5))
-
-    @property
-    def SWEEP_CHUNK(self) -> int:
-        """Rows one sweep statement claims at most; a sweep loops until nothing is due."""
-        return int(self._get("SWEEP_CHUNK", 5000))
-
-    @property
-    def PUSH_RECEIPT_DELAY(self) -> int:
-        """Seconds after a push is sent before its Expo receipt is asked for (Expo advises
-        about 15 minutes)."""
-        return int(self._get("PUSH_RECEIPT_DELAY", 900))
-
-    @property
-    def PUSH_RECEIPT_MAX_AGE(self) -> int:
-        """Seconds after which a push whose receipt never came is given up on: its
-        ``delivery_status`` becomes ``unknown`` (Expo keeps receipts about a day)."""
-        return int(self._get("PUSH_RECEIPT_MAX_AGE", 86400))
-
-    @property
-    def PUSH_RECEIPT_INTERVAL(self) -> int:
-        """Seconds between two polls of push receipts run by RQ's cron scheduler."""
-        return int(self._get("PUSH_RECEIPT_INTERVAL", 300))
-
-    @property
-    def DEBUG_SEND(self) -> bool:
-        """Build and render messages, deliver nothing, end them in state ``debug``."""
-        return bool(self._get("DEBUG_SEND", False))
-
-    @property
-    def EMAIL_DOMAIN(self) -> str:
-        """Domain of the ``Message-ID`` header of emails (``<uuid@domain>``)."""
-        return self._get("EMAIL_DOMAIN", "notifier.local")
-
-    @property
-    def TRUSTED_PROXY_COUNT(self) -> int:
-        """How many proxies in front of the site append to ``X-Forwarded-For``: the client's
-        address is the entry the outermost of them wrote. 0: ``REMOTE_ADDR`` (no proxy). Only
-        right when the site cannot be reached except through them."""
-        return int(self._get("TRUSTED_PROXY_COUNT", 0))
-
-    @property
-    def API_TOKEN_FAILURE_LIMIT(self) -> int:
-        """Failed ``Authorization: Bearer`` attempts from one address before it gets 429."""
-        return int(self._get("API_TOKEN_FAILURE_LIMIT", 10))
-
-    @property
-    def API_TOKEN_COOLOFF(self) -> int:
-        """Seconds an address stays refused after its last failed bearer attempt."""
-        return int(self._get("API_TOKEN_COOLOFF", 900))
+    A value its option's type refuses, or a ``NOTIFIER_`` variable that names no option (a
+    typo would otherwise be ignored in silence), raises ImproperlyConfigured naming the
+    variable, so the process stops at startup."""
+    known = {option.env_name: option for option in OPTIONS}
+    unknown = sorted(
+        name
+        for name in environ
+        if name.startswith(ENV_PREFIX) and name not in known and name not in ENV_NOT_OPTIONS
+    )
+    if unknown:
+        raise ImproperlyConfigured(
+            f"unknown environment variable(s) {', '.join(unknown)}: no such NOTIFIER option "
+            f"(known: {', '.join(sorted([*known, *ENV_NOT_OPTIONS]))})"
+        )
+    values = {}
+    for name, option in known.items():
+        if name not in environ:
+            continue
+        try:
+            values[option.name] = option.parse(environ[name])
+        except ValueError as error:
+            raise ImproperlyConfigured(
+                f"environment variable {name}={environ[name]!r} is not a valid "
+                f"{option.type.__name__}: {error}"
+            ) from None
+    return values
 
 
 app_settings = AppSettings()

@@ -31,6 +31,17 @@ class InvalidContext(NotifierError, ValueError):
     pass
 
 
+class InvalidArgument(InvalidContext):
+    """An argument of ``notify()`` or ``send_template()`` other than the context and the
+    recipients has the wrong type or an unusable value; ``argument`` names it and the message
+    starts with it. (A subclass of InvalidContext, which some of these cases raised before.)"""
+
+    def __init__(self, argument: str, problem: str):
+        self.argument = argument
+        self.problem = problem
+        super().__init__(f"{argument} {problem}")
+
+
 class MissingVariables(InvalidContext):
     def __init__(self, event_key: str, names: list[str]):
         self.names = names

@@ -4,12 +4,15 @@ Every deployment-specific value comes from an environment variable; the defaults
 working development site on SQLite with a local Redis.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.templatetags.static import static
 from django.utils.csp import CSP
+
+from campaigns.conf import options_from_environment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -154,27 +157,9 @@ NOTIFIER = {
         "inbox": {"BACKEND": "channels.backends.inbox.InboxBackend", "NAME": "In-app inbox"},
     },
     "EVENTS": {},
-    "DEBUG_SEND": env.bool("NOTIFIER_DEBUG_SEND", default=False),
-    # Tuning knobs for operations; see campaigns/conf.py for what each does.
-    **{
-        name: env.int(f"NOTIFIER_{name}")
-        for name in (
-            "BATCH_SIZE",
-            "LEASE_SECONDS",
-            "QUEUED_TIMEOUT",
-            "SWEEP_INTERVAL",
-            "SWEEP_CHUNK",
-            "MAX_ATTEMPTS",
-            "CAMPAIGN_CHUNK",
-            "PUSH_RECEIPT_DELAY",
-            "PUSH_RECEIPT_MAX_AGE",
-            "PUSH_RECEIPT_INTERVAL",
-            "TRUSTED_PROXY_COUNT",
-            "API_TOKEN_FAILURE_LIMIT",
-            "API_TOKEN_COOLOFF",
-        )
-        if f"NOTIFIER_{name}" in env
-    },
+    # Every option declared in campaigns/conf.py can be set as NOTIFIER_<NAME>, typed by its
+    # declaration; a value its type refuses stops the process here, naming the variable.
+    **options_from_environment(os.environ),
 }
 
 # --- Admin ---------------------------------------------------------------------------------

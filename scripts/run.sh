@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The run command (`make run`): a development site with demo data, an RQ worker and the
-# sweep scheduler, all stopped together by Ctrl-C.
+# sweep scheduler, all stopped together by Ctrl-C. The worker and the scheduler are started
+# again if they end (supervision); the web server or Redis ending stops everything.
 #
 #   PORT          web port (default 8000)
 #   DATABASE_URL  default: SQLite in db.sqlite3
@@ -27,21 +28,42 @@ mkdir -p var
 # --- processes we start, and how they stop ------------------------------------------------
 pids=()
 names=()
+commands=()  # each process's command line, quoted, so a supervised one can be started again
+started=()   # $SECONDS when each was last started
+delays=()    # seconds a supervised process waits before its next restart
+due=()       # $SECONDS at which a dead supervised process is started again ("" = not dead)
 stopping=0
+# Processes started again when they end (a crash, an outage they did not outlive): with these
+# two down, nothing is delivered. The web server and Redis ending stop everything instead.
+SUPERVISED=" worker cron "
 
-# Start "$@" in a session of its own (so a terminal's Ctrl-C reaches only this script, which
-# then stops everything in order), its output prefixed with its name by a sed that outlives
-# Ctrl-C, so the processes' shutdown messages still show.
+# Start "$@" as process NAME.
 start() {
     local name="$1"
     shift
+    pids+=("")
+    names+=("$name")
+    commands+=("$(printf '%q ' "$@")")
+    started+=(0)
+    delays+=(1)
+    due+=("")
+    launch "$((${#pids[@]} - 1))"
+}
+
+# (Re)start process number $1 in a session of its own (so a terminal's Ctrl-C reaches only
+# this script, which then stops everything in order), its output prefixed with its name by a
+# sed that outlives Ctrl-C, so the processes' shutdown messages still show.
+launch() {
+    local i="$1" name="${names[$1]}"
+    eval "set -- ${commands[$i]}"
     if command -v setsid >/dev/null 2>&1; then
         setsid "$@" </dev/null > >(trap '' INT; exec sed -u "s/^/[$name] /") 2>&1 &
     else
         "$@" </dev/null > >(trap '' INT; exec sed -u "s/^/[$name] /") 2>&1 &
     fi
-    pids+=("$!")
-    names+=("$name")
+    pids[$i]="$!"
+    started[$i]="$SECONDS"
+    due[$i]=""
 }
 
 alive() { kill -0 "$1" 2>/dev/null; }
@@ -153,21 +175,40 @@ echo "$ADMIN_LOGIN"
 
 # --- the site, a worker, the scheduler --------------------------------------------------------
 start web "$PY" manage.py runserver "127.0.0.1:$PORT" --noreload
-start worker "$PY" manage.py rqworker notifier default --worker-class rq.worker.SimpleWorker
-start cron "$PY" manage.py rqcron campaigns.cron
+# Both outlive a Redis outage (campaigns/workers.py); should either end anyway, it is started
+# again (check_children).
+start worker "$PY" manage.py rqworker notifier default \
+    --worker-class campaigns.workers.SimpleWorker
+start cron "$PY" manage.py notifier_cron
 
-# Wait for the site; if any process ends early, stop everything and fail.
+# A supervised process that ended is started again: after 1 s, doubling (up to 30 s) while it
+# keeps ending within 30 s of its start. Any other process ending stops everything and fails.
 check_children() {
-    local i
+    local i code
     for i in "${!pids[@]}"; do
-        if ! alive "${pids[$i]}"; then
-            [ "$stopping" = 1 ] && return 0
-            wait "${pids[$i]}" 2>/dev/null && code=0 || code=$?
+        alive "${pids[$i]}" && continue
+        [ "$stopping" = 1 ] && return 0
+        if [ -n "${due[$i]}" ]; then
+            if [ "$SECONDS" -ge "${due[$i]}" ]; then
+                launch "$i"
+                say "${names[$i]} started again (pid ${pids[$i]})"
+            fi
+            continue
+        fi
+        wait "${pids[$i]}" 2>/dev/null && code=0 || code=$?
+        if [[ "$SUPERVISED" != *" ${names[$i]} "* ]]; then
             die "${names[$i]} (pid ${pids[$i]}) exited unexpectedly (status $code); stopping"
         fi
+        if [ $((SECONDS - started[$i])) -ge 30 ]; then
+            delays[$i]=1
+        fi
+        due[$i]=$((SECONDS + delays[$i]))
+        say "${names[$i]} (pid ${pids[$i]}) exited (status $code): starting it again in ${delays[$i]} s"
+        delays[$i]=$((delays[$i] * 2 > 30 ? 30 : delays[$i] * 2))
     done
 }
 
+# Wait for the site (the web server or Redis ending meanwhile stops everything and fails).
 LOGIN_URL="http://127.0.0.1:$PORT/admin/login/"
 deadline=$((SECONDS + 90))
 until http_ok "$LOGIN_URL"; do

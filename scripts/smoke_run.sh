@@ -4,7 +4,8 @@
 #   1. the admin login page answers 200 and the printed admin login works,
 #   2. the RQ worker delivers the messages seed_demo left queued (tag "demo-worker") and
 #      nothing is left queued or sending,
-#   3. Ctrl-C (SIGINT) stops run.sh with status 0 within 30 s, leaving no process behind
+#   3. a worker killed with SIGKILL is started again by run.sh, and delivers a new message,
+#   4. Ctrl-C (SIGINT) stops run.sh with status 0 within 30 s, leaving no process behind
 #      (web server, worker, scheduler, private redis-server).
 # The developer's db.sqlite3 is not touched. Output of run.sh: var/smoke-run.log.
 set -euo pipefail
@@ -148,7 +149,46 @@ done
 T_DELIVERED=$((SECONDS - START))
 say "worker delivered the queued demo messages after ${T_DELIVERED}s ($state)"
 
-# --- 3. Ctrl-C stops everything ---------------------------------------------------------------
+# --- 3. a dead worker is started again --------------------------------------------------------
+worker_pid() { pgrep -P "$RUN_PID" -f 'manage.py rqworker' | head -n 1; }
+old_worker="$(worker_pid)"
+[ -n "$old_worker" ] || fail "no rqworker process under run.sh"
+kill -KILL -- "-$old_worker" 2>/dev/null || kill -KILL "$old_worker"
+KILLED=$SECONDS
+new_worker=""
+until [ -n "$new_worker" ] && [ "$new_worker" != "$old_worker" ]; do
+    kill -0 "$RUN_PID" 2>/dev/null || fail "scripts/run.sh exited after its worker was killed"
+    [ $((SECONDS - KILLED)) -lt 30 ] || fail "run.sh did not start the killed worker again in 30s"
+    sleep 0.5
+    new_worker="$(worker_pid || true)"
+done
+CHILDREN+=("$new_worker")
+say "run.sh started the killed worker (pid $old_worker) again (pid $new_worker)"
+
+# A message queued now can only be delivered by the new worker (its job goes to run.sh's Redis).
+[ -n "$REDIS_PORT" ] || fail "run.sh did not say on which port its redis-server listens"
+REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" "$PY" manage.py shell -v 0 -c '
+from campaigns.api import notify
+from django.contrib.auth import get_user_model
+notify("order-shipped", get_user_model().objects.get(username="alice"),
+       {"order_id": "SMOKE-1", "tracking_url": "https://track.example.com/SMOKE-1"},
+       channels=["console"], tag="smoke-restart")' >>"$LOG" 2>&1 ||
+    fail "could not notify a message for the restarted worker"
+restart_state() {
+    "$PY" manage.py shell -v 0 -c '
+from campaigns.models import Message
+print(",".join(Message.objects.filter(tag="smoke-restart").values_list("status", flat=True)))
+' 2>>"$LOG" | tail -n 1
+}
+until [ "$(restart_state)" = sent ]; do
+    kill -0 "$RUN_PID" 2>/dev/null || fail "scripts/run.sh exited while waiting for delivery"
+    [ $((SECONDS - KILLED)) -lt "$DELIVERY_TIMEOUT" ] ||
+        fail "the restarted worker did not deliver within ${DELIVERY_TIMEOUT}s ($(restart_state))"
+    sleep 1
+done
+say "the restarted worker delivered a new message $((SECONDS - KILLED))s after the kill"
+
+# --- 4. Ctrl-C stops everything ---------------------------------------------------------------
 STOP=$SECONDS
 kill -INT "$RUN_PID"
 while kill -0 "$RUN_PID" 2>/dev/null; do

@@ -10,9 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import inspect
 import json
+import math
+import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -31,6 +34,7 @@ from ..conf import app_settings
 from ..exceptions import (
     DuplicateNotification,
     IdempotencyConflict,
+    InvalidArgument,
     InvalidContext,
     InvalidRecipient,
     MissingVariables,
@@ -39,6 +43,7 @@ from ..exceptions import (
     UnknownTemplate,
 )
 from ..models import (
+    Campaign,
     ChannelAddress,
     Event,
     Message,
@@ -87,37 +92,198 @@ class NotifyResult:
 
 
 # --- validation ----------------------------------------------------------------------------
+# Everything a caller passes is checked here, before the first write and without a query of
+# its own: PostgreSQL refuses NUL characters and lone surrogates in text and JSON, non-finite
+# numbers in JSON and values longer than their column, and such a refusal would come as a
+# database error half way through (or, for a foreign key, only at commit).
 
-_PLAIN_SCALARS = (str, int, float, bool, type(None))
 _CONVERTIBLE = (dt.datetime, dt.date, dt.time, Decimal, UUID)
+#: Characters PostgreSQL cannot store in text or JSON.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: How deep context, extra and recipient data may nest (deeper is a bug, not data).
+MAX_DEPTH = 32
+#: Integers with more digits than Python will write as text (sys.set_int_max_str_digits).
+_INT_LIMIT = 10**4000
+#: scheduled_at must lie in this range: local times and windows are computed days around it,
+#: and datetime ends at the years 1 and 9999.
+EARLIEST = dt.datetime(2, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9998, 1, 1, tzinfo=dt.UTC)
+_BIGINT = 2**63  # ids are bigint
+#: Types of a recipient's values that need no walk (their text and numbers are checked for
+#: all recipients at once).
+_FLAT = frozenset({str, int, float, bool, type(None)})
+_MAX_ATTEMPTS = 32767  # Message.max_attempts is a smallint
+_ADDRESS_LENGTH = Message._meta.get_field("address").max_length
+_TAG_LENGTH = Message._meta.get_field("tag").max_length
+_EVENT_KEY_LENGTH = Event._meta.get_field("key").max_length
+_IDEMPOTENCY_KEY_LENGTH = min(
+    Message._meta.get_field("idempotency_key").max_length,
+    NotifyRequest._meta.get_field("key").max_length,
+)
+_DEDUPE_KEY_LENGTH = Message._meta.get_field("dedupe_key").max_length
+_OBJECT_ID_LENGTH = min(
+    Message._meta.get_field("object_id").max_length,
+    MessageRelatedObject._meta.get_field("object_id").max_length,
+)
+
+
+def _show(value: Any) -> str:
+    """A caller's value, short, for an error message: its repr could be huge, or recurse
+    without end, or (a very long int) refuse to be written at all."""
+    if value is None or isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if -(10**30) < value < 10**30 else "a very large integer"
+    if isinstance(value, str):
+        return repr(value[:60]) + ("…" if len(value) > 60 else "")
+    return f"a {type(value).__module__}.{type(value).__qualname__}"
+
+
+def _text_problem(value: str) -> str | None:
+    """Why PostgreSQL would refuse ``value``, or None."""
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return f"contains a NUL character (at position {found.start()})"
+    return f"contains a lone surrogate {found.group()!r} (at position {found.start()})"
+
+
+def _text_check(argument: str, value: Any, *, max_length: int, allow_none: bool = False) -> str:
+    """``value`` as a storable str of at most ``max_length`` characters, or InvalidArgument."""
+    if value is None and allow_none:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgument(argument, f"must be a str, got {type(value).__name__}")
+    if problem := _text_problem(value):
+        raise InvalidArgument(argument, problem)
+    if len(value) > max_length:
+        raise InvalidArgument(
+            argument, f"is {len(value)} characters long; at most {max_length} are stored"
+        )
+    return value
+
+
+def _bool_check(argument: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidArgument(argument, f"must be True or False, got {_show(value)}")
+    return value
 
 
 def context_validate(*, event: Event, context: Any) -> dict[str, Any]:
     """Return a JSON-safe copy of ``context``; dates, decimals and UUIDs become strings.
     Anything else (model instances, objects, sets …) is refused, named by its path."""
+    if context is None:
+        context = {}
     if not isinstance(context, Mapping):
         raise InvalidContext(f"context must be a mapping, got {type(context).__name__}")
-    missing = [name for name in event.required_variables if name not in context]
+    plain = _plain(context, "", error=InvalidContext, argument="context")
+    missing = [name for name in event.required_variables if name not in plain]
     if missing:
         raise MissingVariables(event.key, missing)
-    return {str(key): _plain(value, str(key)) for key, value in context.items()}
+    return plain
 
 
-def _plain(value: Any, path: str) -> Any:
-    if isinstance(value, _PLAIN_SCALARS):
-        if isinstance(value, float) and value != value:  # NaN is not JSON
-            raise InvalidContext(f"context value {path} is NaN, which JSON cannot hold")
+def _extra_error(message: str) -> InvalidArgument:
+    return InvalidArgument("extra", message.removeprefix("extra "))
+
+
+def _plain(
+    value: Any,
+    path: str,
+    *,
+    error: Callable[[str], Exception] = InvalidContext,
+    argument: str = "context",
+    depth: int = 0,
+) -> Any:
+    """A JSON-safe copy of ``value`` (``path`` names it in errors, made with ``error``)."""
+    if isinstance(value, str):
+        if problem := _text_problem(value):
+            raise error(f"{argument} value {path} {problem}")
+        return value
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if -_INT_LIMIT < value < _INT_LIMIT:
+            return value
+        raise error(f"{argument} value {path} is an integer too large to store")
+    if isinstance(value, float):
+        if value != value:
+            raise error(f"{argument} value {path} is NaN, which JSON cannot hold")
+        if value in (math.inf, -math.inf):
+            raise error(f"{argument} value {path} is {value}, which JSON cannot hold")
         return value
     if isinstance(value, _CONVERTIBLE):
         return value.isoformat() if hasattr(value, "isoformat") else str(value)
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_DEPTH:
+        raise error(f"{argument} value {path} is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, Mapping):
-        return {str(k): _plain(v, f"{path}.{k}") for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    raise InvalidContext(
-        f"context value {path} is a {type(value).__module__}.{type(value).__qualname__}, "
+        copy = {}
+        for key, item in value.items():
+            name = key if isinstance(key, str) else str(key)
+            inner = f"{path}.{name}" if path else name
+            if problem := _text_problem(name):
+                raise error(f"{argument} key {inner!r} {problem}")
+            copy[name] = _plain(item, inner, error=error, argument=argument, depth=depth + 1)
+        return copy
+    if isinstance(value, list | tuple):
+        return [
+            _plain(item, f"{path}[{i}]", error=error, argument=argument, depth=depth + 1)
+            for i, item in enumerate(value)
+        ]
+    raise error(
+        f"{argument} value {path} is a {type(value).__module__}.{type(value).__qualname__}, "
         "not plain data (str, number, bool, date, list, dict); pass its fields instead"
     )
+
+
+def _recipient_data_problem(value: Any, path: str, depth: int = 0) -> str | None:
+    """Why a recipient's data (plain JSON only: no dates here) cannot be stored, or None."""
+    if isinstance(value, str):
+        problem = _text_problem(value)
+        return f"{path} {problem}" if problem else None
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if -_INT_LIMIT < value < _INT_LIMIT else f"{path} is an integer too large"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path} is {value}, which JSON cannot hold"
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_DEPTH:
+        return f"{path} is nested deeper than {MAX_DEPTH} levels"
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str | int | float | bool | None):
+                return f"{path} has a key that is {_show(key)}, not a str"
+            key = str(key)
+            inner = f"{path}.{key}" if path else key
+            if problem := _text_problem(key):
+                return f"key {inner!r} {problem}"
+            if problem := _recipient_data_problem(item, inner, depth + 1):
+                return problem
+        return None
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if problem := _recipient_data_problem(item, f"{path}[{i}]", depth + 1):
+                return problem
+        return None
+    return f"{path} is a {type(value).__name__}, not plain data (str, number, bool, list, dict)"
+
+
+def _recipients_data_check(normalized: list[dict[str, Any]]) -> None:
+    """One C-speed pass over all recipients (JSON encoding, then a scan for characters
+    PostgreSQL refuses); only when it finds something are they walked one by one, to name
+    the recipient and the field."""
+    try:
+        text = json.dumps(normalized, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    # Lone surrogates stay themselves in the JSON text; a NUL becomes \u0000 (which a
+    # literal backslash-u0000 in the data also contains: the walk below then finds nothing).
+    if text is not None and _UNSTORABLE.search(text) is None and "\\u0000" not in text:
+        return
+    for index, item in enumerate(normalized):
+        if problem := _recipient_data_problem(item, ""):
+            raise InvalidRecipient(index, problem)
 
 
 def recipients_normalize(recipients: Any) -> list[dict[str, Any]]:
@@ -126,7 +292,7 @@ def recipients_normalize(recipients: Any) -> list[dict[str, Any]]:
     if isinstance(recipients, (Mapping, user_model)):
         recipients = [recipients]
     elif isinstance(recipients, (str, bytes)) or not isinstance(recipients, Iterable):
-        raise InvalidRecipient(0, f"recipients must be mappings or users, got {recipients!r}")
+        raise InvalidRecipient(0, f"recipients must be mappings or users, got {_show(recipients)}")
     normalized = []
     for index, recipient in enumerate(recipients):
         if isinstance(recipient, user_model):
@@ -136,24 +302,157 @@ def recipients_normalize(recipients: Any) -> list[dict[str, Any]]:
                 "name": recipient.get_full_name() or recipient.get_username(),
             }
         elif isinstance(recipient, Mapping):
-            item = {str(k): v for k, v in recipient.items()}
+            item = {k if isinstance(k, str) else str(k): v for k, v in recipient.items()}
         else:
             raise InvalidRecipient(
                 index, f"expected a mapping or a user, got {type(recipient).__name__}"
             )
-        if item.get("user_id") is not None:
-            try:
-                item["user_id"] = int(item["user_id"])
-            except (TypeError, ValueError):
-                raise InvalidRecipient(index, f"user_id {item['user_id']!r} is not an id") from None
-        try:
-            json.dumps(item)
-        except (TypeError, ValueError) as error:
-            raise InvalidRecipient(index, f"recipient data is not plain data: {error}") from None
-        if item.get("language"):
-            item["language"] = str(item["language"]).strip().lower().replace("_", "-")
+        user_id = item.get("user_id")
+        if user_id is not None:
+            if isinstance(user_id, str) and user_id.strip().isdecimal():
+                user_id = int(user_id)
+            if isinstance(user_id, bool) or not isinstance(user_id, int):
+                raise InvalidRecipient(index, f"user_id {_show(user_id)} is not an id")
+            if not 0 < user_id < _BIGINT:
+                raise InvalidRecipient(index, f"user_id {_show(user_id)} is not an id")
+            item["user_id"] = user_id
+        for key, value in item.items():  # containers are rare: walk them here (depth)
+            if type(value) not in _FLAT and (problem := _recipient_data_problem(value, key, 1)):
+                raise InvalidRecipient(index, problem)
+        language = item.get("language")
+        if language and isinstance(language, str):
+            item["language"] = language.strip().lower().replace("_", "-")
+        elif language:
+            raise InvalidRecipient(index, f"language {_show(language)} is not a str")
         normalized.append(item)
+    _recipients_data_check(normalized)
     return normalized
+
+
+def _arguments_check(
+    *,
+    channels: Any,
+    scheduled_at: Any,
+    tag: Any,
+    extra: Any,
+    content: Any,
+    related_objects: Any,
+    trigger_user: Any,
+    trigger: Any,
+    strict: Any,
+    idempotency_key: Any,
+    max_attempts: Any,
+    send_immediately: Any,
+    skip_invalid: Any,
+    template: Any,
+    local_time: Any,
+    campaign: Any,
+    campaign_seen: Any,
+    dry_run: Any,
+) -> dict[str, Any]:
+    """Check the options of ``notify()``; return those it uses in a normalised form. Raises
+    InvalidArgument naming the first bad one. Reads nothing from the database."""
+    for name, value in (
+        ("strict", strict),
+        ("send_immediately", send_immediately),
+        ("skip_invalid", skip_invalid),
+        ("dry_run", dry_run),
+    ):
+        _bool_check(name, value)
+    if channels is not None:
+        keys = [channels] if isinstance(channels, str) else channels
+        if not isinstance(keys, list | tuple | set | frozenset) or not all(
+            isinstance(key, str) for key in keys
+        ):
+            raise InvalidArgument(
+                "channels", f"must be None, a channel key or a list of keys, got {_show(channels)}"
+            )
+        if isinstance(keys, set | frozenset):  # a stable order, for the payload hash
+            channels = sorted(keys)
+    if scheduled_at is not None:
+        if not isinstance(scheduled_at, dt.datetime):
+            raise InvalidArgument(
+                "scheduled_at",
+                f"must be a timezone-aware datetime or None, got {type(scheduled_at).__name__}",
+            )
+        if timezone.is_naive(scheduled_at):
+            raise InvalidArgument("scheduled_at", "must be timezone-aware")
+        if not EARLIEST <= scheduled_at < LATEST:
+            raise InvalidArgument(
+                "scheduled_at",
+                f"{scheduled_at.isoformat()} is outside the years 2 to 9997, where delivery "
+                "times can be computed",
+            )
+    if local_time is not None and not isinstance(local_time, dt.time):
+        raise InvalidArgument(
+            "local_time", f"must be a datetime.time or None, got {type(local_time).__name__}"
+        )
+    tag = _text_check("tag", tag, max_length=_TAG_LENGTH, allow_none=True)
+    idempotency_key = _text_check(
+        "idempotency_key", idempotency_key, max_length=_IDEMPOTENCY_KEY_LENGTH
+    )
+    if dry_run and idempotency_key:
+        raise InvalidArgument("idempotency_key", "cannot be given to a dry run")
+    if extra is not None and not isinstance(extra, Mapping):
+        raise InvalidArgument("extra", f"must be a mapping or None, got {type(extra).__name__}")
+    extra = _plain(dict(extra or {}), "", error=_extra_error, argument="extra")
+    if trigger is not None and (not isinstance(trigger, str) or trigger not in Trigger.values):
+        raise InvalidArgument(
+            "trigger", f"{_show(trigger)} is unknown; one of: {', '.join(Trigger.values)}"
+        )
+    if max_attempts is not None and (
+        isinstance(max_attempts, bool)
+        or not isinstance(max_attempts, int)
+        or not 1 <= max_attempts <= _MAX_ATTEMPTS
+    ):
+        raise InvalidArgument(
+            "max_attempts",
+            f"must be a whole number from 1 to {_MAX_ATTEMPTS}, got {_show(max_attempts)}",
+        )
+    content_ref = _content_ref("content", content) if content is not None else None
+    if isinstance(related_objects, str | bytes | Mapping) or not isinstance(
+        related_objects, Iterable
+    ):
+        raise InvalidArgument(
+            "related_objects",
+            f"must be a list of saved model instances, got {type(related_objects).__name__}",
+        )
+    related = [_content_ref("related_objects", obj) for obj in related_objects]
+    trigger_user_id = _trigger_user_id(trigger_user)
+    if template is not None and (not isinstance(template, Template) or template.pk is None):
+        raise InvalidArgument("template", f"must be a saved Template, got {_show(template)}")
+    if campaign is not None and not isinstance(campaign, Campaign):
+        raise InvalidArgument("campaign", f"must be a Campaign, got {type(campaign).__name__}")
+    if campaign_seen is not None and not isinstance(campaign_seen, set):
+        raise InvalidArgument(
+            "campaign_seen", f"must be a set or None, got {type(campaign_seen).__name__}"
+        )
+    return {
+        "channels": channels,
+        "tag": tag,
+        "extra": extra,
+        "content_ref": content_ref,
+        "related": related,
+        "trigger_user_id": trigger_user_id,
+    }
+
+
+def _trigger_user_id(trigger_user: Any) -> int | None:
+    """The id of ``trigger_user`` (a saved user, or a user id); whether a user has that id is
+    checked with the recipients' users, in the same query."""
+    if trigger_user is None:
+        return None
+    if isinstance(trigger_user, get_user_model()):
+        if trigger_user.pk is None:
+            raise InvalidArgument("trigger_user", "is a user that was never saved")
+        return trigger_user.pk
+    if isinstance(trigger_user, bool) or not isinstance(trigger_user, int):
+        raise InvalidArgument(
+            "trigger_user", f"must be a user or a user id, got {type(trigger_user).__name__}"
+        )
+    if not 0 < trigger_user < _BIGINT:
+        raise InvalidArgument("trigger_user", f"{_show(trigger_user)} is not a user id")
+    return trigger_user
 
 
 def _channels_select(*, event: Event, keys: list[str] | None) -> list[ChannelConfig]:
@@ -219,8 +518,9 @@ def notify(
 ) -> NotifyResult:
     """Write one message per recipient address and channel, and enqueue their dispatch.
 
-    Raises UnknownEvent, UnknownChannel, MissingVariables / InvalidContext or InvalidRecipient
-    (with nothing written). Recipients with no address on a channel, opted out, inactive, or
+    Raises UnknownEvent, UnknownChannel, MissingVariables / InvalidContext, InvalidRecipient or
+    InvalidArgument (naming the argument) with nothing written: every argument is checked
+    before the first write. Recipients with no address on a channel, opted out, inactive, or
     without a template in any fallback language are returned in ``result.skipped`` with the
     reason. With ``skip_invalid=True`` a malformed address is skipped too, instead of raising.
 
@@ -241,31 +541,45 @@ def notify(
     ``dry_run=True`` plans the same messages and skips, and writes nothing.
     """
     now = timezone.now()
+    hashed_tag = tag  # as given: an idempotency key's payload hash must not change
+    checked = _arguments_check(
+        channels=channels,
+        scheduled_at=scheduled_at,
+        tag=tag,
+        extra=extra,
+        content=content,
+        related_objects=related_objects,
+        trigger_user=trigger_user,
+        trigger=trigger,
+        strict=strict,
+        idempotency_key=idempotency_key,
+        max_attempts=max_attempts,
+        send_immediately=send_immediately,
+        skip_invalid=skip_invalid,
+        template=template,
+        local_time=local_time,
+        campaign=campaign,
+        campaign_seen=campaign_seen,
+        dry_run=dry_run,
+    )
+    channels, tag, extra = checked["channels"], checked["tag"], checked["extra"]
+    content_ref, related = checked["content_ref"], checked["related"]
     event = _event_get(event)
-    context = context_validate(event=event, context=context or {})
-    if scheduled_at is not None and timezone.is_naive(scheduled_at):
-        raise InvalidContext("scheduled_at must be timezone-aware")
-    if dry_run and idempotency_key:
-        raise InvalidContext("a dry run cannot carry an idempotency_key")
+    context = context_validate(event=event, context=context)
     behaviour = trigger or event.trigger
-    if behaviour not in Trigger.values:
-        raise InvalidContext(f"unknown trigger {behaviour!r}; one of: {', '.join(Trigger.values)}")
     if behaviour in PER_CONTENT and content is None:
-        raise InvalidContext(f"trigger {behaviour!r} needs content= (the object it is about)")
-    extra = _plain(dict(extra or {}), "extra")
+        raise InvalidArgument("trigger", f"{behaviour!r} needs content= (the object it is about)")
     people = recipients_normalize(recipients)
     if template is not None:
         channels = [template.channel.key]
     chosen = _channels_select(event=event, keys=channels)
-    content_ref = _content_ref(content) if content is not None else None
-    related = [_content_ref(obj) for obj in related_objects]
     payload = _payload_hash(
         event,
         people,
         context,
         channels,
         scheduled_at,
-        tag,
+        hashed_tag,
         extra,
         content_ref,
         related,
@@ -286,7 +600,11 @@ def notify(
         with_templates = {channel_id for channel_id, _ in templates}
         chosen = [channel for channel in chosen if channel.pk in with_templates]
 
-    users = _users_load(people)
+    trigger_user_id = checked["trigger_user_id"]
+    ids_given = trigger_user_id if isinstance(trigger_user, int) else None
+    users = _users_load(people, also=ids_given)  # the trigger user's id is checked with them
+    if ids_given is not None and ids_given not in users:
+        raise InvalidArgument("trigger_user", f"{ids_given} is no user's id")
     user_addresses = _user_addresses_load(users)
     backends = {channel.pk: channel.get_backend() for channel in chosen}
     addresses: list[tuple[dict[str, Any], ChannelConfig, str]] = []
@@ -330,6 +648,11 @@ def notify(
                 skipped.append(Skipped(person, channel.key, "no address"))
                 continue
             try:
+                if len(address) > _ADDRESS_LENGTH:
+                    raise ValidationError(
+                        f"the address is {len(address)} characters long; "
+                        f"at most {_ADDRESS_LENGTH} are stored"
+                    )
                 backend.validate_address(address)
             except ValidationError as error:
                 if not skip_invalid:
@@ -384,6 +707,9 @@ def notify(
         key = f"{prefix}:{event.pk}:{channel.pk}:{identity}" if prefix else ""
         if key and behaviour in PER_CONTENT:
             key = f"{key}:{content_ref[0].pk}:{content_ref[1]}"
+        if len(key) > _DEDUPE_KEY_LENGTH:  # a long address: its digest keeps the key unique
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            key = f"{prefix}:{event.pk}:{channel.pk}:sha256:{digest}"
         start = earliest
         if local_time is not None:
             zone = recipient_timezone(person, default=settings.TIME_ZONE)
@@ -424,7 +750,7 @@ def notify(
                     "idempotency_key": idempotency_key,
                     "content_type_id": content_ref[0].pk if content_ref else None,
                     "object_id": content_ref[1] if content_ref else "",
-                    "trigger_user_id": getattr(trigger_user, "pk", trigger_user),
+                    "trigger_user_id": trigger_user_id,
                     "campaign_id": campaign.pk if campaign is not None else None,
                 },
                 related={
@@ -490,6 +816,14 @@ def send_template(
 ) -> NotifyResult:
     """A transactional one-off: send the template with this slug (its event, channel and
     language), with the same validation and options as ``notify()``."""
+    slug = _text_check("slug", slug, max_length=_SLUG_LENGTH)
+    unknown = sorted(set(options) - SEND_TEMPLATE_OPTIONS)
+    if unknown:
+        raise InvalidArgument(
+            unknown[0],
+            f"is not an option of send_template(); its options are: "
+            f"{', '.join(sorted(SEND_TEMPLATE_OPTIONS))}",
+        )
     template = (
         Template.objects.select_related("event", "channel")
         .filter(slug=slug, is_active=True)
@@ -500,12 +834,27 @@ def send_template(
     return notify(template.event, recipients, context, template=template, **options)
 
 
-def _content_ref(obj: models.Model) -> tuple[ContentType, str]:
-    if not isinstance(obj, models.Model) or obj.pk is None:
-        raise InvalidContext(
-            f"content and related objects must be saved model instances, got {obj!r}"
+#: What send_template() passes on to notify(): its public options (the template is its own).
+SEND_TEMPLATE_OPTIONS = frozenset(
+    name
+    for name, parameter in inspect.signature(notify).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "template"
+)
+_SLUG_LENGTH = Template._meta.get_field("slug").max_length
+
+
+def _content_ref(argument: str, obj: Any) -> tuple[ContentType, str]:
+    """(content type, id) of a saved model instance; InvalidArgument naming ``argument``."""
+    if isinstance(obj, models.Model) and obj.pk is None:
+        raise InvalidArgument(argument, f"has a {type(obj).__name__} that was never saved")
+    if not isinstance(obj, models.Model):
+        raise InvalidArgument(argument, f"must be saved model instances, got {_show(obj)}")
+    object_id = str(obj.pk)
+    if len(object_id) > _OBJECT_ID_LENGTH or _text_problem(object_id):
+        raise InvalidArgument(
+            argument, f"has a {type(obj).__name__} whose id {_show(object_id)} cannot be stored"
         )
-    return ContentType.objects.get_for_model(obj), str(obj.pk)
+    return ContentType.objects.get_for_model(obj), object_id
 
 
 def _payload_hash(*parts: Any) -> str:
@@ -625,12 +974,21 @@ def _campaign_addresses(campaign: Any, addresses: list) -> set[tuple[int, str]]:
 
 def _event_get(event: str | Event) -> Event:
     if isinstance(event, Event):
+        if event.pk is None:
+            raise InvalidArgument("event", "is an Event that was never saved")
         if not event.is_active:
             raise UnknownEvent(event.key, inactive=True)
         return event
-    found = Event.objects.filter(key=event).first()
+    if not isinstance(event, str):
+        raise InvalidArgument(
+            "event", f"must be an event key (a str) or an Event, got {_show(event)}"
+        )
+    if problem := _text_problem(event):
+        raise InvalidArgument("event", problem)
+    # A key longer than the column names no event: no need to ask.
+    found = Event.objects.filter(key=event).first() if len(event) <= _EVENT_KEY_LENGTH else None
     if found is None:
-        raise UnknownEvent(str(event))
+        raise UnknownEvent(event)
     if not found.is_active:
         raise UnknownEvent(found.key, inactive=True)
     return found
@@ -684,8 +1042,11 @@ def _user_name(row: dict[str, Any]) -> str:
     return " ".join(parts).strip() or str(username)
 
 
-def _users_load(people: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+def _users_load(people: list[dict[str, Any]], *, also: int | None = None) -> dict[int, dict]:
+    """The recipients' users (and user ``also``) by id, in one query."""
     ids = {person["user_id"] for person in people if person.get("user_id") is not None}
+    if also is not None:
+        ids.add(also)
     if not ids:
         return {}
     rows = (

@@ -9,9 +9,9 @@ link changes nothing:
 - preferences: ``{"u": user id}``, or ``{"a": address, "c": channel key}`` for a recipient
   without a user.
 
-Settings (``NOTIFIER``): ``LINK_MAX_AGE`` (seconds a link stays valid, default 90 days),
-``UNSUBSCRIBE_MAILTO`` (an address for ``List-Unsubscribe``'s mailto, default none);
-``SITE_URL`` makes the links absolute.
+Settings: ``app_settings.LINK_MAX_AGE`` (seconds a link stays valid, default 90 days),
+``app_settings.UNSUBSCRIBE_MAILTO`` (an address for ``List-Unsubscribe``'s mailto, default
+none); ``SITE_URL`` makes the links absolute.
 """
 
 from __future__ import annotations
@@ -27,28 +27,24 @@ from django.urls import NoReverseMatch, reverse
 
 from channels.backends.email import UriListHeader
 
+from ..conf import app_settings
 from ..models import Event, Message, OptOut
 from ..models.events import UnsubscribeScope
 
 UNSUBSCRIBE_SALT = "notifier.unsubscribe"
 PREFERENCES_SALT = "notifier.preferences"
-DEFAULT_MAX_AGE = 90 * 24 * 3600
 
 
 class InvalidLink(Exception):
     """A link was tampered with, is malformed, or has expired."""
 
 
-def _notifier(name: str, default: Any) -> Any:
-    return getattr(settings, "NOTIFIER", {}).get(name, default)
-
-
 def link_max_age() -> int:
-    return int(_notifier("LINK_MAX_AGE", DEFAULT_MAX_AGE))
+    return app_settings.LINK_MAX_AGE
 
 
 def unsubscribe_mailto() -> str:
-    return str(_notifier("UNSUBSCRIBE_MAILTO", "") or "")
+    return app_settings.UNSUBSCRIBE_MAILTO
 
 
 def absolute(path: str) -> str:
