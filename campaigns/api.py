@@ -5,7 +5,7 @@ from campaigns.api import notify
 notify("order-shipped", request.user, {"order_id": order.number})
 """
 
-from .exceptions import (
+from campaigns.exceptions import (
     DuplicateNotification,
     IdempotencyConflict,
     InvalidArgument,
@@ -17,8 +17,8 @@ from .exceptions import (
     UnknownEvent,
     UnknownTemplate,
 )
-from .services.messages import messages_for_content, messages_for_user
-from .services.notify import NotifyResult, Skipped, notify, send_template
+from campaigns.outbox.actions import messages_for_content, messages_for_user
+from campaigns.outbox.notify import NotifyResult, Skipped, notify, send_template
 
 __all__ = [
     "DuplicateNotification",

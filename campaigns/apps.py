@@ -5,8 +5,8 @@ from django.db.models.signals import post_migrate
 def _sync_after_migrate(sender, using="default", **kwargs):
     from django.contrib.auth.models import Group, Permission
 
-    from .registry import sync_all
-    from .services.roles import roles_ensure
+    from campaigns.registry import sync_all
+    from campaigns.roles import roles_ensure
 
     sync_all()
     roles_ensure(group_model=Group, permission_model=Permission)
@@ -21,8 +21,8 @@ class CampaignsConfig(AppConfig):
         from anymail.signals import tracking
         from django.utils.module_loading import autodiscover_modules
 
-        from . import checks  # noqa: F401 - registers the system checks
-        from .services.tracking import anymail_tracking_receive
+        from campaigns import checks  # noqa: F401 - registers the system checks
+        from campaigns.tracking.delivery import anymail_tracking_receive
 
         autodiscover_modules("notifications")
         tracking.connect(anymail_tracking_receive, dispatch_uid="notifier-anymail-tracking")

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.checks import Error, register
 from django.urls import get_resolver
 
-from .tracking_urls import webhook_secrets
+from campaigns.tracking.urls import webhook_secrets
 
 #: anymail's test backend sends nothing, so no ESP will ever call back about it.
 NOT_AN_ESP = {"anymail.backends.test.EmailBackend"}

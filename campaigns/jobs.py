@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .services.campaigns import chunk_fan_out, dry_run_job
-from .services.delivery_status import push_receipts_poll
-from .services.dispatch import message_dispatch
-from .services.sweep import sweep as sweep_run
+from campaigns.broadcast.fanout import chunk_fan_out, dry_run_job
+from campaigns.outbox.dispatch import message_dispatch
+from campaigns.outbox.sweep import sweep as sweep_run
+from campaigns.tracking.receipts import push_receipts_poll
 
 
 def dispatch(message_ids: list[int]) -> dict[str, int]:

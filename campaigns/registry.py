@@ -29,7 +29,7 @@ _declared: dict[str, dict[str, Any]] = {}
 
 
 def _variables(spec: Any) -> list[dict[str, Any]]:
-    from .models.events import validate_variables
+    from campaigns.models.events import validate_variables
 
     if isinstance(spec, dict):
         spec = [{"name": name, **(value or {})} for name, value in spec.items()]
@@ -80,7 +80,7 @@ def event(
 
 
 def declared_events() -> dict[str, dict[str, Any]]:
-    from .conf import app_settings
+    from campaigns.conf import app_settings
 
     events = dict(_declared)
     for key, spec in app_settings.EVENTS.items():
@@ -97,9 +97,8 @@ def declared_events() -> dict[str, dict[str, Any]]:
 
 def sync_events() -> list[str]:
     """Write each declared event into an Event row (see ``channels.registry.sync_declared``)."""
+    from campaigns.models import Event
     from channels.registry import sync_declared
-
-    from .models import Event
 
     return sync_declared(Event, declared_events())
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import api, hooks, inbox, links, preferences, webpush
+from campaigns.views import api, hooks, inbox, links, preferences, webpush
 
 app_name = "notifier"
 

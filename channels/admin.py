@@ -26,14 +26,13 @@ from unfold.widgets import (
     UnfoldBooleanSwitchWidget,
 )
 
+from campaigns.admin.resources import ChannelConfigResource
 from campaigns.admin.send_test import SendTestMixin
 from campaigns.admin.windows import ChannelWindowInline
-from campaigns.resources import ChannelConfigResource
-from campaigns.services.testsend import channel_test_send
-
-from .backends.base import BaseBackend
-from .models import SECRET_MASK, ChannelConfig
-from .registry import UnknownBackend, backend_class, known_backends, resolve_backend_path
+from campaigns.outbox.testsend import channel_test_send
+from channels.backends.base import BaseBackend
+from channels.models import SECRET_MASK, ChannelConfig
+from channels.registry import UnknownBackend, backend_class, known_backends, resolve_backend_path
 
 PREFIX = "cfg__"
 MAIN = ("key", "name", "backend", "is_active")

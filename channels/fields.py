@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import models
 
-from .secrets import decrypt_all, options_encrypt
+from channels.secrets import decrypt_all, options_encrypt
 
 
 class SecretOptionsField(models.JSONField):

@@ -6,10 +6,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from .fields import SecretOptionsField
+from channels.fields import SecretOptionsField
 
 if TYPE_CHECKING:
-    from .backends.base import BaseBackend
+    from channels.backends.base import BaseBackend
 
 SECRET_MASK = "••••••••"  # noqa: S105 - the mask shown instead of a secret
 
@@ -82,7 +82,7 @@ class ChannelConfig(models.Model):
 
     @property
     def backend_class(self) -> type[BaseBackend]:
-        from .registry import backend_class
+        from channels.registry import backend_class
 
         return backend_class(self.backend)
 
@@ -93,8 +93,8 @@ class ChannelConfig(models.Model):
         """``config`` is validated with the fields, by its backend, so that a form editing
         the options as fields of their own (the admin's) leaves ``config`` out and reports
         each option's error next to its field instead."""
-        from .backends.base import ConfigurationError
-        from .registry import UnknownBackend
+        from channels.backends.base import ConfigurationError
+        from channels.registry import UnknownBackend
 
         errors: dict = {}
         try:
@@ -112,7 +112,7 @@ class ChannelConfig(models.Model):
             raise ValidationError(errors)
 
     def clean(self) -> None:
-        from .registry import UnknownBackend, resolve_backend_path
+        from channels.registry import UnknownBackend, resolve_backend_path
 
         try:
             self.backend = resolve_backend_path(self.backend)

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
-from .backends.base import BaseBackend
+from channels.backends.base import BaseBackend
 
 BUILTIN_BACKENDS = {
     "console": "channels.backends.console.ConsoleBackend",
@@ -129,7 +129,7 @@ def known_backends() -> dict[str, str]:
 
 def sync_channels() -> list[str]:
     """Write each declared channel into a ChannelConfig row (see ``sync_declared``)."""
-    from .models import ChannelConfig
+    from channels.models import ChannelConfig
 
     declarations = {
         key: {

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.crypto import salted_hmac
 
-from .registry import UnknownBackend, backend_class
+from channels.registry import UnknownBackend, backend_class
 
 ENVELOPE = "$fernet"
 SETTING = "NOTIFIER_SECRET_KEYS"

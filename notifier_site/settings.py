@@ -142,7 +142,7 @@ RQ_QUEUES = {
 # No second copy of django-rq's views inside the admin (they would let any staff member in):
 # the dashboard lives at /django-rq/, for superusers only (notifier_site/urls.py).
 RQ_SHOW_ADMIN_LINK = False
-# Notifier enqueues after commit itself (campaigns.queue), so django-rq need not defer.
+# Notifier enqueues after commit itself (campaigns.outbox.queueing), so django-rq need not defer.
 RQ = {"COMMIT_MODE": "auto"}
 
 # --- Notifier ------------------------------------------------------------------------------
@@ -267,7 +267,7 @@ LOGGING = {
 # --- ESP webhooks (django-anymail) -----------------------------------------------------------
 # The basic-auth credentials ("user:password") ESPs must send to /anymail/<esp>/tracking/;
 # comma-separated to accept an old and a new one while rotating. Without one the tracking
-# webhooks answer 403 (campaigns.tracking_urls), and a mailer using an ESP stops the check.
+# webhooks answer 403 (campaigns.tracking.urls), and a mailer using an ESP stops the check.
 ANYMAIL = {"WEBHOOK_SECRET": env.list("ANYMAIL_WEBHOOK_SECRET", default=[])}
 
 # --- Channel secrets at rest ---------------------------------------------------------------
@@ -332,7 +332,7 @@ if SECURE_PROXY_SSL_HEADER and "NOTIFIER_TRUSTED_PROXY_COUNT" not in env:
 # LOGIN_FAILURE_LIMIT failures, that pair is refused (429) until LOGIN_COOLOFF seconds have
 # passed without another try. Another address, or another username, is not affected, so nobody
 # can lock a user out by naming them. Bearer-token failures are counted per address in Redis
-# (NOTIFIER["API_TOKEN_FAILURE_LIMIT"] and ["API_TOKEN_COOLOFF"], campaigns.services.throttle).
+# (NOTIFIER["API_TOKEN_FAILURE_LIMIT"] and ["API_TOKEN_COOLOFF"], campaigns.recipients.throttle).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",

@@ -9,8 +9,8 @@ os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 # The suite's own Fernet key for channel secrets; worker subprocesses inherit it.
 os.environ.setdefault("NOTIFIER_SECRET_KEYS", "dGVzdHMtb25seS1jaGFubmVsLXNlY3JldHMta2V5LTE=")
 
-from .settings import *  # noqa: F403
-from .settings import INSTALLED_APPS, NOTIFIER
+from notifier_site.settings import *  # noqa: F403
+from notifier_site.settings import INSTALLED_APPS, NOTIFIER
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.notify_app"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -8,7 +8,7 @@ from django.urls import URLPattern, include, path, reverse
 from django.views.generic import RedirectView
 from django_rq import urls as rq_urls
 
-from .views import LoginView
+from notifier_site.views import LoginView
 
 
 def superusers_only(view):
@@ -44,7 +44,7 @@ urlpatterns = [
     path("django-rq/", include((rq_dashboard_patterns(), rq_urls.app_name))),
     # ESP tracking webhooks (django-anymail), e.g. /anymail/postmark/tracking/; 403 until
     # ANYMAIL["WEBHOOK_SECRET"] is set, then anymail checks the ESP's basic auth.
-    path("anymail/", include("campaigns.tracking_urls")),
+    path("anymail/", include("campaigns.tracking.urls")),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("campaigns.urls")),

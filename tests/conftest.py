@@ -24,10 +24,9 @@ from django.db import connection
 from rq import SimpleWorker
 
 from campaigns.conf import app_settings
-from campaigns.services.rendering import compiled_templates
+from campaigns.domain.rendering import compiled_templates
 from channels.backends import locmem
-
-from . import factories
+from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
 

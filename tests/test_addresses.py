@@ -6,9 +6,8 @@ import pytest
 
 from campaigns.api import notify
 from campaigns.models import ChannelAddress, Message
-from campaigns.services.dispatch import message_dispatch
-
-from . import factories
+from campaigns.outbox.dispatch import message_dispatch
+from tests import factories
 
 CONTEXT = {"order_id": "A-1"}
 

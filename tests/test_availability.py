@@ -13,8 +13,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from campaigns.models import AvailabilityWindow
-from campaigns.services.availability import (
+from campaigns.domain.windows import (
     Window,
     describe,
     next_delivery_time,
@@ -22,8 +21,8 @@ from campaigns.services.availability import (
     recipient_timezone,
     windows_for,
 )
-
-from .factories import ChannelFactory, EventFactory
+from campaigns.models import AvailabilityWindow
+from tests.factories import ChannelFactory, EventFactory
 
 UTC = dt.UTC
 EVERY_DAY = frozenset(range(7))

@@ -11,11 +11,10 @@ import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from campaigns.broadcast.fanout import campaign_schedule
+from campaigns.domain.preview import SAMPLE_RECIPIENT, template_render_preview
 from campaigns.models import Audience, Campaign, Contact, Message, RecipientProfile
-from campaigns.services.campaigns import campaign_schedule
-from campaigns.services.preview import SAMPLE_RECIPIENT, template_render_preview
-
-from . import factories
+from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)  # jobs are enqueued on commit
 

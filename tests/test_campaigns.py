@@ -12,17 +12,7 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from campaigns.models import (
-    Audience,
-    Campaign,
-    CampaignChunk,
-    CampaignStatus,
-    Contact,
-    Message,
-    OptOut,
-    RecipientProfile,
-)
-from campaigns.services.campaigns import (
+from campaigns.broadcast.fanout import (
     CampaignError,
     audience_recipients,
     audience_size,
@@ -38,9 +28,18 @@ from campaigns.services.campaigns import (
     campaigns_tick,
     chunk_fan_out,
 )
+from campaigns.models import (
+    Audience,
+    Campaign,
+    CampaignChunk,
+    CampaignStatus,
+    Contact,
+    Message,
+    OptOut,
+    RecipientProfile,
+)
 from channels.backends import locmem
-
-from . import factories
+from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)  # jobs are enqueued on commit
 
@@ -302,7 +301,7 @@ def test_cancel_stops_pending_messages_and_chunks_and_keeps_what_was_sent(setup,
 def test_a_batch_claimed_before_the_cancel_does_not_send(setup):
     """A worker that claimed a batch and sends it after the cancel stops before each
     message: the dispatch asks the campaign's state as it goes."""
-    from campaigns.services.dispatch import message_dispatch
+    from campaigns.outbox.dispatch import message_dispatch
 
     event, mail, _ = setup
     campaign = make_campaign(event, contact_list("L", people(5)))
@@ -349,7 +348,7 @@ def test_test_send_goes_to_each_channel_that_takes_the_address(setup):
 def test_contacts_keep_their_extra_columns_through_export_and_import():
     import tablib
 
-    from campaigns.resources import ContactResource
+    from campaigns.admin.resources import ContactResource
 
     source = contact_list(
         "Source", [{"email": "a@example.com", "name": "A", "data": {"plan": "gold"}}]
@@ -423,7 +422,7 @@ def test_a_channel_turned_off_mid_campaign_pauses_it_with_the_reason(setup, run_
 def test_a_duplicate_written_by_copy_is_an_integrity_error(setup):
     """The fan-out writes with COPY; a second row for the same campaign, channel and address
     must raise Django's IntegrityError, which the chunk job retries on."""
-    from campaigns.services.bulk import rows_insert
+    from campaigns.outbox.bulk import rows_insert
 
     event, mail, _ = setup
     campaign = make_campaign(event, contact_list("L", people(1)))

@@ -19,6 +19,7 @@ from django.utils import timezone
 from openpyxl import Workbook
 
 from campaigns.api import notify
+from campaigns.broadcast.fanout import REPORT_COLUMNS
 from campaigns.models import (
     Audience,
     Campaign,
@@ -28,10 +29,8 @@ from campaigns.models import (
     Message,
     OptOut,
 )
-from campaigns.services.campaigns import REPORT_COLUMNS
 from channels.backends import locmem
-
-from . import factories
+from tests import factories
 
 CHANGELIST = "/admin/campaigns/campaign/"
 IMPORT = "/admin/campaigns/contact/import/"

@@ -12,12 +12,11 @@ from collections import Counter
 
 import pytest
 
+from campaigns.broadcast.fanout import campaign_cancel, campaign_schedule
 from campaigns.conf import app_settings
 from campaigns.models import Audience, Campaign, CampaignChunk, Contact, Message
-from campaigns.services.campaigns import campaign_cancel, campaign_schedule
-
-from . import factories
-from .conftest import ROOT, free_port, output
+from tests import factories
+from tests.conftest import ROOT, free_port, output
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

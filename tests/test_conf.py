@@ -13,8 +13,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from campaigns.conf import OPTIONS, AppSettings, Option, app_settings, options_from_environment
-
-from .conftest import ROOT, subprocess_env
+from tests.conftest import ROOT, subprocess_env
 
 
 def env_sample(option: Option) -> tuple[str, object]:

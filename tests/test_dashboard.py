@@ -13,10 +13,9 @@ from django.utils import timezone
 
 from campaigns.api import notify
 from campaigns.models import Message
-from campaigns.queue import get_queue
-from campaigns.services.dashboard import delivery_stats, queue_stats
-
-from . import factories
+from campaigns.outbox.queueing import get_queue
+from campaigns.outbox.selectors import delivery_stats, queue_stats
+from tests import factories
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 import httpx
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
-from .conftest import ROOT, free_port, output, subprocess_env
+from tests.conftest import ROOT, free_port, output, subprocess_env
 
 SECURITY_VARIABLES = (
     "DEBUG",

@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from campaigns.models import AvailabilityWindow
-
-from . import factories
+from tests import factories
 
 
 def test_coverage_grid_shows_missing_templates(admin_client, db):

@@ -12,11 +12,10 @@ from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from openpyxl import load_workbook
 
+from campaigns.admin.resources import TemplateResource
 from campaigns.models import Audience, AvailabilityWindow, Contact, Event, OptOut, Template
-from campaigns.resources import TemplateResource
 from channels.models import SECRET_MASK, ChannelConfig
-
-from . import factories
+from tests import factories
 
 CSV = "text/csv"
 
@@ -121,8 +120,8 @@ def test_marketing_cannot_import_opt_outs(client, django_user_model, db):
 
 
 def test_events_round_trip_as_xlsx(db):
+    from campaigns.admin.resources import EventResource
     from campaigns.models import Event
-    from campaigns.resources import EventResource
 
     factories.EventFactory(key="invoice-due", description="", trigger="send_once")
     xlsx = EventResource().export().export("xlsx")

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from campaigns.api import notify
 from campaigns.models import ApiToken, Message, MessageStatus
-from campaigns.services.sweep import drain
+from campaigns.outbox.sweep import drain
 from channels.models import ChannelConfig
 from tests import factories
 
@@ -226,7 +226,7 @@ def test_unread_count_is_covered_by_its_index(alice, bob, event, inbox_channel):
         ],
         batch_size=2000,
     )
-    from campaigns.services.inbox import inbox_messages, inbox_unread_count
+    from campaigns.recipients.inbox import inbox_messages, inbox_unread_count
 
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE campaigns_message")

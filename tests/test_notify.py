@@ -19,10 +19,9 @@ from campaigns.api import (
     notify,
 )
 from campaigns.models import Message, OptOut
-from campaigns.services.dispatch import message_dispatch
+from campaigns.outbox.dispatch import message_dispatch
 from channels.backends import locmem
-
-from . import factories
+from tests import factories
 
 CONTEXT = {"order_id": "A-1"}
 

@@ -31,8 +31,7 @@ from campaigns.models import (
     NotifyRequest,
     Template,
 )
-
-from . import factories
+from tests import factories
 
 CONTEXT = {"order_id": "A-1"}
 ANN = {"email": "ann@example.com"}

@@ -8,7 +8,7 @@ from django.core import signing
 from django.test import Client
 
 from campaigns.models import ChannelAddress, OptOut
-from campaigns.services.unsubscribe import preferences_url
+from campaigns.recipients.links import preferences_url
 from channels.models import ChannelConfig
 from tests import factories
 
@@ -184,7 +184,7 @@ def test_preferences_need_a_login(client, setup):
 
 
 def test_an_all_marketing_opt_out_shows_marketing_events_off_only(db, django_user_model):
-    from campaigns.services.preferences import preferences_matrix, preferences_subject_for_user
+    from campaigns.recipients.preferences import preferences_matrix, preferences_subject_for_user
 
     email = factories.ChannelFactory(key="email-pref", backend="email")
     promo = factories.EventFactory(key="promo-x", user_configurable=True, marketing=True)
@@ -204,7 +204,7 @@ def test_an_all_marketing_opt_out_shows_marketing_events_off_only(db, django_use
 def test_the_sites_social_accounts_are_not_peoples_channels(db, django_user_model):
     """A VK channel with a default wall gives every user an "address", but it posts to the
     site's own wall: people cannot opt out of it in their preference centre."""
-    from campaigns.services.preferences import preferences_subject_for_user
+    from campaigns.recipients.preferences import preferences_subject_for_user
 
     factories.ChannelFactory(key="email-pref", backend="email")
     factories.ChannelFactory(

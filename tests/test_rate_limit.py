@@ -10,12 +10,11 @@ import pytest
 from campaigns.api import notify
 from campaigns.conf import app_settings
 from campaigns.models import Message
-from campaigns.services.dispatch import message_dispatch
-from campaigns.services.ratelimit import RateLimiter
-
-from . import factories
-from .backends.fakes import FakeServer, Reply
-from .conftest import output
+from campaigns.outbox.dispatch import message_dispatch
+from campaigns.outbox.ratelimit import RateLimiter
+from tests import factories
+from tests.backends.fakes import FakeServer, Reply
+from tests.conftest import output
 
 RATE, BURST = 8.0, 4
 

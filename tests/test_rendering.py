@@ -5,15 +5,14 @@ from django.core.exceptions import ValidationError
 from django.template import Context, Template
 
 from campaigns.api import notify
-from campaigns.models import Message
-from campaigns.services.dispatch import message_dispatch
-from campaigns.services.rendering import (
+from campaigns.domain.rendering import (
     compile_sources,
     template_compile,
     template_render,
 )
-
-from . import factories
+from campaigns.models import Message
+from campaigns.outbox.dispatch import message_dispatch
+from tests import factories
 
 
 def test_text_is_not_escaped_and_html_is():

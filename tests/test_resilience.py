@@ -18,9 +18,8 @@ from django.utils import timezone
 from campaigns.api import notify
 from campaigns.conf import app_settings
 from campaigns.models import Message
-
-from . import factories
-from .conftest import free_port, output
+from tests import factories
+from tests.conftest import free_port, output
 
 CONTEXT = {"order_id": "A-1"}
 

@@ -8,8 +8,7 @@ from django.contrib.auth.models import Group
 from campaigns.api import notify
 from campaigns.models import Message, OptOut
 from channels.models import SECRET_MASK, ChannelConfig
-
-from . import factories
+from tests import factories
 
 
 @pytest.fixture
@@ -98,7 +97,7 @@ def test_the_roles_hold_the_send_test_permission(db):
 
 
 def test_support_reads_every_attempt_of_a_message(client, django_user_model, data):
-    from campaigns.services.dispatch import message_dispatch
+    from campaigns.outbox.dispatch import message_dispatch
 
     message = data["message"]
     Message.objects.filter(pk=message.pk).update(status="queued")

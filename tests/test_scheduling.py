@@ -12,10 +12,9 @@ from django.utils import timezone
 
 from campaigns.api import InvalidRecipient, notify
 from campaigns.models import AvailabilityWindow, Message
-from campaigns.services.dispatch import message_dispatch
+from campaigns.outbox.dispatch import message_dispatch
 from channels.backends import locmem
-
-from . import factories
+from tests import factories
 
 UTC = dt.UTC
 CONTEXT = {"order_id": "A-1"}

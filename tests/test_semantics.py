@@ -25,10 +25,9 @@ from campaigns.api import (
 )
 from campaigns.models import Message, OptOut
 from campaigns.models.messages import IllegalTransition
-from campaigns.services.dispatch import message_dispatch, retry_delay
+from campaigns.outbox.dispatch import message_dispatch, retry_delay
 from channels.backends import locmem
-
-from . import factories
+from tests import factories
 
 CONTEXT = {"order_id": "A-1"}
 ANN = {"email": "ann@example.com"}

@@ -9,11 +9,10 @@ import pytest
 from django.contrib.auth.models import Group
 
 from campaigns.models import Message
-
-from . import factories
-from .backends.fakes import FakeServer, Reply
-from .backends.test_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, twilio_error
-from .conftest import free_port
+from tests import factories
+from tests.backends.fakes import FakeServer, Reply
+from tests.backends.test_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, twilio_error
+from tests.conftest import free_port
 
 
 @pytest.fixture

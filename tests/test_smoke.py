@@ -1,7 +1,6 @@
 from campaigns.api import notify
 from channels.backends import locmem
-
-from . import factories
+from tests import factories
 
 
 def test_notify_then_worker_sends(transactional_db, run_worker):

@@ -7,9 +7,8 @@ import json
 import pytest
 from django.contrib.auth.models import Group
 
-from campaigns.services.preview import sms_info, template_render_preview
-
-from . import factories
+from campaigns.domain.preview import sms_info, template_render_preview
+from tests import factories
 
 VARIABLES = [{"name": "order_id", "label": "Order", "sample": "A-1"}]
 

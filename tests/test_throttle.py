@@ -14,8 +14,8 @@ from django.test import Client
 from django.utils import timezone
 
 from campaigns.models import ApiToken
-from campaigns.queue import redis_connection
-from campaigns.services.throttle import KEY
+from campaigns.outbox.queueing import redis_connection
+from campaigns.recipients.throttle import KEY
 
 pytestmark = pytest.mark.django_db
 

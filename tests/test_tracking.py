@@ -13,9 +13,8 @@ from django.test import Client
 
 from campaigns.api import notify
 from campaigns.models import Message, OptOut
-from campaigns.services.dispatch import message_dispatch
-
-from . import factories
+from campaigns.outbox.dispatch import message_dispatch
+from tests import factories
 
 
 @pytest.fixture

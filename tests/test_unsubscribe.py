@@ -12,8 +12,8 @@ from django.test import Client
 
 from campaigns.api import notify
 from campaigns.models import Event, Message, OptOut
-from campaigns.services.sweep import drain
-from campaigns.services.unsubscribe import unsubscribe_token
+from campaigns.outbox.sweep import drain
+from campaigns.recipients.links import unsubscribe_token
 from channels.backends.base import Outgoing
 from channels.backends.email import EmailBackend
 from channels.models import ChannelConfig

@@ -1,1 +1,11 @@
-from . import addresses, campaigns, events, messages, optouts, profiles, templates, tokens, users  # noqa: F401 - registers the admin classes
+from campaigns.admin import (  # noqa: F401 - registers the admin classes
+    addresses,
+    campaigns,
+    events,
+    messages,
+    optouts,
+    profiles,
+    templates,
+    tokens,
+    users,
+)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from unfold.admin import ModelAdmin
 
-from ..models import ChannelAddress
+from campaigns.models import ChannelAddress
 
 
 @admin.register(ChannelAddress)

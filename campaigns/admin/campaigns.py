@@ -25,11 +25,8 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.import_export.forms import ExportForm, ImportForm
 from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextareaWidget
 
-from ..conf import app_settings
-from ..exceptions import NotifierError
-from ..models import Audience, AudienceKind, Campaign, CampaignStatus, Contact
-from ..resources import ContactResource
-from ..services.campaigns import (
+from campaigns.admin.resources import ContactResource
+from campaigns.broadcast.fanout import (
     CampaignError,
     audience_size,
     campaign_cancel,
@@ -49,8 +46,11 @@ from ..services.campaigns import (
     dry_run_start,
     dry_run_state,
 )
-from ..services.notify import context_validate
-from ..untrusted_json import ADMIN_FORMFIELD_OVERRIDES, JSONFormField
+from campaigns.conf import app_settings
+from campaigns.domain.untrusted_json import ADMIN_FORMFIELD_OVERRIDES, JSONFormField
+from campaigns.exceptions import NotifierError
+from campaigns.models import Audience, AudienceKind, Campaign, CampaignStatus, Contact
+from campaigns.outbox.notify import context_validate
 
 
 @admin.register(Audience)

@@ -7,7 +7,7 @@ import json
 
 from django.urls import reverse
 
-from ..services.dashboard import delivery_stats, queue_stats
+from campaigns.outbox.selectors import delivery_stats, queue_stats
 
 
 def dashboard_callback(request, context):

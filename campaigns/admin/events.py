@@ -5,11 +5,11 @@ from import_export.admin import ImportExportModelAdmin
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.import_export.forms import ExportForm, ImportForm
 
-from ..models import Event, Template
-from ..resources import EventResource
-from ..untrusted_json import ADMIN_FORMFIELD_OVERRIDES
-from .coverage import coverage_summary, coverage_table
-from .windows import EventWindowInline, windows_summary
+from campaigns.admin.coverage import coverage_summary, coverage_table
+from campaigns.admin.resources import EventResource
+from campaigns.admin.windows import EventWindowInline, windows_summary
+from campaigns.domain.untrusted_json import ADMIN_FORMFIELD_OVERRIDES
+from campaigns.models import Event, Template
 
 
 class TemplateInline(TabularInline):

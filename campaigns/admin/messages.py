@@ -3,8 +3,8 @@ from django.template.response import TemplateResponse
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action
 
-from ..models import Message, MessageAttempt
-from ..services.messages import CANCELLABLE, REQUEUABLE, messages_cancel, messages_requeue
+from campaigns.models import Message, MessageAttempt
+from campaigns.outbox.actions import CANCELLABLE, REQUEUABLE, messages_cancel, messages_requeue
 
 
 class AttemptInline(TabularInline):

@@ -3,8 +3,8 @@ from import_export.admin import ImportExportModelAdmin
 from unfold.admin import ModelAdmin
 from unfold.contrib.import_export.forms import ExportForm, ImportForm
 
-from ..models import OptOut
-from ..resources import OptOutResource
+from campaigns.admin.resources import OptOutResource
+from campaigns.models import OptOut
 
 
 @admin.register(OptOut)

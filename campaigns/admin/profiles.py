@@ -1,7 +1,7 @@
 from django.contrib import admin
 from unfold.admin import ModelAdmin
 
-from ..models import RecipientProfile
+from campaigns.models import RecipientProfile
 
 
 @admin.register(RecipientProfile)

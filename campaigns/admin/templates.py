@@ -7,14 +7,13 @@ from import_export.admin import ImportExportModelAdmin
 from unfold.admin import ModelAdmin
 from unfold.contrib.import_export.forms import ExportForm, ImportForm
 
+from campaigns.admin.resources import TemplateResource
+from campaigns.admin.send_test import SendTestMixin
+from campaigns.domain.preview import Preview, template_render_preview
+from campaigns.domain.untrusted_json import InvalidJSON, json_parse
+from campaigns.models import Event, Template
+from campaigns.outbox.testsend import template_test_send
 from channels.models import ChannelConfig
-
-from ..models import Event, Template
-from ..resources import TemplateResource
-from ..services.preview import Preview, template_render_preview
-from ..services.testsend import template_test_send
-from ..untrusted_json import InvalidJSON, json_parse
-from .send_test import SendTestMixin
 
 
 @admin.register(Template)

@@ -1,8 +1,8 @@
 from django.contrib import admin, messages
 from unfold.admin import ModelAdmin
 
-from ..models import ApiToken
-from ..models.tokens import TOKEN_PREFIX, token_hash
+from campaigns.models import ApiToken
+from campaigns.models.tokens import TOKEN_PREFIX, token_hash
 
 
 @admin.register(ApiToken)

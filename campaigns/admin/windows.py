@@ -4,9 +4,9 @@ from django.db import models
 from unfold.admin import TabularInline
 from unfold.overrides import FORMFIELD_OVERRIDES_INLINE
 
-from ..models import AvailabilityWindow
-from ..services.availability import Window, describe
-from ..untrusted_json import JSONFormField
+from campaigns.domain.untrusted_json import JSONFormField
+from campaigns.domain.windows import Window, describe
+from campaigns.models import AvailabilityWindow
 
 
 class WindowInline(TabularInline):

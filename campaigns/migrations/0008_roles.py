@@ -9,7 +9,7 @@ def roles_create(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    from campaigns.services.roles import roles_ensure
+    from campaigns.roles import roles_ensure
 
     roles_ensure(
         group_model=apps.get_model("auth", "Group"),
@@ -18,7 +18,7 @@ def roles_create(apps, schema_editor):
 
 
 def roles_delete(apps, schema_editor):
-    from campaigns.services.roles import ROLES
+    from campaigns.roles import ROLES
 
     apps.get_model("auth", "Group").objects.filter(name__in=ROLES).delete()
 

@@ -1,18 +1,25 @@
-from .addresses import ChannelAddress
-from .availability import AvailabilityWindow
-from .campaigns import Audience, AudienceKind, Campaign, CampaignChunk, CampaignStatus, Contact
-from .events import Event
-from .messages import (
+from campaigns.models.addresses import ChannelAddress
+from campaigns.models.availability import AvailabilityWindow
+from campaigns.models.campaigns import (
+    Audience,
+    AudienceKind,
+    Campaign,
+    CampaignChunk,
+    CampaignStatus,
+    Contact,
+)
+from campaigns.models.events import Event
+from campaigns.models.messages import (
     Message,
     MessageAttempt,
     MessageRelatedObject,
     MessageStatus,
     NotifyRequest,
 )
-from .optouts import OptOut
-from .profiles import RecipientProfile
-from .templates import Template
-from .tokens import ApiToken
+from campaigns.models.optouts import OptOut
+from campaigns.models.profiles import RecipientProfile
+from campaigns.models.templates import Template
+from campaigns.models.tokens import ApiToken
 
 __all__ = [
     "ApiToken",

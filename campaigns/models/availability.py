@@ -15,7 +15,7 @@ class AvailabilityWindow(models.Model):
     It opens on each listed weekday at ``start_time`` and closes at ``end_time`` that day, or
     the next day when ``end_time <= start_time`` (22:00-02:00 crosses midnight; equal times
     mean 24 hours). A message is delivered inside both its event's and its channel's windows
-    (``campaigns.services.availability``)."""
+    (``campaigns.domain.windows``)."""
 
     event = models.ForeignKey(
         "campaigns.Event", null=True, blank=True, on_delete=models.CASCADE, related_name="windows"
@@ -52,7 +52,7 @@ class AvailabilityWindow(models.Model):
         ]
 
     def __str__(self) -> str:
-        from ..services.availability import Window, describe
+        from campaigns.domain.windows import Window, describe
 
         try:
             return describe([Window.from_model(self)])
@@ -60,7 +60,7 @@ class AvailabilityWindow(models.Model):
             return f"{self.weekdays} {self.start_time}-{self.end_time} (invalid)"
 
     def clean(self) -> None:
-        from ..services.availability import weekdays_validate
+        from campaigns.domain.windows import weekdays_validate
 
         try:
             self.weekdays = sorted(weekdays_validate(self.weekdays))

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from .profiles import validate_timezone
+from campaigns.models.profiles import validate_timezone
 
 
 class AudienceKind(models.TextChoices):

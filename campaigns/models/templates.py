@@ -59,7 +59,7 @@ class Template(models.Model):
         return f"{self.event.key}/{self.channel.key}/{self.language}"
 
     def clean(self) -> None:
-        from campaigns.services.rendering import TemplateError, template_compile
+        from campaigns.domain.rendering import TemplateError, template_compile
 
         self.language = (self.language or "").strip().lower()
         for name in ("subject", "text_body", "html_body", "slug"):  # imports may give None

@@ -18,8 +18,9 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from ..models import Message
-from ..services.inbox import (
+from campaigns.domain.untrusted_json import InvalidJSON, json_parse
+from campaigns.models import Message
+from campaigns.recipients.inbox import (
     InvalidCursor,
     inbox_item_link,
     inbox_mark_consumed,
@@ -27,10 +28,9 @@ from ..services.inbox import (
     inbox_page,
     inbox_unread_count,
 )
-from ..services.throttle import api_token_failure_record, api_token_lockout_seconds
-from ..services.tokens import api_token_user
-from ..untrusted_json import InvalidJSON, json_parse
-from .security import client_address
+from campaigns.recipients.throttle import api_token_failure_record, api_token_lockout_seconds
+from campaigns.recipients.tokens import api_token_user
+from campaigns.views.security import client_address
 
 
 def _error(status: int, message: str) -> JsonResponse:

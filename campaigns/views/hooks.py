@@ -9,8 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from ..services.delivery_status import HookForbidden, HookNotFound, sms_status_hook
-from ..untrusted_json import InvalidJSON, json_depth_check, json_parse
+from campaigns.domain.untrusted_json import InvalidJSON, json_depth_check, json_parse
+from campaigns.tracking.receipts import HookForbidden, HookNotFound, sms_status_hook
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 

@@ -6,8 +6,8 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from ..models import Message
-from ..services.inbox import (
+from campaigns.models import Message
+from campaigns.recipients.inbox import (
     InvalidCursor,
     inbox_item_link,
     inbox_mark_consumed,
@@ -15,7 +15,7 @@ from ..services.inbox import (
     inbox_page,
     inbox_unread_count,
 )
-from ..services.webpush import webpush_settings
+from campaigns.recipients.webpush import webpush_settings
 
 #: htmx event the page's fragments listen to: the unread count changed.
 CHANGED = "notifier:inbox-changed"

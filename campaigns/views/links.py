@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from ..services.unsubscribe import InvalidLink, unsubscribe_apply, unsubscribe_read
+from campaigns.recipients.links import InvalidLink, unsubscribe_apply, unsubscribe_read
 
 
 def link_invalid(request: HttpRequest, error: Exception) -> HttpResponse:

@@ -5,15 +5,15 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from ..services.preferences import (
+from campaigns.recipients.links import InvalidLink, preferences_subject_read
+from campaigns.recipients.preferences import (
     PreferenceSubject,
     preferences_matrix,
     preferences_save,
     preferences_subject_for_link,
     preferences_subject_for_user,
 )
-from ..services.unsubscribe import InvalidLink, preferences_subject_read
-from .links import link_invalid
+from campaigns.views.links import link_invalid
 
 
 def _page(request: HttpRequest, subject: PreferenceSubject, *, via_link: bool) -> HttpResponse:

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from ..conf import app_settings
+from campaigns.conf import app_settings
 
 
 def client_address(request: HttpRequest) -> str:

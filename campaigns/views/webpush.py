@@ -15,12 +15,12 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from ..services.webpush import (
+from campaigns.domain.untrusted_json import InvalidJSON, json_parse
+from campaigns.recipients.webpush import (
     InvalidSubscription,
     webpush_subscription_register,
     webpush_subscription_remove,
 )
-from ..untrusted_json import InvalidJSON, json_parse
 
 
 def _error(status: int, message: str) -> JsonResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from .base import AddressKeyConfigForm, BaseBackend, Outgoing
+from channels.backends.base import AddressKeyConfigForm, BaseBackend, Outgoing
 
 
 class ConsoleBackend(BaseBackend):

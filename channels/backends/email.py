@@ -18,8 +18,13 @@ from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
 from campaigns.conf import app_settings
-
-from .base import BaseBackend, BaseConfigForm, Outgoing, PermanentError, TransientError
+from channels.backends.base import (
+    BaseBackend,
+    BaseConfigForm,
+    Outgoing,
+    PermanentError,
+    TransientError,
+)
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 CONNECTION_OPTIONS = ("host", "port", "username", "password", "use_tls", "use_ssl", "timeout")
@@ -150,7 +155,7 @@ class EmailBackend(BaseBackend):
     def build(self, message: Outgoing) -> EmailMultiAlternatives:
         headers = {"Message-ID": f"<{message.uuid}@{app_settings.EMAIL_DOMAIN}>"}
         if message.links.get("unsubscribe_url"):  # a notification: one-click unsubscribe
-            from campaigns.services.unsubscribe import list_unsubscribe_headers
+            from campaigns.recipients.links import list_unsubscribe_headers
 
             headers.update(list_unsubscribe_headers(message.links["unsubscribe_url"]))
         email = EmailMultiAlternatives(

@@ -21,7 +21,7 @@ A ticket only says Expo took the message. Its *receipt* says what Apple or Googl
 {"status": "ok"}}`` or ``{id: {"status": "error", "message": …, "details": {"error":
 "DeviceNotRegistered" | "MessageTooBig" | "MessageRateExceeded" | "MismatchSenderId" |
 "InvalidCredentials"}}}``; an id whose receipt is not ready yet (or is gone: Expo keeps them
-about a day) is absent. ``campaigns.services.delivery_status`` polls them.
+about a day) is absent. ``campaigns.tracking.receipts`` polls them.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .base import (
+from channels.backends.base import (
     AddressRejected,
     DeliveryError,
     Outgoing,
@@ -41,7 +41,7 @@ from .base import (
     SendResult,
     TransientError,
 )
-from .http import HttpBackend, HttpConfigForm, response_json
+from channels.backends.http import HttpBackend, HttpConfigForm, response_json
 
 PUSH_TOKEN = re.compile(r"^Expo(nent)?PushToken\[[^\[\]\s]+\]$")
 MAX_CHUNK = 100

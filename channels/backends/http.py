@@ -19,7 +19,13 @@ import httpx
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .base import BaseBackend, BaseConfigForm, DeliveryError, PermanentError, TransientError
+from channels.backends.base import (
+    BaseBackend,
+    BaseConfigForm,
+    DeliveryError,
+    PermanentError,
+    TransientError,
+)
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 USER_AGENT = "notifier/0.1"

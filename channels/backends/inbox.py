@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from .base import BaseBackend, Outgoing
+from channels.backends.base import BaseBackend, Outgoing
 
 
 class InboxBackend(BaseBackend):

@@ -6,7 +6,7 @@ by any channel using this backend in this process, in order.
 
 from __future__ import annotations
 
-from .base import AddressKeyConfigForm, BaseBackend, Outgoing
+from channels.backends.base import AddressKeyConfigForm, BaseBackend, Outgoing
 
 outbox: list[Outgoing] = []
 

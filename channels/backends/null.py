@@ -3,7 +3,7 @@ that want a channel switched off without losing its templates."""
 
 from __future__ import annotations
 
-from .base import AddressKeyConfigForm, BaseBackend, Outgoing
+from channels.backends.base import AddressKeyConfigForm, BaseBackend, Outgoing
 
 
 class NullBackend(BaseBackend):

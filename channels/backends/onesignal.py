@@ -23,8 +23,8 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .base import AddressRejected, DeliveryError, Outgoing, PermanentError
-from .http import HttpBackend, HttpConfigForm, response_json
+from channels.backends.base import AddressRejected, DeliveryError, Outgoing, PermanentError
+from channels.backends.http import HttpBackend, HttpConfigForm, response_json
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 TARGETS = {"external_id": "user_id", "subscription_id": "onesignal_id"}

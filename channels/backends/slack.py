@@ -26,8 +26,20 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .base import AddressRejected, DeliveryError, Outgoing, PermanentError, TransientError
-from .http import HttpBackend, HttpConfigForm, redact_in_logs, response_json, response_text
+from channels.backends.base import (
+    AddressRejected,
+    DeliveryError,
+    Outgoing,
+    PermanentError,
+    TransientError,
+)
+from channels.backends.http import (
+    HttpBackend,
+    HttpConfigForm,
+    redact_in_logs,
+    response_json,
+    response_text,
+)
 
 SLACK_ID = re.compile(r"^[CDGUW][A-Z0-9]{6,20}$")
 #: chat.postMessage errors worth retrying.

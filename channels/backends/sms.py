@@ -35,8 +35,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.urls import NoReverseMatch, reverse
 
-from .base import AddressRejected, DeliveryError, Outgoing
-from .http import E164, HttpBackend, HttpConfigForm, response_json, validate_e164
+from channels.backends.base import AddressRejected, DeliveryError, Outgoing
+from channels.backends.http import E164, HttpBackend, HttpConfigForm, response_json, validate_e164
 
 #: Twilio error codes that say the *recipient's* number cannot get SMS: it is deactivated.
 #: (Codes that may be about the sender, like 21401 or 21606, only fail the message.)

@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .base import Outgoing, PermanentError
-from .http import HttpBackend, HttpConfigForm
+from channels.backends.base import Outgoing, PermanentError
+from channels.backends.http import HttpBackend, HttpConfigForm
 
 
 class SocialConfigForm(HttpConfigForm):

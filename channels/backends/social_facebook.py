@@ -27,9 +27,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
-from .base import DeliveryError, Outgoing, PermanentError, TransientError
-from .http import MAX_RETRY_AFTER, response_json, retry_after_seconds
-from .social import SocialBackend, SocialConfigForm
+from channels.backends.base import DeliveryError, Outgoing, PermanentError, TransientError
+from channels.backends.http import MAX_RETRY_AFTER, response_json, retry_after_seconds
+from channels.backends.social import SocialBackend, SocialConfigForm
 
 PAGE_ID = re.compile(r"^\d{1,30}$")
 API_VERSION = re.compile(r"^v\d{1,3}\.\d{1,2}$")

@@ -24,9 +24,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
-from .base import DeliveryError, Outgoing, PermanentError, TransientError
-from .http import response_json
-from .social import SocialBackend, SocialConfigForm
+from channels.backends.base import DeliveryError, Outgoing, PermanentError, TransientError
+from channels.backends.http import response_json
+from channels.backends.social import SocialBackend, SocialConfigForm
 
 OWNER_ID = re.compile(r"^-?[1-9]\d{0,19}$")
 API_VERSION = re.compile(r"^\d{1,2}\.\d{1,3}$")

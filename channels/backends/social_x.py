@@ -36,9 +36,14 @@ import httpx
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .base import DeliveryError, Outgoing, PermanentError, TransientError
-from .http import MAX_RETRY_AFTER, response_json, response_text, retry_after_seconds
-from .social import SocialBackend, SocialConfigForm
+from channels.backends.base import DeliveryError, Outgoing, PermanentError, TransientError
+from channels.backends.http import (
+    MAX_RETRY_AFTER,
+    response_json,
+    response_text,
+    retry_after_seconds,
+)
+from channels.backends.social import SocialBackend, SocialConfigForm
 
 ACCOUNT = re.compile(r"^(@?[A-Za-z0-9_]{1,15}|\d{1,20})$")
 MAX_LENGTH = 280

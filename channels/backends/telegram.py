@@ -21,8 +21,20 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
-from .base import AddressRejected, DeliveryError, Outgoing, PermanentError, TransientError
-from .http import HttpBackend, HttpConfigForm, redact_in_logs, response_json, retry_after_seconds
+from channels.backends.base import (
+    AddressRejected,
+    DeliveryError,
+    Outgoing,
+    PermanentError,
+    TransientError,
+)
+from channels.backends.http import (
+    HttpBackend,
+    HttpConfigForm,
+    redact_in_logs,
+    response_json,
+    retry_after_seconds,
+)
 
 CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
 BOT_TOKEN_FORMAT = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{30,64}$")

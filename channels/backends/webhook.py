@@ -27,8 +27,8 @@ from typing import Any
 
 from django import forms
 
-from .base import BaseConfigForm, Outgoing
-from .http import HttpBackend, response_json
+from channels.backends.base import BaseConfigForm, Outgoing
+from channels.backends.http import HttpBackend, response_json
 
 SIGNATURE_VERSION = "v1"
 

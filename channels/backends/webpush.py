@@ -40,7 +40,7 @@ from django.core.validators import URLValidator, validate_email
 from py_vapid import Vapid
 from pywebpush import WebPusher
 
-from .base import (
+from channels.backends.base import (
     AddressRejected,
     BaseBackend,
     BaseConfigForm,
@@ -49,7 +49,7 @@ from .base import (
     PermanentError,
     TransientError,
 )
-from .http import MAX_ERROR_BODY, USER_AGENT, retry_after_seconds
+from channels.backends.http import MAX_ERROR_BODY, USER_AGENT, retry_after_seconds
 
 #: The largest plaintext a push service takes: 4096 bytes of aes128gcm record, less its
 #: 86-byte header, 16-byte tag and 1-byte padding delimiter (RFC 8291 section 4).

@@ -54,7 +54,7 @@ from slixmpp import JID, ClientXMPP
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.jid import InvalidJID
 
-from .base import (
+from channels.backends.base import (
     AddressRejected,
     BaseBackend,
     BaseConfigForm,

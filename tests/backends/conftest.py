@@ -10,11 +10,10 @@ from django.utils import timezone
 
 from campaigns.api import notify
 from campaigns.models import Message
-from campaigns.services.dispatch import message_dispatch
+from campaigns.outbox.dispatch import message_dispatch
 from channels.models import ChannelConfig
-
-from .. import factories
-from .fakes import FakeServer
+from tests import factories
+from tests.backends.fakes import FakeServer
 
 
 def channel_with_event(

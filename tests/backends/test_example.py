@@ -14,11 +14,10 @@ from django.test import override_settings
 from campaigns.models import ChannelAddress, MessageStatus
 from channels.models import ChannelConfig
 from channels.registry import sync_channels
-
-from .. import factories
-from ..conftest import ROOT
-from .conftest import notify_and_dispatch
-from .fakes import json_reply
+from tests import factories
+from tests.backends.conftest import notify_and_dispatch
+from tests.backends.fakes import json_reply
+from tests.conftest import ROOT
 
 DOC = (ROOT / "docs" / "adding-a-channel.md").read_text()
 EXAMPLE = ROOT / "tests" / "backends" / "example_backend.py"

@@ -17,14 +17,13 @@ from campaigns.api import notify
 from campaigns.conf import app_settings
 from campaigns.jobs import push_receipts
 from campaigns.models import ChannelAddress, Event, Message, MessageStatus
-from campaigns.services.delivery_status import push_receipts_poll
+from campaigns.tracking.receipts import push_receipts_poll
 from channels.backends.base import PermanentError
 from channels.backends.expo import ExpoPushBackend
-
-from .. import factories
-from .conftest import notify_and_dispatch
-from .fakes import Reply
-from .test_expo import ACCESS_TOKEN, FakeExpo, expo_channel, token
+from tests import factories
+from tests.backends.conftest import notify_and_dispatch
+from tests.backends.fakes import Reply
+from tests.backends.test_expo import ACCESS_TOKEN, FakeExpo, expo_channel, token
 
 LATER = dt.timedelta(minutes=16)
 

@@ -33,10 +33,9 @@ from channels.backends.social_facebook import FacebookPageBackend
 from channels.backends.social_vk import VkWallBackend
 from channels.backends.social_x import XBackend, oauth1_authorization, weighted_length
 from channels.models import SECRET_MASK
-
-from .. import factories
-from .conftest import dispatch_again
-from .fakes import Reply, json_reply
+from tests import factories
+from tests.backends.conftest import dispatch_again
+from tests.backends.fakes import Reply, json_reply
 
 # --- X ------------------------------------------------------------------------------------------
 
@@ -273,7 +272,7 @@ def social_channel(provider: Provider, server, *, key: str = "social", **config)
 
 
 def post_and_dispatch(channel, recipients=None, *, product: str = "Rocket", **options):
-    from campaigns.services.dispatch import message_dispatch
+    from campaigns.outbox.dispatch import message_dispatch
 
     result = notify(
         "product-launch",
@@ -768,8 +767,8 @@ def test_secrets_are_marked_and_masked(db):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_campaign_posts_once_to_the_page(graph, run_worker, settings):
+    from campaigns.broadcast.fanout import campaign_dry_run, campaign_schedule
     from campaigns.models import Audience, Campaign, Contact
-    from campaigns.services.campaigns import campaign_dry_run, campaign_schedule
 
     settings.NOTIFIER = {**settings.NOTIFIER, "CAMPAIGN_CHUNK": 7}
     channel = social_channel(PROVIDERS["facebook"], graph)

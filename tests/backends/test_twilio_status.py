@@ -18,10 +18,9 @@ import pytest
 from campaigns.api import notify
 from campaigns.models import ChannelAddress, Message, MessageStatus
 from channels.backends.sms import twilio_signature, twilio_signature_valid
-
-from .. import factories
-from .conftest import notify_and_dispatch
-from .test_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, twilio_channel
+from tests import factories
+from tests.backends.conftest import notify_and_dispatch
+from tests.backends.test_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, twilio_channel
 
 SITE = "https://notify.example.com"
 HOOK = "/hooks/twilio/sms/status/"

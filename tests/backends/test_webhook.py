@@ -16,11 +16,10 @@ from campaigns.models import Message, MessageStatus
 from channels.backends.base import ConfigurationError, PermanentError
 from channels.backends.webhook import WebhookBackend
 from channels.backends.webhook import signature as sign
-
-from .. import factories
-from ..conftest import ROOT
-from .conftest import channel_with_event, dispatch_again, notify_and_dispatch
-from .fakes import Reply, json_reply
+from tests import factories
+from tests.backends.conftest import channel_with_event, dispatch_again, notify_and_dispatch
+from tests.backends.fakes import Reply, json_reply
+from tests.conftest import ROOT
 
 SECRET = "whsec-0123456789abcdef"
 

@@ -28,10 +28,9 @@ from channels.backends.base import ConfigurationError, PermanentError, Transient
 from channels.backends.xmpp import XmppBackend
 from channels.models import SECRET_MASK
 from channels.registry import BUILTIN_BACKENDS, backend_class
-
-from .. import factories
-from ..conftest import free_port
-from .conftest import channel_with_event, dispatch_again, notify_and_dispatch
+from tests import factories
+from tests.backends.conftest import channel_with_event, dispatch_again, notify_and_dispatch
+from tests.conftest import free_port
 
 DOMAIN = "notifier.test"
 SENDER, SENDER_PASSWORD = f"notifier@{DOMAIN}", "sender-pw-1"

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from campaigns.api import notify
 from campaigns.models import Message
-from campaigns.services.sweep import drain
+from campaigns.outbox.sweep import drain
 from channels.models import SECRET_MASK, ChannelConfig
 from tests import factories
 

@@ -11,9 +11,9 @@ from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
 from campaigns.api import notify
+from campaigns.broadcast.fanout import campaign_schedule
 from campaigns.conf import app_settings
 from campaigns.models import Audience, Campaign, CampaignStatus, Message
-from campaigns.services.campaigns import campaign_schedule
 from channels.backends import locmem
 from tests import factories
 from tests.conftest import output

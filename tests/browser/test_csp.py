@@ -13,8 +13,7 @@ from django.contrib.auth.models import Group
 from campaigns.conf import app_settings
 from channels.models import ChannelConfig
 from tests import factories
-
-from .conftest import keep_local, watch_csp
+from tests.browser.conftest import keep_local, watch_csp
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct-horse-battery"

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from campaigns.api import notify
-from campaigns.services.sweep import drain
+from campaigns.outbox.sweep import drain
 from tests import factories
 
 pytestmark = pytest.mark.browser

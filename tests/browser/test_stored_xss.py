@@ -11,8 +11,7 @@ from playwright.sync_api import expect
 
 from campaigns.models import Event, Template
 from tests import factories
-
-from .conftest import keep_local, watch_csp
+from tests.browser.conftest import keep_local, watch_csp
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct-horse-battery"

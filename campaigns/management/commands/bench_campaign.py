@@ -22,6 +22,7 @@ from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
+from campaigns.broadcast.fanout import campaign_schedule
 from campaigns.conf import app_settings
 from campaigns.models import (
     Audience,
@@ -33,8 +34,7 @@ from campaigns.models import (
     MessageAttempt,
     Template,
 )
-from campaigns.queue import get_queue
-from campaigns.services.campaigns import campaign_schedule
+from campaigns.outbox.queueing import get_queue
 from channels.models import ChannelConfig
 
 KEY = "bench-campaign"

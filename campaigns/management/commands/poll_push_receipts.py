@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from campaigns.services.delivery_status import push_receipts_poll
+from campaigns.tracking.receipts import push_receipts_poll
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 from django.db import connections
 
 from campaigns.conf import app_settings
-from campaigns.services.sweep import sweep
+from campaigns.outbox.sweep import sweep
 
 logger = logging.getLogger("notifier.sweep")
 

@@ -3,7 +3,7 @@ import re
 
 from django.core.management.base import BaseCommand, CommandError
 
-from campaigns.services.messages import failed_messages_requeue
+from campaigns.outbox.actions import failed_messages_requeue
 
 UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 

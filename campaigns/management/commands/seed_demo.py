@@ -35,8 +35,8 @@ from campaigns.models import (
     RecipientProfile,
     Template,
 )
+from campaigns.outbox.sweep import drain
 from campaigns.registry import sync_all
-from campaigns.services.sweep import drain
 from channels.models import ChannelConfig
 
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed on purpose: a demo login

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from campaigns.services.sweep import drain
+from campaigns.outbox.sweep import drain
 
 
 class Command(BaseCommand):

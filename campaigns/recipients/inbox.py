@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from campaigns.models import Message, MessageStatus
 from channels.backends.inbox import InboxBackend
 from channels.models import ChannelConfig
 from channels.registry import UnknownBackend, backend_class
-
-from ..models import Message, MessageStatus
 
 PAGE_SIZE = 20
 #: The fields an inbox list reads (the outbox row holds much more).

@@ -13,8 +13,8 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 from rq import Worker
 
-from ..models import Message, MessageStatus
-from ..queue import get_queue
+from campaigns.models import Message, MessageStatus
+from campaigns.outbox.queueing import get_queue
 
 SHOWN = (
     MessageStatus.SENT,

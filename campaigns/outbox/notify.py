@@ -28,10 +28,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
-from channels.models import ChannelConfig
-
-from ..conf import app_settings
-from ..exceptions import (
+from campaigns.conf import app_settings
+from campaigns.domain.windows import recipient_delivery_time, recipient_timezone, windows_for
+from campaigns.exceptions import (
     DuplicateNotification,
     IdempotencyConflict,
     InvalidArgument,
@@ -42,7 +41,7 @@ from ..exceptions import (
     UnknownEvent,
     UnknownTemplate,
 )
-from ..models import (
+from campaigns.models import (
     Campaign,
     ChannelAddress,
     Event,
@@ -52,12 +51,12 @@ from ..models import (
     NotifyRequest,
     Template,
 )
-from ..models.events import Trigger
-from ..models.messages import ACTIVE
-from ..queue import enqueue_dispatch_on_commit
-from .availability import recipient_delivery_time, recipient_timezone, windows_for
-from .bulk import rows_insert
-from .optouts import optouts_matcher
+from campaigns.models.events import Trigger
+from campaigns.models.messages import ACTIVE
+from campaigns.outbox.bulk import rows_insert
+from campaigns.outbox.queueing import enqueue_dispatch_on_commit
+from campaigns.recipients.optouts import optouts_matcher
+from channels.models import ChannelConfig
 
 SEND_ONCE = {Trigger.SEND_ONCE, Trigger.SEND_ONCE_PER_CONTENT}
 

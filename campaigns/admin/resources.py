@@ -13,11 +13,10 @@ import json
 from django.contrib.auth import get_user_model
 from import_export import fields, resources, widgets
 
+from campaigns.domain.untrusted_json import json_parse
+from campaigns.domain.windows import Window
+from campaigns.models import AudienceKind, AvailabilityWindow, Contact, Event, OptOut, Template
 from channels.models import SECRET_MASK, ChannelConfig
-
-from .models import AudienceKind, AvailabilityWindow, Contact, Event, OptOut, Template
-from .services.availability import Window
-from .untrusted_json import json_parse
 
 
 class JSONWidget(widgets.Widget):

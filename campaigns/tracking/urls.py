@@ -17,7 +17,7 @@ from anymail.utils import get_anymail_setting
 from django.http import HttpResponseForbidden
 from django.urls import URLPattern
 
-from .views.hooks import json_webhook
+from campaigns.views.hooks import json_webhook
 
 logger = logging.getLogger("notifier.tracking")
 

@@ -24,6 +24,18 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from campaigns.conf import app_settings
+from campaigns.domain.rendering import TemplateError, template_compile, template_render
+from campaigns.domain.windows import recipient_delivery_time, windows_for
+from campaigns.models import Event, Message, MessageAttempt, MessageStatus, Template
+from campaigns.models.messages import WAITING
+from campaigns.outbox.bulk import rows_insert, rows_update
+from campaigns.outbox.journal import JournalWriter, journal_clear
+from campaigns.outbox.ratelimit import limiter_for
+from campaigns.recipients.addresses import addresses_deactivate
+from campaigns.recipients.links import LINK_NAMES, footer_add, link_prefixes, message_links
+from campaigns.recipients.optouts import optouts_matcher
+from campaigns.signals import messages_failed, messages_sent, messages_succeeded
 from channels.backends.base import (
     AddressRejected,
     DeliveryError,
@@ -32,19 +44,6 @@ from channels.backends.base import (
     TransientError,
 )
 from channels.models import ChannelConfig
-
-from ..conf import app_settings
-from ..models import Event, Message, MessageAttempt, MessageStatus, Template
-from ..models.messages import WAITING
-from ..signals import messages_failed, messages_sent, messages_succeeded
-from .addresses import addresses_deactivate
-from .availability import recipient_delivery_time, windows_for
-from .bulk import rows_insert, rows_update
-from .journal import JournalWriter, journal_clear
-from .optouts import optouts_matcher
-from .ratelimit import limiter_for
-from .rendering import TemplateError, template_compile, template_render
-from .unsubscribe import LINK_NAMES, footer_add, link_prefixes, message_links
 
 logger = logging.getLogger("notifier.dispatch")
 
@@ -525,7 +524,7 @@ class _CampaignHolds:
         if not campaign_id:
             return ""
         if time.monotonic() - self.read_at >= self.INTERVAL:
-            from .campaigns import campaigns_holding
+            from campaigns.broadcast.fanout import campaigns_holding
 
             self.states = campaigns_holding(self.campaign_ids)
             self.read_at = time.monotonic()

@@ -10,10 +10,10 @@ from django.db import models, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from ..conf import app_settings
-from ..models import Message, MessageRelatedObject, MessageStatus
-from ..models.messages import sources_of
-from ..queue import enqueue_dispatch_on_commit
+from campaigns.conf import app_settings
+from campaigns.models import Message, MessageRelatedObject, MessageStatus
+from campaigns.models.messages import sources_of
+from campaigns.outbox.queueing import enqueue_dispatch_on_commit
 
 #: Processed messages that may be sent again (the state machine allows → queued).
 REQUEUABLE = [

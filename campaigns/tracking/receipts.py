@@ -34,6 +34,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from campaigns.conf import app_settings
+from campaigns.models import Message, MessageStatus
+from campaigns.outbox.bulk import rows_update
+from campaigns.recipients.addresses import addresses_deactivate
 from channels.backends.base import DeliveryError
 from channels.backends.expo import MAX_RECEIPTS, ExpoPushBackend
 from channels.backends.sms import (
@@ -43,11 +47,6 @@ from channels.backends.sms import (
     twilio_signature_valid,
 )
 from channels.models import ChannelConfig
-
-from ..conf import app_settings
-from ..models import Message, MessageStatus
-from .addresses import addresses_deactivate
-from .bulk import rows_update
 
 logger = logging.getLogger("notifier.tracking")
 

@@ -29,12 +29,9 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from channels.backends.base import ConfigurationError
-from channels.models import ChannelConfig
-
-from ..conf import app_settings
-from ..exceptions import NotifierError
-from ..models import (
+from campaigns.conf import app_settings
+from campaigns.exceptions import NotifierError
+from campaigns.models import (
     Audience,
     AudienceKind,
     Campaign,
@@ -45,11 +42,18 @@ from ..models import (
     MessageStatus,
     Template,
 )
-from ..models.campaigns import ChunkStatus
-from ..models.messages import ACTIVE, FINAL
-from ..queue import chunked, enqueue_dispatch_on_commit, enqueue_job, redis_connection
-from .notify import context_validate, language_candidates, notify
-from .testsend import TestSendResult, template_test_send
+from campaigns.models.campaigns import ChunkStatus
+from campaigns.models.messages import ACTIVE, FINAL
+from campaigns.outbox.notify import context_validate, language_candidates, notify
+from campaigns.outbox.queueing import (
+    chunked,
+    enqueue_dispatch_on_commit,
+    enqueue_job,
+    redis_connection,
+)
+from campaigns.outbox.testsend import TestSendResult, template_test_send
+from channels.backends.base import ConfigurationError
+from channels.models import ChannelConfig
 
 #: The earliest any timezone reaches a local time of day: UTC+14.
 _EARLIEST_OFFSET = dt.timedelta(hours=14)

@@ -18,6 +18,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from campaigns.models import ChannelAddress
 from channels.backends.webpush import (
     WebPushBackend,
     endpoint_prefix,
@@ -26,8 +27,6 @@ from channels.backends.webpush import (
 )
 from channels.models import ChannelConfig
 from channels.registry import UnknownBackend, backend_class
-
-from ..models import ChannelAddress
 
 logger = logging.getLogger(__name__)
 KIND = WebPushBackend.address_key

@@ -25,11 +25,10 @@ from django.core import signing
 from django.db import transaction
 from django.urls import NoReverseMatch, reverse
 
+from campaigns.conf import app_settings
+from campaigns.models import Event, Message, OptOut
+from campaigns.models.events import UnsubscribeScope
 from channels.backends.email import UriListHeader
-
-from ..conf import app_settings
-from ..models import Event, Message, OptOut
-from ..models.events import UnsubscribeScope
 
 UNSUBSCRIBE_SALT = "notifier.unsubscribe"
 PREFERENCES_SALT = "notifier.preferences"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from ..models import ApiToken
-from ..models.tokens import token_hash
+from campaigns.models import ApiToken
+from campaigns.models.tokens import token_hash
 
 
 def api_token_user(raw: str):

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 
 from django.db.models import Q
 
-from ..models import OptOut
+from campaigns.models import OptOut
 
 Matcher = Callable[..., bool]
 

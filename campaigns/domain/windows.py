@@ -357,7 +357,7 @@ def windows_for(
     an empty list when the channel has none), in one query."""
     from django.db.models import Q
 
-    from ..models import AvailabilityWindow
+    from campaigns.models import AvailabilityWindow
 
     channel_ids = list(dict.fromkeys(channel_ids))
     event_windows: list[Window] = []

@@ -25,13 +25,13 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ..conf import app_settings
-from ..models import Message, MessageStatus
-from ..models.messages import WAITING
-from ..queue import enqueue_dispatch_on_commit
-from .bulk import rows_update
-from .dispatch import RESULT_FIELDS, attempts_record
-from .journal import CONTENT_FIELDS, journal_clear, journal_load
+from campaigns.conf import app_settings
+from campaigns.models import Message, MessageStatus
+from campaigns.models.messages import WAITING
+from campaigns.outbox.bulk import rows_update
+from campaigns.outbox.dispatch import RESULT_FIELDS, attempts_record
+from campaigns.outbox.journal import CONTENT_FIELDS, journal_clear, journal_load
+from campaigns.outbox.queueing import enqueue_dispatch_on_commit
 
 
 @dataclass(slots=True)
@@ -158,7 +158,7 @@ def sweep(*, now: dt.datetime | None = None, enqueue: bool = True) -> SweepSumma
     leases_reclaim(now=now, summary=summary, enqueue=enqueue)
     due_enqueue(now=now, summary=summary, enqueue=enqueue)
     if enqueue:  # campaign fan-out runs as RQ jobs
-        from .campaigns import campaigns_tick
+        from campaigns.broadcast.fanout import campaigns_tick
 
         summary.campaigns = sum(campaigns_tick(now=now).values())
     return summary
@@ -166,8 +166,8 @@ def sweep(*, now: dt.datetime | None = None, enqueue: bool = True) -> SweepSumma
 
 def drain(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Send everything due now in this process, without RQ (``send_messages_batch``)."""
-    from ..queue import chunked
-    from .dispatch import message_dispatch
+    from campaigns.outbox.dispatch import message_dispatch
+    from campaigns.outbox.queueing import chunked
 
     now = now or timezone.now()
     totals: dict[str, int] = defaultdict(int)

@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
+from campaigns.domain.preview import template_render_preview
+from campaigns.models import Template
 from channels.backends.base import ConfigurationError, DeliveryError
 from channels.models import ChannelConfig
 from channels.registry import UnknownBackend
-
-from ..models import Template
-from .preview import template_render_preview
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from django.db import transaction
 from redis.exceptions import RedisError
 from rq import Queue
 
-from .conf import app_settings
+from campaigns.conf import app_settings
 
 logger = logging.getLogger("notifier.queue")
 

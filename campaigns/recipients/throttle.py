@@ -17,8 +17,8 @@ import logging
 
 from redis.exceptions import RedisError
 
-from ..conf import app_settings
-from ..queue import redis_connection
+from campaigns.conf import app_settings
+from campaigns.outbox.queueing import redis_connection
 
 logger = logging.getLogger("notifier.throttle")
 KEY = "notifier:throttle:api-token:{}"

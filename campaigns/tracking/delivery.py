@@ -9,7 +9,7 @@ import logging
 
 from django.utils import timezone
 
-from ..models import Message, OptOut
+from campaigns.models import Message, OptOut
 
 logger = logging.getLogger("notifier.tracking")
 
@@ -80,7 +80,7 @@ def email_event_record(
 
 def anymail_tracking_receive(sender, event, esp_name, **kwargs) -> None:
     """The receiver connected to ``anymail.signals.tracking``: anymail's webhook views send
-    it after checking the ESP's credentials (``campaigns.tracking_urls``)."""
+    it after checking the ESP's credentials (``campaigns.tracking.urls``)."""
     email_event_record(
         message_id=str(event.message_id or ""),
         event_type=str(event.event_type or ""),

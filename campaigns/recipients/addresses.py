@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from ..models import ChannelAddress
+from campaigns.models import ChannelAddress
 
 MAX_DEACTIVATED_REASON = ChannelAddress._meta.get_field("deactivated_reason").max_length
 

@@ -18,9 +18,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 
+from campaigns.models import ChannelAddress, Event, OptOut
 from channels.models import ChannelConfig
-
-from ..models import ChannelAddress, Event, OptOut
 
 REASON = "preference centre"
 logger = logging.getLogger("notifier.preferences")
