@@ -17,8 +17,8 @@ from campaigns.exceptions import (
     UnknownEvent,
     UnknownTemplate,
 )
-from campaigns.outbox.actions import messages_for_content, messages_for_user
 from campaigns.outbox.notify import NotifyResult, Skipped, notify, send_template
+from campaigns.outbox.selectors import messages_for_content, messages_for_user
 
 __all__ = [
     "DuplicateNotification",

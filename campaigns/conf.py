@@ -128,11 +128,6 @@ class AppSettings:
         "Audiences up to this size get their dry run in the page's request; larger ones in an "
         "RQ job whose progress the page shows.",
     )
-    CAMPAIGN_CANCEL_WAIT = Option(
-        float,
-        30.0,
-        "Seconds a cancel waits for batches already sending to finish before it answers.",
-    )
     SWEEP_INTERVAL = Option(int, 5, "Seconds between two sweeps run by RQ's cron scheduler.")
     SWEEP_CHUNK = Option(
         int, 5000, "Rows one sweep statement claims at most; a sweep loops until nothing is due."

@@ -81,3 +81,7 @@ class UnknownTemplate(NotifierError, LookupError):
     def __init__(self, slug: str):
         self.slug = slug
         super().__init__(f"no active template with slug {slug!r}")
+
+
+class CampaignError(NotifierError):
+    """A campaign cannot do what was asked; the message says why."""

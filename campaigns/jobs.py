@@ -1,10 +1,15 @@
-"""RQ entry points: thin wrappers that take ids and call a service."""
+"""RQ entry points: thin wrappers that take ids and call a service. ``sweep_pass`` is the one
+composition of two layers: the outbox's sweep, then the campaigns' (which sits above it)."""
 
 from __future__ import annotations
 
-from campaigns.broadcast.fanout import chunk_fan_out, dry_run_job
+import datetime as dt
+
+from campaigns.broadcast.dry_run import dry_run_job
+from campaigns.broadcast.fanout import campaigns_tick, chunk_fan_out
 from campaigns.outbox.dispatch import message_dispatch
-from campaigns.outbox.sweep import sweep as sweep_run
+from campaigns.outbox.sweep import SweepSummary
+from campaigns.outbox.sweep import sweep as outbox_sweep
 from campaigns.tracking.receipts import push_receipts_poll
 
 
@@ -12,8 +17,16 @@ def dispatch(message_ids: list[int]) -> dict[str, int]:
     return message_dispatch(message_ids=message_ids).as_dict()
 
 
+def sweep_pass(*, now: dt.datetime | None = None) -> SweepSummary:
+    """One pass of the sweep: due and lost messages, then campaigns to launch, lost chunks
+    and finished campaigns (RQ's cron job and ``process_notifications``)."""
+    summary = outbox_sweep(now=now)
+    summary.campaigns = sum(campaigns_tick(now=now).values())
+    return summary
+
+
 def sweep() -> dict[str, int]:
-    return sweep_run().as_dict()
+    return sweep_pass().as_dict()
 
 
 def campaign_chunk(chunk_id: int) -> dict:

@@ -19,9 +19,9 @@ from campaigns.domain.windows import (
     next_delivery_time,
     recipient_delivery_time,
     recipient_timezone,
-    windows_for,
 )
 from campaigns.models import AvailabilityWindow
+from campaigns.outbox.selectors import windows_for
 from tests.factories import ChannelFactory, EventFactory
 
 UTC = dt.UTC

@@ -19,7 +19,7 @@ from django.utils import timezone
 from openpyxl import Workbook
 
 from campaigns.api import notify
-from campaigns.broadcast.fanout import REPORT_COLUMNS
+from campaigns.broadcast.report import REPORT_COLUMNS
 from campaigns.models import (
     Audience,
     Campaign,

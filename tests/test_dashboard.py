@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from campaigns.api import notify
 from campaigns.models import Message
-from campaigns.outbox.queueing import get_queue
-from campaigns.outbox.selectors import delivery_stats, queue_stats
+from campaigns.outbox.queueing import get_queue, queue_stats
+from campaigns.outbox.selectors import delivery_stats
 from tests import factories
 
 

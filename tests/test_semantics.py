@@ -23,9 +23,11 @@ from campaigns.api import (
     notify,
     send_template,
 )
+from campaigns.domain.states import IllegalTransition
 from campaigns.models import Message, OptOut
-from campaigns.models.messages import IllegalTransition
-from campaigns.outbox.dispatch import message_dispatch, retry_delay
+from campaigns.outbox.dispatch import message_dispatch
+from campaigns.outbox.outcomes import retry_delay
+from campaigns.outbox.transitions import message_state
 from channels.backends import locmem
 from tests import factories
 
@@ -279,9 +281,9 @@ def test_illegal_transitions_raise(channel):
     send([message])
     message.refresh_from_db()
     with pytest.raises(IllegalTransition, match="a sent message cannot become queued"):
-        message.transition("queued")
+        message_state(message, to="queued")
     (other,) = notify("order-shipped", ANN, CONTEXT).messages
-    other.transition("cancelled", status_reason="operator")
+    message_state(other, to="cancelled", status_reason="operator")
     other.refresh_from_db()
     assert (other.status, other.status_reason) == ("cancelled", "operator")
 

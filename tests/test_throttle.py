@@ -13,8 +13,8 @@ from axes.models import AccessAttempt
 from django.test import Client
 from django.utils import timezone
 
+from campaigns.connections import redis_connection
 from campaigns.models import ApiToken
-from campaigns.outbox.queueing import redis_connection
 from campaigns.recipients.throttle import KEY
 
 pytestmark = pytest.mark.django_db

@@ -26,26 +26,25 @@ from unfold.contrib.import_export.forms import ExportForm, ImportForm
 from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextareaWidget
 
 from campaigns.admin.resources import ContactResource
+from campaigns.broadcast.audiences import audience_size
+from campaigns.broadcast.control import campaign_cancel, campaign_resume
+from campaigns.broadcast.dry_run import campaign_dry_run, dry_run_start, dry_run_state
 from campaigns.broadcast.fanout import (
     CampaignError,
-    audience_size,
-    campaign_cancel,
-    campaign_channels,
-    campaign_dry_run,
+    campaign_pause,
+    campaign_schedule,
+    campaign_unschedule,
+)
+from campaigns.broadcast.planning import campaign_channels
+from campaigns.broadcast.report import (
     campaign_message_counts,
     campaign_message_rows,
     campaign_messages,
-    campaign_pause,
     campaign_progress,
     campaign_report,
     campaign_report_rows,
-    campaign_resume,
-    campaign_schedule,
-    campaign_test_send,
-    campaign_unschedule,
-    dry_run_start,
-    dry_run_state,
 )
+from campaigns.broadcast.testsend import campaign_test_send
 from campaigns.conf import app_settings
 from campaigns.domain.untrusted_json import ADMIN_FORMFIELD_OVERRIDES, JSONFormField
 from campaigns.exceptions import NotifierError
@@ -394,12 +393,10 @@ class CampaignAdmin(ModelAdmin):
     def cancel_view(self, request, object_id):
         def done(result):
             text = f"Cancelled: {result.stopped} messages will not be sent"
-            if result.in_flight:
-                text += f"; {result.in_flight} were already being sent"
-            if result.still_sending:
+            if result.sending:
                 text += (
-                    f"; a worker still holds {result.still_sending}: they are cancelled when "
-                    "it reaches them, or when the sweep takes them back"
+                    f"; {result.sending} were being sent: their workers stop at the next "
+                    "message, and the progress below shows when none is left"
                 )
             return text + "."
 

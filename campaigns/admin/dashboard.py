@@ -7,7 +7,8 @@ import json
 
 from django.urls import reverse
 
-from campaigns.outbox.selectors import delivery_stats, queue_stats
+from campaigns.outbox.queueing import queue_stats
+from campaigns.outbox.selectors import delivery_stats
 
 
 def dashboard_callback(request, context):

@@ -9,13 +9,13 @@ from typing import Any
 
 from django.template.base import VariableNode
 
+from campaigns.domain.context import RECIPIENT_FIELDS
 from campaigns.domain.rendering import (
     CompiledTemplate,
     TemplateError,
     compile_sources,
     template_render,
 )
-from campaigns.outbox.notify import RECIPIENT_FIELDS
 
 #: Names every template may use besides the event's declared variables.
 BUILTIN_NAMES = frozenset({"recipient", "unsubscribe_url", "preferences_url"})

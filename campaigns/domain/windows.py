@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -348,29 +347,3 @@ def _clock(value: dt.time) -> str:
 
 
 # --- loading -------------------------------------------------------------------------------
-
-
-def windows_for(
-    *, event_id: int, channel_ids: Iterable[int]
-) -> tuple[list[Window], dict[int, list[Window]]]:
-    """The windows of an event, and of each of the given channels (every id is a key, with
-    an empty list when the channel has none), in one query."""
-    from django.db.models import Q
-
-    from campaigns.models import AvailabilityWindow
-
-    channel_ids = list(dict.fromkeys(channel_ids))
-    event_windows: list[Window] = []
-    by_channel: dict[int, list[Window]] = defaultdict(list)
-    rows = (
-        AvailabilityWindow.objects.filter(Q(event_id=event_id) | Q(channel_id__in=channel_ids))
-        .order_by("start_time", "id")
-        .values_list("event_id", "channel_id", "weekdays", "start_time", "end_time")
-    )
-    for row_event_id, channel_id, weekdays, start, end in rows:
-        window = Window(weekdays, start, end)
-        if row_event_id is not None:
-            event_windows.append(window)
-        else:
-            by_channel[channel_id].append(window)
-    return event_windows, {channel_id: by_channel[channel_id] for channel_id in channel_ids}

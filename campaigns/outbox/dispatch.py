@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
 import time
 import traceback
 from collections import defaultdict
@@ -19,48 +18,40 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from campaigns.conf import app_settings
 from campaigns.domain.rendering import TemplateError, template_compile, template_render
-from campaigns.domain.windows import recipient_delivery_time, windows_for
-from campaigns.models import Event, Message, MessageAttempt, MessageStatus, Template
-from campaigns.models.messages import WAITING
-from campaigns.outbox.bulk import rows_insert, rows_update
+from campaigns.domain.windows import recipient_delivery_time
+from campaigns.models import Message, MessageStatus, Template
+from campaigns.outbox.claim import messages_claim
 from campaigns.outbox.journal import JournalWriter, journal_clear
+from campaigns.outbox.outcomes import (
+    RESULT_FIELDS,
+    attempts_record,
+    held_outcome,
+    outcome,
+    outcome_for,
+)
 from campaigns.outbox.ratelimit import limiter_for
+from campaigns.outbox.selectors import campaigns_holding, windows_for
+from campaigns.outbox.transitions import outcomes_record
 from campaigns.recipients.addresses import addresses_deactivate
 from campaigns.recipients.links import LINK_NAMES, footer_add, link_prefixes, message_links
 from campaigns.recipients.optouts import optouts_matcher
 from campaigns.signals import messages_failed, messages_sent, messages_succeeded
 from channels.backends.base import (
     AddressRejected,
-    DeliveryError,
     Outgoing,
     SendResult,
     TransientError,
 )
+from channels.backends.email import EmailBackend
 from channels.models import ChannelConfig
 
 logger = logging.getLogger("notifier.dispatch")
-
-#: The fields a dispatch writes back, per message, in one statement.
-RESULT_FIELDS = (
-    "status",
-    "status_reason",
-    "sent_at",
-    "next_attempt_at",
-    "lease_until",
-    "last_error",
-    "provider_id",
-    "subject",
-    "text",
-    "html",
-    "attempts",
-)
 
 
 @dataclass(slots=True)
@@ -72,150 +63,9 @@ class DispatchSummary:
         return {"claimed": self.claimed, **self.counts}
 
 
-def messages_claim(*, message_ids: Iterable[int], now: dt.datetime | None = None) -> list[Message]:
-    """Take the rows that are still claimable into ``sending`` under a lease.
-
-    On PostgreSQL one ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``
-    does it: rows locked by another worker are skipped, so two jobs carrying the same ids
-    never both send a message.
-    """
-    now = now or timezone.now()
-    ids = sorted({int(i) for i in message_ids})
-    if not ids:
-        return []
-    lease_until = now + dt.timedelta(seconds=app_settings.LEASE_SECONDS)
-    if connection.vendor == "postgresql":
-        messages = _claim_update_returning(ids, now=now, lease_until=lease_until)
-    else:
-        messages = _claim_orm(ids, now=now, lease_until=lease_until)
-    if not messages:
-        return []
-    # A batch has one channel and few events: load each once, not a copy per row.
-    events = Event.objects.in_bulk({m.event_id for m in messages})
-    channels = ChannelConfig.objects.in_bulk({m.channel_id for m in messages})
-    for message in messages:
-        message.event = events[message.event_id]
-        message.channel = channels[message.channel_id]
-    return messages
-
-
-def _claim_update_returning(
-    ids: list[int], *, now: dt.datetime, lease_until: dt.datetime
-) -> list[Message]:
-    meta = Message._meta
-    quote = connection.ops.quote_name
-    fields = meta.concrete_fields
-    column = {f.attname: quote(f.column) for f in fields}
-    table = quote(meta.db_table)
-    waiting = [str(s) for s in WAITING]
-    # Identifiers come from model metadata; every value is a parameter.
-    sql = (
-        f"UPDATE {table} SET {column['status']} = %s, {column['lease_until']} = %s, "  # noqa: S608
-        f"{column['attempts']} = {column['attempts']} + 1, {column['updated_at']} = %s "
-        f"WHERE {column['id']} IN (SELECT {column['id']} FROM {table} "
-        f"WHERE {column['id']} = ANY(%s) AND ({column['status']} = %s OR "
-        f"({column['status']} = ANY(%s) AND {column['next_attempt_at']} <= %s)) "
-        f"ORDER BY {column['id']} FOR UPDATE SKIP LOCKED) "
-        f"RETURNING {', '.join(column[f.attname] for f in fields)}"
-    )
-    params = [MessageStatus.SENDING, lease_until, now, ids, MessageStatus.QUEUED, waiting, now]
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    converters = [
-        (
-            index,
-            field,
-            field.get_db_converters(connection) + connection.ops.get_db_converters(field),
-        )
-        for index, field in enumerate(fields)
-    ]
-    converters = [(index, field, funcs) for index, field, funcs in converters if funcs]
-    names = [f.attname for f in fields]
-    messages = []
-    for row in rows:
-        values = list(row)
-        for index, model_field, funcs in converters:
-            for func in funcs:
-                values[index] = func(values[index], model_field, connection)
-        messages.append(Message.from_db(connection.alias, names, values))
-    messages.sort(key=lambda m: m.pk)
-    return messages
-
-
-def _claim_orm(ids: list[int], *, now: dt.datetime, lease_until: dt.datetime) -> list[Message]:
-    with transaction.atomic():
-        messages = list(
-            Message.objects.filter(id__in=ids)
-            .filter(
-                Q(status=MessageStatus.QUEUED) | Q(status__in=WAITING, next_attempt_at__lte=now)
-            )
-            .select_for_update(skip_locked=True)
-            .order_by("id")
-        )
-        Message.objects.filter(id__in=[m.pk for m in messages]).update(
-            status=MessageStatus.SENDING,
-            lease_until=lease_until,
-            attempts=F("attempts") + 1,
-            updated_at=now,
-        )
-    for message in messages:
-        message.status = MessageStatus.SENDING
-        message.lease_until = lease_until
-        message.attempts += 1
-    return messages
-
-
-def retry_delay(*, attempts: int, channel: ChannelConfig, retry_after: float | None) -> float:
-    """Exponential backoff with jitter; never sooner than the provider's Retry-After."""
-    base = channel.retry_delay if channel.retry_delay is not None else app_settings.RETRY_DELAY
-    factor = channel.retry_backoff or app_settings.RETRY_BACKOFF
-    delay = base * factor ** max(attempts - 1, 0)
-    jitter = app_settings.RETRY_JITTER
-    delay *= 1 + random.uniform(-jitter, jitter)  # noqa: S311 - jitter, not security
-    return max(delay, retry_after or 0.0)
-
-
-def _outcome(message: Message, **changes: Any) -> dict[str, Any]:
-    row = {name: getattr(message, name) for name in RESULT_FIELDS}
-    row.update(changes, id=message.pk, attempts=message.attempts, lease_until=None)
-    for name, value in row.items():
-        setattr(message, name, value)
-    return row
-
-
-def outcome_for(message: Message, result: SendResult, now: dt.datetime) -> dict[str, Any]:
-    if result.ok:
-        return _outcome(
-            message,
-            status=MessageStatus.SENT,
-            sent_at=now,
-            next_attempt_at=None,
-            last_error="",
-            provider_id=result.provider_id[:255],
-        )
-    error: DeliveryError = result.error
-    text = f"{type(error).__name__}: {error}"[:4000]
-    if isinstance(error, TransientError) and message.attempts < message.max_attempts:
-        delay = retry_delay(
-            attempts=message.attempts, channel=message.channel, retry_after=error.retry_after
-        )
-        return _outcome(
-            message,
-            status=MessageStatus.RETRYING,
-            last_error=text,
-            next_attempt_at=now + dt.timedelta(seconds=delay),
-        )
-    if isinstance(error, TransientError):
-        text = f"{text} (gave up after {message.attempts} attempts)"
-    return _outcome(message, status=MessageStatus.FAILED, last_error=text, next_attempt_at=None)
-
-
 def links_wanted(template: Template, channel: ChannelConfig) -> tuple[str, ...]:
     """The links a message needs signed: those its template uses, and the unsubscribe link
     of every email (its List-Unsubscribe header, a marketing event's footer)."""
-    from channels.backends.email import EmailBackend
-
     source = f"{template.subject}{template.text_body}{template.html_body}"
     return tuple(
         name
@@ -270,7 +120,7 @@ def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
         outcomes.extend(_channel_send(channel_messages, templates))
 
     with transaction.atomic():  # one commit (one WAL flush) for all of the batch's results
-        rows_update(Message, outcomes, RESULT_FIELDS, only_if={"status": MessageStatus.SENDING})
+        outcomes_record(outcomes, RESULT_FIELDS)
         attempts_record(outcomes)
     journal_clear(row["id"] for row in outcomes)
     for row in outcomes:
@@ -293,37 +143,6 @@ def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
     if failed:
         messages_failed.send(sender=Message, messages=failed)
     return summary
-
-
-#: Outcomes that were a try at delivery (a message put back to wait for its window was not).
-ATTEMPTED = {
-    MessageStatus.SENT,
-    MessageStatus.RETRYING,
-    MessageStatus.FAILED,
-    MessageStatus.BROKEN,
-    MessageStatus.DEBUG,
-    MessageStatus.CANCELLED,
-}
-
-
-def attempts_record(outcomes: list[dict[str, Any]]) -> None:
-    """One row per try in the delivery log, for the whole batch in one statement."""
-    now = timezone.now()
-    rows_insert(
-        MessageAttempt,
-        [
-            MessageAttempt(
-                message_id=row["id"],
-                number=row["attempts"],
-                status=row["status"],
-                error=row["last_error"] or row.get("status_reason", ""),
-                provider_id=row["provider_id"] or "",
-                at=row.get("sent_at") or now,
-            )
-            for row in outcomes
-            if row["status"] in ATTEMPTED
-        ],
-    )
 
 
 def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], list[Message]]:
@@ -371,14 +190,14 @@ def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], li
                     channel_windows=channel_windows[message.channel_id],
                 )
                 if due > now + dt.timedelta(seconds=1):
-                    row = _outcome(message, status=MessageStatus.SCHEDULED, next_attempt_at=due)
+                    row = outcome(message, status=MessageStatus.SCHEDULED, next_attempt_at=due)
                     row["attempts"] = message.attempts = message.attempts - 1  # not an attempt
                     outcomes.append(row)
                     continue
         except Exception as error:
             summary = "".join(traceback.format_exception_only(error)).strip()
             outcomes.append(
-                _outcome(
+                outcome(
                     message,
                     status=MessageStatus.BROKEN,
                     last_error=f"check_validity: {summary}"[:4000],
@@ -388,7 +207,7 @@ def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], li
             continue
         if reason:
             outcomes.append(
-                _outcome(
+                outcome(
                     message,
                     status=MessageStatus.CANCELLED,
                     status_reason=reason,
@@ -426,7 +245,7 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
         except Exception as error:
             summary = "".join(traceback.format_exception_only(error)).strip()
             outcomes.append(
-                _outcome(
+                outcome(
                     message,
                     status=MessageStatus.BROKEN,
                     last_error=summary[:4000],
@@ -438,7 +257,7 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
     if app_settings.DEBUG_SEND:
         for message, _ in ready:
             outcomes.append(
-                _outcome(message, status=MessageStatus.DEBUG, next_attempt_at=None, last_error="")
+                outcome(message, status=MessageStatus.DEBUG, next_attempt_at=None, last_error="")
             )
         return outcomes
 
@@ -484,9 +303,9 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
         for message, _ in pending.values():
             state = holds.state(message.campaign_id)
             if state:
-                outcomes.append(_held_outcome(message, state))
+                outcomes.append(held_outcome(message, state))
                 continue
-            row = _outcome(
+            row = outcome(
                 message,
                 status=MessageStatus.RETRYING,
                 next_attempt_at=later,
@@ -524,23 +343,6 @@ class _CampaignHolds:
         if not campaign_id:
             return ""
         if time.monotonic() - self.read_at >= self.INTERVAL:
-            from campaigns.broadcast.fanout import campaigns_holding
-
             self.states = campaigns_holding(self.campaign_ids)
             self.read_at = time.monotonic()
         return self.states.get(campaign_id, "")
-
-
-def _held_outcome(message: Message, state: str) -> dict[str, Any]:
-    """A message its campaign's pause or cancel stopped before it was sent: not an attempt."""
-    if state == "paused":
-        row = _outcome(message, status=MessageStatus.PAUSED, next_attempt_at=timezone.now())
-    else:
-        row = _outcome(
-            message,
-            status=MessageStatus.CANCELLED,
-            status_reason="campaign cancelled",
-            next_attempt_at=None,
-        )
-    row["attempts"] = message.attempts = message.attempts - 1
-    return row

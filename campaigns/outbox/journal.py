@@ -15,7 +15,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from campaigns.outbox.queueing import redis_connection
+from campaigns.connections import redis_connection
 
 logger = logging.getLogger("notifier.journal")
 KEY = "notifier:journal"

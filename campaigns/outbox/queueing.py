@@ -1,35 +1,30 @@
-"""The one place that hands work to RQ.
+"""The one door to RQ: every job Notifier enqueues goes through here, after the transaction
+that wrote its work commits.
 
-Work is queued only after the transaction that wrote it commits, and a job carries only a
-list of message ids (plain ints, the same after a JSON round trip), never model instances.
-If Redis cannot be reached, nothing is lost: the rows stay ``queued`` and the sweep enqueues
-them again once their queue lease has run out.
+A job carries only plain ids (ints, the same after a JSON round trip), never model instances.
+If Redis cannot be reached, nothing is lost: the rows stay as they are (``queued`` messages,
+pending campaign chunks) and the sweep enqueues them again once their lease has run out.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from functools import cache
+from dataclasses import dataclass
 
 import django_rq
 from django.db import transaction
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Queue, Worker
 
 from campaigns.conf import app_settings
+from campaigns.connections import redis_connection
 
 logger = logging.getLogger("notifier.queue")
 
 DISPATCH_JOB = "campaigns.jobs.dispatch"
-
-
-@cache
-def redis_connection():
-    """One Redis client (and connection pool) per process for the queue, the send journal and
-    the rate limiter: a client per call would cost a TCP handshake each time. redis-py pools
-    are thread-safe and reset themselves after fork."""
-    return django_rq.get_connection(app_settings.QUEUE)
+CHUNK_JOB = "campaigns.jobs.campaign_chunk"
+DRY_RUN_JOB = "campaigns.jobs.campaign_dry_run"
 
 
 def get_queue() -> Queue:
@@ -41,43 +36,16 @@ def chunked(ids: list[int], size: int) -> Iterable[list[int]]:
         yield ids[start : start + size]
 
 
-def enqueue_dispatch(ids_by_channel: Mapping[int, list[int]]) -> int:
-    """Enqueue dispatch jobs of at most BATCH_SIZE ids, one channel per job, in one round trip.
-    Returns the number of jobs; 0 when Redis cannot be reached (the sweep will retry)."""
-    size = app_settings.BATCH_SIZE
-    batches = [
-        [int(i) for i in chunk]
-        for ids in ids_by_channel.values()
-        for chunk in chunked(sorted(ids), size)
-    ]
-    if not batches:
-        return 0
-    try:
-        queue = get_queue()
-        jobs = [
-            Queue.prepare_data(DISPATCH_JOB, args=(batch,), description=f"dispatch {len(batch)}")
-            for batch in batches
-        ]
-        with queue.connection.pipeline() as pipe:
-            queue.enqueue_many(jobs, pipeline=pipe)
-            pipe.execute()
-    except RedisError as error:
-        logger.warning(
-            "could not enqueue %d dispatch job(s), the sweep will: %s", len(batches), error
-        )
-        return 0
-    return len(batches)
-
-
-def enqueue_job(path: str, calls: list[tuple], *, label: str) -> int:
-    """Enqueue one job of ``path`` per argument tuple in ``calls``, in one round trip.
-    Returns the number of jobs; 0 when Redis cannot be reached (the sweep will retry)."""
+def _enqueue(path: str, calls: list[tuple], *, label: str) -> int:
+    """One job of ``path`` per argument tuple, in one round trip. Returns the number of jobs;
+    0 when Redis cannot be reached (the sweep will enqueue the work again)."""
     if not calls:
         return 0
     try:
         queue = get_queue()
         jobs = [
-            Queue.prepare_data(path, args=args, description=f"{label} {args}") for args in calls
+            Queue.prepare_data(path, args=args, description=f"{label} {_describe(args)}")
+            for args in calls
         ]
         with queue.connection.pipeline() as pipe:
             queue.enqueue_many(jobs, pipeline=pipe)
@@ -90,7 +58,69 @@ def enqueue_job(path: str, calls: list[tuple], *, label: str) -> int:
     return len(calls)
 
 
-def enqueue_dispatch_on_commit(ids_by_channel: Mapping[int, list[int]]) -> None:
-    if any(ids_by_channel.values()):
-        payload = {channel: list(ids) for channel, ids in ids_by_channel.items()}
-        transaction.on_commit(lambda: enqueue_dispatch(payload))
+def _describe(args: tuple) -> str:
+    if len(args) == 1 and isinstance(args[0], list):
+        return f"{len(args[0])}"
+    return ", ".join(map(str, args))
+
+
+def dispatch_batches(ids_by_channel: Mapping[int, Iterable[int]]) -> list[list[int]]:
+    """Batches of at most BATCH_SIZE ids, one channel per batch, each sorted."""
+    size = app_settings.BATCH_SIZE
+    return [
+        [int(i) for i in chunk]
+        for ids in ids_by_channel.values()
+        for chunk in chunked(sorted(ids), size)
+    ]
+
+
+def dispatch_now(ids_by_channel: Mapping[int, Iterable[int]]) -> int:
+    """Enqueue dispatch jobs for these message ids at once (the caller's rows are committed)."""
+    return _enqueue(
+        DISPATCH_JOB, [(batch,) for batch in dispatch_batches(ids_by_channel)], label="dispatch"
+    )
+
+
+def dispatch_after_commit(ids_by_channel: Mapping[int, Iterable[int]]) -> None:
+    """Enqueue dispatch jobs for these message ids once the current transaction commits."""
+    payload = {channel: list(ids) for channel, ids in ids_by_channel.items() if ids}
+    if payload:
+        transaction.on_commit(lambda: dispatch_now(payload))
+
+
+def chunks_after_commit(chunk_ids: Iterable[int]) -> None:
+    """Enqueue one fan-out job per campaign chunk once the current transaction commits."""
+    calls = [(int(chunk_id),) for chunk_id in chunk_ids]
+    if calls:
+        transaction.on_commit(lambda: _enqueue(CHUNK_JOB, calls, label="campaign chunk"))
+
+
+def dry_run_after_commit(campaign_id: int) -> None:
+    """Enqueue the dry run of a large audience once the current transaction commits."""
+    calls = [(int(campaign_id),)]
+    transaction.on_commit(lambda: _enqueue(DRY_RUN_JOB, calls, label="campaign dry run"))
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    reachable: bool
+    queued: int = 0
+    started: int = 0
+    failed: int = 0
+    workers: int = 0
+    error: str = ""
+
+
+def queue_stats() -> QueueStats:
+    """The queue's depth, running and failed jobs, and workers, from RQ's own data."""
+    try:
+        queue = get_queue()
+        return QueueStats(
+            reachable=True,
+            queued=queue.count,
+            started=queue.started_job_registry.count,
+            failed=queue.failed_job_registry.count,
+            workers=Worker.count(queue=queue),
+        )
+    except RedisError as error:
+        return QueueStats(reachable=False, error=str(error))

@@ -14,7 +14,7 @@ import time
 
 from redis.exceptions import RedisError
 
-from campaigns.outbox.queueing import redis_connection
+from campaigns.connections import redis_connection
 
 # KEYS[1] the bucket; ARGV: rate (tokens/s), burst (bucket size).
 # Returns 0 when a token was taken, else the seconds until the next one.

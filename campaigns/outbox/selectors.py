@@ -1,20 +1,30 @@
-"""Selectors for the admin dashboard: delivery counts and the state of the RQ queues."""
+"""Reads of the outbox; none of them writes. Delivery counts for the dashboard, a user's and a
+content object's messages, the availability windows of an event and its channels, and which
+campaigns hold their messages back."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
-from redis.exceptions import RedisError
-from rq import Worker
 
-from campaigns.models import Message, MessageStatus
-from campaigns.outbox.queueing import get_queue
+from campaigns.domain.windows import Window
+from campaigns.models import (
+    AvailabilityWindow,
+    Campaign,
+    CampaignStatus,
+    Message,
+    MessageRelatedObject,
+    MessageStatus,
+)
 
 SHOWN = (
     MessageStatus.SENT,
@@ -88,25 +98,52 @@ def delivery_stats(*, now: dt.datetime | None = None, days: int = 14) -> Deliver
     )
 
 
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    reachable: bool
-    queued: int = 0
-    started: int = 0
-    failed: int = 0
-    workers: int = 0
-    error: str = ""
+def messages_for_user(user) -> QuerySet[Message]:
+    """A user's messages, newest first (``user.notifications`` holds the same)."""
+    return Message.objects.filter(user=user).order_by("-created_at", "-id")
 
 
-def queue_stats() -> QueueStats:
-    try:
-        queue = get_queue()
-        return QueueStats(
-            reachable=True,
-            queued=queue.count,
-            started=queue.started_job_registry.count,
-            failed=queue.failed_job_registry.count,
-            workers=Worker.count(queue=queue),
-        )
-    except RedisError as error:
-        return QueueStats(reachable=False, error=str(error))
+def messages_for_content(obj: models.Model) -> QuerySet[Message]:
+    """Messages about ``obj``: as their content, or among their related objects."""
+    content_type = ContentType.objects.get_for_model(obj)
+    related = MessageRelatedObject.objects.filter(
+        content_type=content_type, object_id=str(obj.pk)
+    ).values("message_id")
+    return Message.objects.filter(
+        Q(content_type=content_type, object_id=str(obj.pk)) | Q(pk__in=related)
+    ).order_by("-created_at", "-id")
+
+
+def windows_for(
+    *, event_id: int, channel_ids: Iterable[int]
+) -> tuple[list[Window], dict[int, list[Window]]]:
+    """The windows of an event, and of each of the given channels (every id is a key, with
+    an empty list when the channel has none), in one query."""
+    channel_ids = list(dict.fromkeys(channel_ids))
+    event_windows: list[Window] = []
+    by_channel: dict[int, list[Window]] = defaultdict(list)
+    rows = (
+        AvailabilityWindow.objects.filter(Q(event_id=event_id) | Q(channel_id__in=channel_ids))
+        .order_by("start_time", "id")
+        .values_list("event_id", "channel_id", "weekdays", "start_time", "end_time")
+    )
+    for row_event_id, channel_id, weekdays, start, end in rows:
+        window = Window(weekdays, start, end)
+        if row_event_id is not None:
+            event_windows.append(window)
+        else:
+            by_channel[channel_id].append(window)
+    return event_windows, {channel_id: by_channel[channel_id] for channel_id in channel_ids}
+
+
+def campaigns_holding(campaign_ids: Iterable[int]) -> dict[int, str]:
+    """{campaign id: "paused" | "cancelled"} among these: a dispatch batch asks before each
+    message it sends (at most every few hundred milliseconds)."""
+    ids = {i for i in campaign_ids if i}
+    if not ids:
+        return {}
+    return dict(
+        Campaign.objects.filter(
+            pk__in=ids, status__in=[CampaignStatus.PAUSED, CampaignStatus.CANCELLED]
+        ).values_list("pk", "status")
+    )

@@ -6,8 +6,9 @@ One pass
 2. moves due ``scheduled`` / ``retrying`` / ``pending`` rows, and ``queued`` rows whose job
    never came (Redis lost), to ``queued`` under a fresh queue lease;
 3. enqueues dispatch jobs for them after commit;
-4. launches scheduled campaigns whose time has come, enqueues again campaign chunks whose
-   job was lost, and finishes campaigns with nothing left to do.
+4. (``campaigns.jobs.sweep``, with ``broadcast.fanout.campaigns_tick``) launches scheduled
+   campaigns whose time has come, enqueues again campaign chunks whose job was lost, and
+   finishes campaigns with nothing left to do.
 
 Every selection locks with ``SKIP LOCKED`` on PostgreSQL, so two sweeps at once are safe.
 RQ's cron scheduler runs it every ``SWEEP_INTERVAL`` seconds; ``process_notifications`` runs
@@ -21,17 +22,18 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from campaigns.conf import app_settings
+from campaigns.domain.states import WAITING
 from campaigns.models import Message, MessageStatus
-from campaigns.models.messages import WAITING
-from campaigns.outbox.bulk import rows_update
-from campaigns.outbox.dispatch import RESULT_FIELDS, attempts_record
+from campaigns.outbox.dispatch import message_dispatch
 from campaigns.outbox.journal import CONTENT_FIELDS, journal_clear, journal_load
-from campaigns.outbox.queueing import enqueue_dispatch_on_commit
+from campaigns.outbox.outcomes import RESULT_FIELDS, attempts_record
+from campaigns.outbox.queueing import chunked
+from campaigns.outbox.transitions import messages_move, messages_queue, outcomes_record
 
 
 @dataclass(slots=True)
@@ -40,7 +42,7 @@ class SweepSummary:
     reclaimed: int = 0  # expired leases sent back to the queue
     expired: int = 0  # expired leases out of attempts: failed
     enqueued: int = 0  # rows handed to workers
-    campaigns: int = 0  # campaigns launched or finished, campaign chunks enqueued again
+    campaigns: int = 0  # campaigns launched or finished, chunks enqueued again (jobs.sweep)
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -49,7 +51,6 @@ class SweepSummary:
 def leases_reclaim(*, now: dt.datetime, summary: SweepSummary, enqueue: bool) -> list[int]:
     """Step 1. Returns the ids put back to ``queued``."""
     queued_ids: list[int] = []
-    queue_lease = now + dt.timedelta(seconds=app_settings.QUEUED_TIMEOUT)
     while True:
         with transaction.atomic():
             rows = list(
@@ -61,7 +62,7 @@ def leases_reclaim(*, now: dt.datetime, summary: SweepSummary, enqueue: bool) ->
             if not rows:
                 break
             journal = journal_load(row["id"] for row in rows)
-            recovered, requeue, failed = [], defaultdict(list), []
+            recovered, requeue, failed = [], [], []
             for row in rows:
                 entry = journal.get(row["id"])
                 if entry is not None and entry.get("attempts") == row["attempts"]:
@@ -69,37 +70,23 @@ def leases_reclaim(*, now: dt.datetime, summary: SweepSummary, enqueue: bool) ->
                 elif row["attempts"] >= row["max_attempts"]:
                     failed.append(row["id"])
                 else:
-                    requeue[row["channel_id"]].append(row["id"])
+                    requeue.append(row["id"])
             with_content = [row for row in recovered if "text" in row]
             without = [row for row in recovered if "text" not in row]
-            rows_update(
-                Message, with_content, RESULT_FIELDS, only_if={"status": MessageStatus.SENDING}
-            )
-            rows_update(  # the journal kept no copy of the body (not an inbox message)
-                Message,
-                without,
-                [f for f in RESULT_FIELDS if f not in CONTENT_FIELDS],
-                only_if={"status": MessageStatus.SENDING},
+            outcomes_record(with_content, RESULT_FIELDS)
+            outcomes_record(  # the journal kept no copy of the body (not an inbox message)
+                without, [f for f in RESULT_FIELDS if f not in CONTENT_FIELDS]
             )
             attempts_record(recovered)
-            if failed:
-                Message.objects.filter(id__in=failed).update(
-                    status=MessageStatus.FAILED,
-                    lease_until=None,
-                    next_attempt_at=None,
-                    last_error="worker lost while sending (lease expired) on the last attempt",
-                    updated_at=now,
-                )
-            ids = [i for channel_ids in requeue.values() for i in channel_ids]
-            if ids:
-                Message.objects.filter(id__in=ids).update(
-                    status=MessageStatus.QUEUED,
-                    lease_until=queue_lease,
-                    next_attempt_at=now,
-                    updated_at=now,
-                )
-                if enqueue:
-                    enqueue_dispatch_on_commit(requeue)
+            messages_move(
+                Message.objects.filter(id__in=failed),
+                to=MessageStatus.FAILED,
+                now=now,
+                lease_until=None,
+                next_attempt_at=None,
+                last_error="worker lost while sending (lease expired) on the last attempt",
+            )
+            ids = messages_queue(Message.objects.filter(id__in=requeue), now=now, enqueue=enqueue)
             transaction.on_commit(lambda rows=rows: journal_clear(r["id"] for r in rows))
         summary.recovered += len(recovered)
         summary.expired += len(failed)
@@ -121,31 +108,20 @@ def _journal_row(entry: dict) -> dict:
 def due_enqueue(*, now: dt.datetime, summary: SweepSummary, enqueue: bool) -> list[int]:
     """Step 2 and 3. Returns the ids now ``queued``."""
     queued_ids: list[int] = []
-    queue_lease = now + dt.timedelta(seconds=app_settings.QUEUED_TIMEOUT)
     due = Q(status__in=WAITING, next_attempt_at__lte=now) | Q(
         status=MessageStatus.QUEUED, lease_until__lt=now
     )
     while True:
-        with transaction.atomic():
-            rows = list(
-                Message.objects.filter(due)
-                .select_for_update(skip_locked=True)
-                .values_list("id", "channel_id")[: app_settings.SWEEP_CHUNK]
-            )
-            if not rows:
-                break
-            ids = [row_id for row_id, _ in rows]
-            Message.objects.filter(id__in=ids).update(
-                status=MessageStatus.QUEUED, lease_until=queue_lease, updated_at=now
-            )
-            if enqueue:
-                by_channel: dict[int, list[int]] = defaultdict(list)
-                for row_id, channel_id in rows:
-                    by_channel[channel_id].append(row_id)
-                enqueue_dispatch_on_commit(by_channel)
+        ids = messages_queue(
+            Message.objects.filter(due),
+            now=now,
+            limit=app_settings.SWEEP_CHUNK,
+            enqueue=enqueue,
+            next_attempt_at=F("next_attempt_at"),  # when it was due stays as it was
+        )
         summary.enqueued += len(ids)
         queued_ids.extend(ids)
-        if len(rows) < app_settings.SWEEP_CHUNK:
+        if len(ids) < app_settings.SWEEP_CHUNK:
             break
     return queued_ids
 
@@ -157,18 +133,11 @@ def sweep(*, now: dt.datetime | None = None, enqueue: bool = True) -> SweepSumma
     summary = SweepSummary()
     leases_reclaim(now=now, summary=summary, enqueue=enqueue)
     due_enqueue(now=now, summary=summary, enqueue=enqueue)
-    if enqueue:  # campaign fan-out runs as RQ jobs
-        from campaigns.broadcast.fanout import campaigns_tick
-
-        summary.campaigns = sum(campaigns_tick(now=now).values())
     return summary
 
 
 def drain(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Send everything due now in this process, without RQ (``send_messages_batch``)."""
-    from campaigns.outbox.dispatch import message_dispatch
-    from campaigns.outbox.queueing import chunked
-
     now = now or timezone.now()
     totals: dict[str, int] = defaultdict(int)
     for name, value in sweep(now=now, enqueue=False).as_dict().items():

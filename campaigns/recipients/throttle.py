@@ -18,7 +18,7 @@ import logging
 from redis.exceptions import RedisError
 
 from campaigns.conf import app_settings
-from campaigns.outbox.queueing import redis_connection
+from campaigns.connections import redis_connection
 
 logger = logging.getLogger("notifier.throttle")
 KEY = "notifier:throttle:api-token:{}"

@@ -767,7 +767,8 @@ def test_secrets_are_marked_and_masked(db):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_campaign_posts_once_to_the_page(graph, run_worker, settings):
-    from campaigns.broadcast.fanout import campaign_dry_run, campaign_schedule
+    from campaigns.broadcast.dry_run import campaign_dry_run
+    from campaigns.broadcast.fanout import campaign_schedule
     from campaigns.models import Audience, Campaign, Contact
 
     settings.NOTIFIER = {**settings.NOTIFIER, "CAMPAIGN_CHUNK": 7}

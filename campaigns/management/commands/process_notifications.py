@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 from django.db import connections
 
 from campaigns.conf import app_settings
-from campaigns.outbox.sweep import sweep
+from campaigns.jobs import sweep_pass as sweep
 
 logger = logging.getLogger("notifier.sweep")
 

@@ -1,0 +1,87 @@
+"""What a campaign sends: its channels, what stops it, and its messages for a chunk of
+recipients, planned by the same code as ``notify()`` (``outbox.plan``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from campaigns.broadcast.audiences import audience_size
+from campaigns.domain.context import context_validate, recipients_normalize
+from campaigns.exceptions import NotifierError
+from campaigns.models import Campaign, Template
+from campaigns.outbox.plan import NotifyResult, PlanOptions, event_load, plan
+from channels.models import ChannelConfig
+
+
+def campaign_channels(campaign: Campaign) -> list[ChannelConfig]:
+    """The campaign's channels, or, when it names none, every active channel the event has an
+    active template for."""
+    chosen = list(campaign.channels.all()) if campaign.pk else []
+    if chosen:
+        return chosen
+    with_templates = Template.objects.filter(event=campaign.event_id, is_active=True).values(
+        "channel_id"
+    )
+    return list(ChannelConfig.objects.filter(is_active=True, pk__in=with_templates))
+
+
+def campaign_problems(campaign: Campaign) -> list[str]:
+    """What stops this campaign from being sent, in words an operator can act on."""
+    problems = []
+    if not campaign.event.is_active:
+        problems.append(f"the event {campaign.event.key!r} is inactive")
+    try:
+        context_validate(event=campaign.event, context=campaign.context or {})
+    except NotifierError as error:
+        problems.append(str(error))
+    channels = campaign_channels(campaign)
+    if not channels:
+        problems.append("no active channel has a template for this event")
+    inactive = [c.key for c in channels if not c.is_active]
+    if inactive:
+        problems.append(f"inactive channel(s): {', '.join(inactive)}")
+    if campaign.audience_id and audience_size(campaign.audience) == 0:
+        problems.append(f"the audience {campaign.audience.name!r} is empty")
+    return problems
+
+
+def context_ok(campaign: Campaign) -> bool:
+    try:
+        context_validate(event=campaign.event, context=campaign.context or {})
+    except NotifierError:
+        return False
+    return True
+
+
+def campaign_plan(
+    campaign: Campaign,
+    people: list[dict[str, Any]],
+    *,
+    seen: set[tuple[int, str]] | None = None,
+    now: dt.datetime | None = None,
+) -> NotifyResult:
+    """The campaign's messages for ``people`` (a chunk of its audience) and the skips, as
+    ``notify()`` would plan them with the campaign's event, values, channels and time, plus
+    what only a campaign does: rows marked as the campaign's, an address that already has it
+    on a channel skipped as "duplicate address" (``seen`` carries the pairs planned by earlier
+    chunks of a dry run, and is updated), and "09:00 local". Writes nothing. Raises a
+    NotifierError when the event, its values or a channel no longer allow sending."""
+    event = event_load(campaign.event)
+    keys = [channel.key for channel in campaign.channels.all()]
+    return plan(
+        event=event,
+        people=recipients_normalize(people),
+        context=context_validate(event=event, context=campaign.context or {}),
+        channels=keys or None,
+        options=PlanOptions(
+            scheduled_at=campaign.send_at,
+            local_time=campaign.local_time,
+            tag=f"campaign:{campaign.pk}",
+            skip_invalid=True,
+            behaviour=event.trigger,
+            campaign=campaign,
+            seen=seen,
+        ),
+        now=now,
+    )

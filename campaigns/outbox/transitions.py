@@ -1,0 +1,212 @@
+"""The one service that writes a message's status.
+
+Every move of a Message row from one state to another goes through a function here, and each
+only moves rows whose current state allows the move (``campaigns.domain.states.TRANSITIONS``):
+the guard is part of the statement (``WHERE status IN (…)``), so a row another process moved
+meanwhile is left alone rather than forced. Nothing else in the code base writes ``status``
+(``tests/test_architecture.py`` checks).
+
+- ``messages_move``: a set of rows to one state (cancel, pause, fail …);
+- ``messages_queue``: rows to ``queued`` under a queue lease, their dispatch enqueued after
+  commit — the "queue these ids" step of requeue, resume and the sweep;
+- ``messages_claim``: a dispatch job's rows to ``sending`` under a lease;
+- ``outcomes_record``: a batch's results, each row from ``sending`` to its own outcome.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from campaigns.conf import app_settings
+from campaigns.domain.states import (
+    TRANSITIONS,
+    WAITING,
+    IllegalTransition,
+    MessageStatus,
+    sources_of,
+)
+from campaigns.models import Message
+from campaigns.outbox.bulk import rows_update
+from campaigns.outbox.queueing import dispatch_after_commit
+
+
+def messages_move(
+    queryset: QuerySet[Message],
+    *,
+    to: str,
+    now: dt.datetime | None = None,
+    **fields: Any,
+) -> int:
+    """Move the rows of ``queryset`` whose state allows it to ``to``, setting ``fields`` too.
+    Returns how many moved; rows in any other state are left as they are."""
+    if "status" in fields:
+        raise TypeError("give the target state as to=, not status=")
+    return queryset.filter(status__in=sources_of(to)).update(
+        status=to, updated_at=now or timezone.now(), **fields
+    )
+
+
+def messages_queue(
+    queryset: QuerySet[Message],
+    *,
+    now: dt.datetime | None = None,
+    limit: int | None = None,
+    enqueue: bool = True,
+    **fields: Any,
+) -> list[int]:
+    """Move the rows of ``queryset`` that may be queued (and that no other process holds) to
+    ``queued`` under a fresh queue lease, due now unless ``fields`` say otherwise; their
+    dispatch jobs are enqueued after the transaction commits (``enqueue=False``: the caller
+    dispatches them itself). At most ``limit`` rows. Returns the ids queued."""
+    now = now or timezone.now()
+    fields.setdefault("next_attempt_at", now)
+    fields.setdefault("lease_until", now + dt.timedelta(seconds=app_settings.QUEUED_TIMEOUT))
+    with transaction.atomic():
+        rows = (
+            queryset.filter(status__in=sources_of(MessageStatus.QUEUED))
+            .select_for_update(skip_locked=True)
+            .values_list("id", "channel_id")
+        )
+        rows = list(rows[:limit] if limit is not None else rows)
+        if not rows:
+            return []
+        ids = [row_id for row_id, _ in rows]
+        Message.objects.filter(id__in=ids).update(
+            status=MessageStatus.QUEUED, updated_at=now, **fields
+        )
+        if enqueue:
+            by_channel: dict[int, list[int]] = defaultdict(list)
+            for row_id, channel_id in rows:
+                by_channel[channel_id].append(row_id)
+            dispatch_after_commit(by_channel)
+    return ids
+
+
+# --- the claim ----------------------------------------------------------------------------------
+
+
+def messages_claim(
+    ids: Sequence[int], *, now: dt.datetime, lease_until: dt.datetime
+) -> list[Message]:
+    """Take the rows among ``ids`` still claimable (``queued``, or waiting and due) into
+    ``sending`` under a lease, counting the attempt; returns them as they are now, by id.
+
+    On PostgreSQL one ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``
+    does it: rows locked by another worker are skipped, so two jobs carrying the same ids
+    never both send a message."""
+    if connection.vendor == "postgresql":
+        return _claim_update_returning(list(ids), now=now, lease_until=lease_until)
+    return _claim_orm(list(ids), now=now, lease_until=lease_until)
+
+
+def _claimable_states() -> tuple[list[str], list[str]]:
+    """(states claimable at once, states claimable when due): those the state machine lets
+    move to ``sending``."""
+    allowed = set(sources_of(MessageStatus.SENDING))
+    now_states = [s for s in (MessageStatus.QUEUED,) if s in allowed]
+    due_states = [str(s) for s in WAITING if s in allowed]
+    return now_states, due_states
+
+
+def _claim_update_returning(
+    ids: list[int], *, now: dt.datetime, lease_until: dt.datetime
+) -> list[Message]:
+    meta = Message._meta
+    quote = connection.ops.quote_name
+    fields = meta.concrete_fields
+    column = {f.attname: quote(f.column) for f in fields}
+    table = quote(meta.db_table)
+    now_states, due_states = _claimable_states()
+    # Identifiers come from model metadata; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET {column['status']} = %s, {column['lease_until']} = %s, "  # noqa: S608
+        f"{column['attempts']} = {column['attempts']} + 1, {column['updated_at']} = %s "
+        f"WHERE {column['id']} IN (SELECT {column['id']} FROM {table} "
+        f"WHERE {column['id']} = ANY(%s) AND ({column['status']} = ANY(%s) OR "
+        f"({column['status']} = ANY(%s) AND {column['next_attempt_at']} <= %s)) "
+        f"ORDER BY {column['id']} FOR UPDATE SKIP LOCKED) "
+        f"RETURNING {', '.join(column[f.attname] for f in fields)}"
+    )
+    params = [MessageStatus.SENDING, lease_until, now, ids, now_states, due_states, now]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    converters = [
+        (
+            index,
+            field,
+            field.get_db_converters(connection) + connection.ops.get_db_converters(field),
+        )
+        for index, field in enumerate(fields)
+    ]
+    converters = [(index, field, funcs) for index, field, funcs in converters if funcs]
+    names = [f.attname for f in fields]
+    messages = []
+    for row in rows:
+        values = list(row)
+        for index, model_field, funcs in converters:
+            for func in funcs:
+                values[index] = func(values[index], model_field, connection)
+        messages.append(Message.from_db(connection.alias, names, values))
+    messages.sort(key=lambda m: m.pk)
+    return messages
+
+
+def _claim_orm(ids: list[int], *, now: dt.datetime, lease_until: dt.datetime) -> list[Message]:
+    now_states, due_states = _claimable_states()
+    with transaction.atomic():
+        messages = list(
+            Message.objects.filter(id__in=ids)
+            .filter(Q(status__in=now_states) | Q(status__in=due_states, next_attempt_at__lte=now))
+            .select_for_update(skip_locked=True)
+            .order_by("id")
+        )
+        Message.objects.filter(id__in=[m.pk for m in messages]).update(
+            status=MessageStatus.SENDING,
+            lease_until=lease_until,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+    for message in messages:
+        message.status = MessageStatus.SENDING
+        message.lease_until = lease_until
+        message.attempts += 1
+    return messages
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+def outcomes_record(rows: Iterable[dict[str, Any]], fields: Sequence[str]) -> int:
+    """Write a batch's results: each row (``id``, ``status`` and ``fields``) moves from
+    ``sending`` to its own outcome, in one statement; a row no longer ``sending`` (the sweep
+    reclaimed it) is left alone. Raises IllegalTransition for an outcome ``sending`` cannot
+    become."""
+    rows = list(rows)
+    allowed = TRANSITIONS[MessageStatus.SENDING]
+    for row in rows:
+        if row["status"] not in allowed:
+            raise IllegalTransition(f"a sending message cannot become {row['status']}")
+    fields = ["status", *(name for name in fields if name != "status")]
+    return rows_update(Message, rows, fields, only_if={"status": MessageStatus.SENDING})
+
+
+def message_state(message: Message, *, to: str, now: dt.datetime | None = None, **fields) -> None:
+    """Move one loaded message to ``to`` (IllegalTransition when its state forbids it, or when
+    another process moved it meanwhile), saving ``fields`` with it."""
+    if to not in TRANSITIONS[message.status]:
+        raise IllegalTransition(f"a {message.status} message cannot become {to}")
+    moved = messages_move(Message.objects.filter(pk=message.pk), to=to, now=now, **fields)
+    if not moved:
+        message.refresh_from_db(fields=["status"])
+        raise IllegalTransition(f"a {message.status} message cannot become {to}")
+    message.status = to
+    for name, value in fields.items():
+        setattr(message, name, value)
