@@ -112,11 +112,9 @@ def inbox_page(
     cursor: str = "",
     unread_only: bool = False,
     size: int = PAGE_SIZE,
-    mark_seen: bool = False,
 ) -> InboxPage:
     """One page of the inbox after ``cursor`` (keyset pagination: stable while new items
-    arrive). With ``mark_seen`` the items shown are marked seen (they keep telling the caller
-    they were new on this page). A fixed number of queries whatever the inbox holds."""
+    arrive). Reads only; a fixed number of queries whatever the inbox holds."""
     channel_ids = inbox_channel_ids()
     base = inbox_messages(user=user, channel_ids=channel_ids)
     unread = base.filter(consumed_at__isnull=True).count()
@@ -128,13 +126,19 @@ def inbox_page(
     items = list(items_qs.select_related("event").only(*LIST_FIELDS)[: size + 1])
     next_cursor = cursor_encode(items[size - 1]) if len(items) > size else ""
     items = items[:size]
-    if mark_seen:
-        fresh = [m.pk for m in items if m.seen_at is None]
-        if fresh:
-            now = timezone.now()
-            Message.objects.filter(pk__in=fresh, seen_at__isnull=True).update(seen_at=now)
-            unseen = max(unseen - len(fresh), 0)
     return InboxPage(items=items, next_cursor=next_cursor, unread=unread, unseen=unseen)
+
+
+def inbox_page_mark_seen(*, user, page: InboxPage) -> InboxPage:
+    """Mark the items a page shows seen (the page keeps telling they were new: their
+    ``seen_at`` stays as read); returns the page with its unseen count updated."""
+    fresh = [m.pk for m in page.items if m.seen_at is None]
+    if fresh:
+        marked = Message.objects.filter(pk__in=fresh, user=user, seen_at__isnull=True).update(
+            seen_at=timezone.now()
+        )
+        page.unseen = max(page.unseen - marked, 0)
+    return page
 
 
 def inbox_message_get(*, user, uuid) -> Message:

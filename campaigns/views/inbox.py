@@ -12,6 +12,7 @@ from campaigns.recipients.inbox import (
     inbox_item_link,
     inbox_mark_consumed,
     inbox_mark_seen,
+    inbox_page_mark_seen,
     inbox_page,
     inbox_unread_count,
 )
@@ -44,10 +45,10 @@ def inbox(request: HttpRequest) -> HttpResponse:
             user=request.user,
             cursor=request.GET.get("cursor", ""),
             unread_only=selected == "unread",
-            mark_seen=True,
         )
     except InvalidCursor as error:
         return HttpResponseBadRequest(str(error))
+    page = inbox_page_mark_seen(user=request.user, page=page)  # shown: seen
     context = {"page": page, "filter": selected, "next_path": request.get_full_path()}
     if request.htmx and request.GET.get("cursor"):  # "more": the next items, appended
         return render(request, "notifier/inbox/_items.html", context)
