@@ -25,12 +25,15 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
+from campaigns.conf import app_settings
+from campaigns.domain.variables import validate_variables
+from campaigns.models import Event
+from channels.registry import sync_channels, sync_declared
+
 _declared: dict[str, dict[str, Any]] = {}
 
 
 def _variables(spec: Any) -> list[dict[str, Any]]:
-    from campaigns.models.events import validate_variables
-
     if isinstance(spec, dict):
         spec = [{"name": name, **(value or {})} for name, value in spec.items()]
     spec = [{"name": v} if isinstance(v, str) else dict(v) for v in (spec or [])]
@@ -80,8 +83,6 @@ def event(
 
 
 def declared_events() -> dict[str, dict[str, Any]]:
-    from campaigns.conf import app_settings
-
     events = dict(_declared)
     for key, spec in app_settings.EVENTS.items():
         events[key] = {
@@ -97,13 +98,8 @@ def declared_events() -> dict[str, dict[str, Any]]:
 
 def sync_events() -> list[str]:
     """Write each declared event into an Event row (see ``channels.registry.sync_declared``)."""
-    from campaigns.models import Event
-    from channels.registry import sync_declared
-
     return sync_declared(Event, declared_events())
 
 
 def sync_all() -> dict[str, list[str]]:
-    from channels.registry import sync_channels
-
     return {"channels": sync_channels(), "events": sync_events()}

@@ -2,7 +2,6 @@ from django.contrib import admin, messages
 from unfold.admin import ModelAdmin
 
 from campaigns.models import ApiToken
-from campaigns.models.tokens import TOKEN_PREFIX, token_hash
 
 
 @admin.register(ApiToken)
@@ -18,10 +17,7 @@ class ApiTokenAdmin(ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if not change:
-            import secrets
-
-            raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-            obj.key_hash, obj.prefix = token_hash(raw), raw[:10]
+            raw = obj.key_new()
             super().save_model(request, obj, form, change)
             self.message_user(
                 request,

@@ -4,6 +4,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from campaigns.domain.windows import Window, describe, weekdays_validate
+
 
 def all_weekdays() -> list[int]:
     return [0, 1, 2, 3, 4, 5, 6]
@@ -52,16 +54,12 @@ class AvailabilityWindow(models.Model):
         ]
 
     def __str__(self) -> str:
-        from campaigns.domain.windows import Window, describe
-
         try:
             return describe([Window.from_model(self)])
         except (ValueError, TypeError):
             return f"{self.weekdays} {self.start_time}-{self.end_time} (invalid)"
 
     def clean(self) -> None:
-        from campaigns.domain.windows import weekdays_validate
-
         try:
             self.weekdays = sorted(weekdays_validate(self.weekdays))
         except ValueError as error:

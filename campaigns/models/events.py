@@ -4,28 +4,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.module_loading import import_string
 
-VARIABLE_KEYS = {"name", "label", "help", "sample"}
-
-
-def validate_variables(value: Any) -> None:
-    """Variables are a list of ``{"name", "label", "help", "sample"}`` with unique names."""
-    if not isinstance(value, list):
-        raise ValidationError("variables must be a list of objects")
-    seen = set()
-    for index, item in enumerate(value):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
-            raise ValidationError(f"variable #{index + 1} needs a 'name'")
-        if not item["name"].isidentifier():
-            raise ValidationError(f"variable name {item['name']!r} is not a valid identifier")
-        unknown = set(item) - VARIABLE_KEYS - {"required"}
-        if unknown:
-            raise ValidationError(
-                f"variable {item['name']!r} has unknown keys: {', '.join(sorted(unknown))}"
-            )
-        if item["name"] in seen:
-            raise ValidationError(f"variable {item['name']!r} is declared twice")
-        seen.add(item["name"])
+# validate_variables stays importable from here: migration 0001 names it by this path.
+from campaigns.domain.variables import validate_variables
 
 
 class Trigger(models.TextChoices):
@@ -119,8 +101,6 @@ class Event(models.Model):
         for name in ("description", "default_language", "check_validity"):  # imports give None
             setattr(self, name, getattr(self, name) or "")
         if self.check_validity:
-            from django.utils.module_loading import import_string
-
             try:
                 func = import_string(self.check_validity)
             except ImportError as error:

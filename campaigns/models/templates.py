@@ -4,6 +4,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F
 
+from campaigns.domain.rendering import TemplateError, template_compile
+
 
 class Template(models.Model):
     """What an event looks like on one channel in one language."""
@@ -59,8 +61,6 @@ class Template(models.Model):
         return f"{self.event.key}/{self.channel.key}/{self.language}"
 
     def clean(self) -> None:
-        from campaigns.domain.rendering import TemplateError, template_compile
-
         self.language = (self.language or "").strip().lower()
         for name in ("subject", "text_body", "html_body", "slug"):  # imports may give None
             setattr(self, name, getattr(self, name) or "")

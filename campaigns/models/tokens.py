@@ -34,9 +34,17 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user}{', ' + self.name if self.name else ''})"
 
+    def key_new(self) -> str:
+        """Give this (unsaved) token a new random key; returns the raw key, which only its
+        hash and first characters are kept of, so it can be shown once."""
+        raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self.key_hash, self.prefix = token_hash(raw), raw[:10]
+        return raw
+
     @classmethod
     def generate(cls, *, user, name: str = "") -> tuple[ApiToken, str]:
         """Create a token for ``user``; returns the row and the raw token (shown once)."""
-        raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, name=name, key_hash=token_hash(raw), prefix=raw[:10])
+        token = cls(user=user, name=name)
+        raw = token.key_new()
+        token.save()
         return token, raw

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, models, router
+from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 
 def rows_update(
@@ -80,8 +82,6 @@ def _rows_update_orm(model, rows, fields, *, only_if) -> int:
         objects = [o for o in objects if o.pk in allowed]
     extra = ["updated_at"] if any(f.name == "updated_at" for f in meta.concrete_fields) else []
     if extra:
-        from django.utils import timezone
-
         now = timezone.now()
         for instance in objects:
             instance.updated_at = now
@@ -103,9 +103,6 @@ def rows_insert(model: type[models.Model], objects: list[models.Model]) -> list[
     connection = connections[alias]
     if connection.vendor != "postgresql":
         return model._default_manager.using(alias).bulk_create(objects, batch_size=2000)
-    from django.utils import timezone
-    from psycopg.types.json import Jsonb
-
     meta = model._meta
     quote = connection.ops.quote_name
     fields = [f for f in meta.concrete_fields]

@@ -28,7 +28,8 @@ from django.urls import NoReverseMatch, reverse
 from campaigns.conf import app_settings
 from campaigns.models import Event, Message, OptOut
 from campaigns.models.events import UnsubscribeScope
-from channels.backends.email import UriListHeader
+from channels.backends.email import EmailBackend, UriListHeader
+from channels.models import ChannelConfig
 
 UNSUBSCRIBE_SALT = "notifier.unsubscribe"
 PREFERENCES_SALT = "notifier.preferences"
@@ -159,8 +160,6 @@ def message_links(
 
 def footer_add(text: str, *, message: Message, links: dict[str, str]) -> str:
     """The unsubscribe footer line of a marketing event's email text body."""
-    from channels.backends.email import EmailBackend
-
     if not message.event.marketing or not links["unsubscribe_url"]:
         return text
     if "/unsubscribe/" in text or not issubclass(message.channel.backend_class, EmailBackend):
@@ -216,8 +215,6 @@ def unsubscribe_apply(token: str) -> Unsubscription:
     """Opt the link's address (and user) out of its event on its channel, or of every
     marketing event. Repeating it creates nothing more. Raises InvalidLink, changing
     nothing."""
-    from channels.models import ChannelConfig
-
     found = unsubscribe_read(token)
     channel = None
     if found.scope == "event":

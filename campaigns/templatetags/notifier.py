@@ -3,7 +3,7 @@ host site; it refreshes itself by htmx polling."""
 
 from django import template
 
-from campaigns.recipients.inbox import inbox_unread_count
+from campaigns.recipients.inbox import inbox_item_link, inbox_unread_count
 
 register = template.Library()
 
@@ -22,6 +22,4 @@ def notifier_badge(context) -> dict:
 @register.filter
 def inbox_link(message) -> str:
     """Where opening an inbox item leads ("" when nowhere)."""
-    from campaigns.recipients.inbox import inbox_item_link
-
     return inbox_item_link(message)

@@ -12,8 +12,8 @@ from campaigns.recipients.inbox import (
     inbox_item_link,
     inbox_mark_consumed,
     inbox_mark_seen,
-    inbox_page_mark_seen,
     inbox_page,
+    inbox_page_mark_seen,
     inbox_unread_count,
 )
 from campaigns.recipients.webpush import webpush_settings
