@@ -1,4 +1,4 @@
-# The README's commands. Extra pytest arguments: make test ARGS="tests/test_seed_demo.py -x"
+# The README's commands. Extra pytest arguments: make test ARGS="tests/campaigns/test_seed_demo.py -x"
 .PHONY: run test bootstrap smoke
 
 run:

@@ -6,7 +6,7 @@
 #                      (pytest-django creates and drops test_<name>)
 #   TEST_REDIS_URL     default redis://127.0.0.1:6379/11 (flushed by the suite)
 #   SKIP_LINT=1        run pytest only
-# Extra arguments go to pytest: bash scripts/test.sh tests/test_seed_demo.py -x
+# Extra arguments go to pytest: bash scripts/test.sh tests/campaigns/test_seed_demo.py -x
 #
 # Exits with pytest's status; when pytest passes but ruff found problems, exits 1.
 set -euo pipefail

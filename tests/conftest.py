@@ -31,6 +31,18 @@ from tests import factories
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test that starts processes of its own (the ``spawn`` fixture) is marked ``slow``, so
+    ``-m "not slow"`` leaves out exactly those."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "spawn" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"mark these tests slow (they spawn processes): {unmarked}")
+
+
 def pytest_configure(config):
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql":

@@ -220,9 +220,12 @@ SQL_SETS_STATUS = re.compile(
 
 def _mentions_message_state(node: ast.AST) -> bool:
     for inner in ast.walk(node):
-        if isinstance(inner, ast.Attribute) and isinstance(inner.value, ast.Name):
-            if inner.value.id in ("MessageStatus", "S"):
-                return True
+        if (
+            isinstance(inner, ast.Attribute)
+            and isinstance(inner.value, ast.Name)
+            and inner.value.id in ("MessageStatus", "S")
+        ):
+            return True
     return False
 
 
@@ -234,8 +237,10 @@ def status_writes(source: str) -> list[str]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
-            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(
-                node.func, "id", ""
+            name = (
+                node.func.attr
+                if isinstance(node.func, ast.Attribute)
+                else getattr(node.func, "id", "")
             )
             for keyword in node.keywords:
                 if (
@@ -287,7 +292,7 @@ def test_the_state_check_finds_writes():
         "Campaign.objects.filter(pk=1).update(status=CampaignStatus.DONE)\n"
         "cursor.execute('UPDATE t SET status = %s')\n"
         "message.status = MessageStatus.SENT\n"
-        'cursor.execute(f"UPDATE {t} SET {column[\'status\']} = %s")\n'
+        "cursor.execute(f\"UPDATE {t} SET {column['status']} = %s\")\n"
         '"""Update the row if you must: set its status to sent."""\n'
         "chunk.status = ChunkStatus.DONE\n"
     )
@@ -310,15 +315,18 @@ def enqueues(source: str) -> list[str]:
     """Calls that put a job on an RQ queue, and the helpers that prepare one."""
     found = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr in ENQUEUE_CALLS or node.func.attr == "prepare_data":
-                found.append(f"line {node.lineno}: .{node.func.attr}()")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and (node.func.attr in ENQUEUE_CALLS or node.func.attr == "prepare_data")
+        ):
+            found.append(f"line {node.lineno}: .{node.func.attr}()")
     return found
 
 
 def test_only_queueing_enqueues():
     offenders = {}
-    for module, path in modules().items():
+    for path in modules().values():
         relative = path.relative_to(ROOT).as_posix()
         if relative != QUEUE_DOOR and (found := enqueues(path.read_text())):
             offenders[relative] = found

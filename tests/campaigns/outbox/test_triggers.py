@@ -226,7 +226,7 @@ def is_still_unpaid(message) -> bool:
 
 def test_check_validity_cancels_messages_no_longer_valid(channel):
     event = channel.templates.get().event
-    event.check_validity = "tests.test_semantics.is_still_unpaid"
+    event.check_validity = "tests.campaigns.outbox.test_triggers.is_still_unpaid"
     event.full_clean()
     event.save()
     unpaid = notify("order-shipped", ANN, CONTEXT, extra={"paid": False})
@@ -247,7 +247,7 @@ def test_opt_out_after_scheduling_cancels_at_dispatch(channel):
 
 def test_rechecks_keep_dispatch_queries_constant(channel):
     event = channel.templates.get().event
-    event.check_validity = "tests.test_semantics.is_still_unpaid"
+    event.check_validity = "tests.campaigns.outbox.test_triggers.is_still_unpaid"
     event.save()
     counts = []
     for n in (5, 100):

@@ -20,7 +20,7 @@ from campaigns.models import Audience, Campaign, CampaignChunk, Contact, Message
 from tests import factories
 from tests.conftest import ROOT, free_port, output
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 @pytest.fixture

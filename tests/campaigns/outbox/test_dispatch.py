@@ -224,6 +224,7 @@ def test_expired_leases_are_reclaimed_and_delivered_once(email_channel, smtp, ru
     assert set(Message.objects.values_list("attempts", flat=True)) == {2}
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_killed_worker_repeats_at_most_the_message_in_flight(
     email_channel, smtp, run_worker, spawn, close_db_after
@@ -269,6 +270,7 @@ def test_killed_worker_repeats_at_most_the_message_in_flight(
     assert sum(counts.values()) - len(expected) <= 1
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_and_two_sweeps_send_each_message_exactly_once(tmp_path, spawn, close_db_after):
     """2,000 messages, half due now and half scheduled, two worker processes and two sweep

@@ -16,6 +16,8 @@ from tests import factories
 from tests.backends.fakes import FakeServer, Reply
 from tests.conftest import output
 
+pytestmark = pytest.mark.slow  # starts processes of its own
+
 RATE, BURST = 8.0, 4
 
 

@@ -21,6 +21,8 @@ from campaigns.models import Message
 from tests import factories
 from tests.conftest import free_port, output
 
+pytestmark = pytest.mark.slow  # starts processes of its own
+
 CONTEXT = {"order_id": "A-1"}
 
 
