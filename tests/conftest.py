@@ -149,18 +149,33 @@ def email_channel(db, smtp_server):
 
 
 @pytest.fixture
-def run_worker(redis_connection):
-    """Run a real RQ worker in burst mode (in this process) until the queue is empty."""
+def run_worker(redis_connection, django_capture_on_commit_callbacks):
+    """Run a real RQ worker in burst mode (in this process) until the queue is empty.
+
+    In a test that is not transactional nothing commits, so what the jobs enqueue after commit
+    (a chunk's dispatch jobs) is run by ``django_capture_on_commit_callbacks(execute=True)``,
+    and the worker goes on until no job is left and none was enqueued."""
 
     def run() -> int:
-        """Returns how many jobs finished successfully in this burst."""
+        """Returns how many jobs finished successfully."""
         queue = django_rq.get_queue(app_settings.QUEUE)
         before = queue.finished_job_registry.count
-        worker = SimpleWorker([queue], connection=redis_connection)
-        worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
-        return queue.finished_job_registry.count - before
+        while True:
+            with django_capture_on_commit_callbacks(execute=True) as callbacks:
+                worker = SimpleWorker([queue], connection=redis_connection)
+                worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+            if not callbacks:
+                return queue.finished_job_registry.count - before
 
     return run
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """``with committed(): …`` runs what the block registers to run after commit (enqueueing
+    its jobs) as it ends, for tests that are not transactional: their transaction never
+    commits."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 def subprocess_env() -> dict[str, str]:

@@ -16,7 +16,7 @@ from campaigns.domain.preview import SAMPLE_RECIPIENT, template_render_preview
 from campaigns.models import Audience, Campaign, Contact, Message, RecipientProfile
 from tests import factories
 
-pytestmark = pytest.mark.django_db(transaction=True)  # jobs are enqueued on commit
+pytestmark = pytest.mark.django_db
 
 BODY = {  # short lines: quoted-printable keeps them as they are in the raw mail
     "en": "Hello {{ recipient.name }},\n{{ headline }}\nmail: {{ recipient.email }}\n"
@@ -74,8 +74,9 @@ def received(smtp, address: str) -> bytes:
     return raw
 
 
-def send(campaign: Campaign, run_worker) -> None:
-    campaign_schedule(campaign)
+def send(campaign: Campaign, run_worker, committed) -> None:
+    with committed():
+        campaign_schedule(campaign)
     run_worker()  # the chunk jobs, then the dispatch jobs they enqueue
     assert set(Message.objects.filter(campaign=campaign).values_list("status", flat=True)) == {
         "sent"
@@ -84,7 +85,7 @@ def send(campaign: Campaign, run_worker) -> None:
 
 @pytest.mark.parametrize("kind", ["all_users", "group", "filter"])
 def test_a_user_audience_greets_each_user_by_name_in_the_raw_mail(
-    kind, newsletter, users, smtp, run_worker, settings
+    kind, newsletter, users, smtp, run_worker, settings, committed
 ):
     *_, beta = users
     campaign = Campaign.objects.create(
@@ -94,7 +95,7 @@ def test_a_user_audience_greets_each_user_by_name_in_the_raw_mail(
         context={"headline": "Spring sale"},
     )
 
-    send(campaign, run_worker)
+    send(campaign, run_worker, committed)
 
     assert smtp.count == 2
     assert (
@@ -112,7 +113,7 @@ def test_a_user_audience_greets_each_user_by_name_in_the_raw_mail(
 
 
 def test_a_contact_list_greets_each_contact_by_name_with_its_extra_columns(
-    newsletter, smtp, run_worker, settings
+    newsletter, smtp, run_worker, settings, committed
 ):
     audience = Audience.objects.create(name="Fair visitors", kind="contacts")
     Contact.objects.create(
@@ -130,7 +131,7 @@ def test_a_contact_list_greets_each_contact_by_name_with_its_extra_columns(
         name="Fair", event=newsletter, audience=audience, context={"headline": "Thanks"}
     )
 
-    send(campaign, run_worker)
+    send(campaign, run_worker, committed)
 
     assert (
         b"\r\n\r\nHello Ada Lovelace,\r\nThanks\r\nmail: ada@example.net\r\n"
@@ -142,7 +143,9 @@ def test_a_contact_list_greets_each_contact_by_name_with_its_extra_columns(
     ) in received(smtp, "emmy@example.de")
 
 
-def test_the_preview_promises_only_what_a_real_recipient_carries(newsletter, users, run_worker):
+def test_the_preview_promises_only_what_a_real_recipient_carries(
+    newsletter, users, run_worker, committed
+):
     """Every key of the preview's sample recipient is one a real user recipient carries."""
     grace, _, _ = users
     campaign = Campaign.objects.create(
@@ -151,7 +154,7 @@ def test_the_preview_promises_only_what_a_real_recipient_carries(newsletter, use
         audience=Audience.objects.create(name="Everyone", kind="all_users"),
         context={"headline": "Spring sale"},
     )
-    send(campaign, run_worker)
+    send(campaign, run_worker, committed)
     real = Message.objects.get(campaign=campaign, user=grace).recipient
     assert set(SAMPLE_RECIPIENT) <= {key for key, value in real.items() if value}
     preview = template_render_preview(

@@ -38,7 +38,7 @@ from campaigns.models import (
 from channels.backends import locmem
 from tests import factories
 
-pytestmark = pytest.mark.django_db(transaction=True)  # jobs are enqueued on commit
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def make_campaign(event, audience, **fields) -> Campaign:
     return Campaign.objects.create(name="Spring", event=event, audience=audience, **fields)
 
 
-def test_dry_run_writes_nothing_and_its_counts_are_what_sending_does(setup, run_worker):
+def test_dry_run_writes_nothing_and_its_counts_are_what_sending_does(setup, run_worker, committed):
     event, mail, _ = setup
     audience = contact_list("List", people(40))
     extra = Contact.objects.create(audience=audience, phone="+491510000999", name="P")
@@ -107,7 +107,8 @@ def test_dry_run_writes_nothing_and_its_counts_are_what_sending_does(setup, run_
     assert dry.skipped[("mail", "no address")] == 2  # c7 and the phone-only contact
     assert extra.pk and dry.skipped[("text", "no address")] == 41 - 15
 
-    campaign_schedule(campaign)
+    with committed():
+        campaign_schedule(campaign)
     assert campaign.status == CampaignStatus.RUNNING
     assert CampaignChunk.objects.filter(campaign=campaign).count() == 6  # 41 / 7
     run_worker()
@@ -144,7 +145,9 @@ def test_a_recipient_gets_a_campaign_once_per_channel(setup):
         )
 
 
-def test_the_same_address_in_two_chunks_is_written_once(setup, run_worker, django_user_model):
+def test_the_same_address_in_two_chunks_is_written_once(
+    setup, run_worker, django_user_model, committed
+):
     event, mail, _ = setup
     users = [django_user_model.objects.create_user(f"u{i}", "same@example.com") for i in range(9)]
     audience = Audience.objects.create(name="All", kind="all_users")
@@ -153,7 +156,8 @@ def test_the_same_address_in_two_chunks_is_written_once(setup, run_worker, djang
     dry = campaign_dry_run(campaign)
     assert dry.per_channel() == {"mail": 1}
     assert dry.skipped[("mail", "duplicate address")] == 8
-    campaign_schedule(campaign)
+    with committed():
+        campaign_schedule(campaign)
     run_worker()
     assert Message.objects.filter(campaign=campaign).count() == 1
     assert len(users) == 9
@@ -200,7 +204,7 @@ def test_contact_columns_reach_the_recipient_but_cannot_override_addresses(setup
     assert person["email"] == "a@example.com" and person["plan"] == "gold"
 
 
-def test_local_time_delivers_at_nine_in_each_recipients_timezone(setup):
+def test_local_time_delivers_at_nine_in_each_recipients_timezone(setup, committed):
     event, mail, _ = setup
     audience = contact_list(
         "World",
@@ -220,7 +224,8 @@ def test_local_time_delivers_at_nine_in_each_recipients_timezone(setup):
     new_york = dt.datetime.combine(day, dt.time(9), tzinfo=zoneinfo.ZoneInfo("America/New_York"))
     assert (count, earliest, latest) == (2, tokyo, new_york)
 
-    campaign_schedule(campaign)  # two days ahead: the sweep begins the fan-out
+    with committed():  # two days ahead: the sweep begins the fan-out
+        campaign_schedule(campaign)
     assert campaign.status == CampaignStatus.SCHEDULED
     assert not CampaignChunk.objects.exists()
     # The fan-out begins when the first timezone (UTC+14) reaches 09:00: the day before,
@@ -234,12 +239,12 @@ def test_local_time_delivers_at_nine_in_each_recipients_timezone(setup):
     assert set(Message.objects.values_list("status", flat=True)) == {"scheduled"}
 
 
-def test_a_campaign_that_cannot_be_sent_says_why(setup):
+def test_a_campaign_that_cannot_be_sent_says_why(setup, committed):
     event, _, _ = setup
     campaign = make_campaign(event, Audience.objects.create(name="Empty", kind="contacts"))
     campaign.context = {}
     campaign.save()
-    with pytest.raises(CampaignError) as error:
+    with pytest.raises(CampaignError) as error, committed():
         campaign_schedule(campaign)
     assert "headline" in str(error.value) and "'Empty' is empty" in str(error.value)
     assert Campaign.objects.get().status == CampaignStatus.DRAFT
@@ -251,11 +256,12 @@ def _fan_out(campaign) -> None:
         chunk_fan_out(chunk.pk)
 
 
-def test_pause_holds_messages_and_chunks_resume_sends_everything(setup, run_worker):
+def test_pause_holds_messages_and_chunks_resume_sends_everything(setup, run_worker, committed):
     event, mail, _ = setup
     campaign = make_campaign(event, contact_list("L", people(20)))
     campaign.channels.set([mail])
-    campaign_schedule(campaign)
+    with committed():
+        campaign_schedule(campaign)
     first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
     chunk_fan_out(first.pk)  # 7 messages queued, 2 chunks still pending
 
@@ -267,17 +273,21 @@ def test_pause_holds_messages_and_chunks_resume_sends_everything(setup, run_work
     with pytest.raises(CampaignError, match="Only a running campaign"):
         campaign_pause(campaign)
 
-    assert campaign_resume(campaign) == 7
+    with committed():
+        assert campaign_resume(campaign) == 7
     run_worker()
     assert len(locmem.outbox) == 20
     assert campaign_progress(campaign).status == CampaignStatus.DONE
 
 
-def test_cancel_stops_pending_messages_and_chunks_and_keeps_what_was_sent(setup, run_worker):
+def test_cancel_stops_pending_messages_and_chunks_and_keeps_what_was_sent(
+    setup, run_worker, committed
+):
     event, mail, _ = setup
     campaign = make_campaign(event, contact_list("L", people(20)))
     campaign.channels.set([mail])
-    campaign_schedule(campaign)
+    with committed():
+        campaign_schedule(campaign)
     first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
     chunk_fan_out(first.pk)
     sent = Message.objects.filter(campaign=campaign)[:3]
@@ -295,7 +305,7 @@ def test_cancel_stops_pending_messages_and_chunks_and_keeps_what_was_sent(setup,
         campaign_cancel(campaign)
 
 
-def test_a_batch_claimed_before_the_cancel_does_not_send(setup):
+def test_a_batch_claimed_before_the_cancel_does_not_send(setup, committed):
     """A worker that claimed a batch and sends it after the cancel stops before each
     message: the dispatch asks the campaign's state as it goes."""
     from campaigns.outbox.dispatch import message_dispatch
@@ -303,7 +313,8 @@ def test_a_batch_claimed_before_the_cancel_does_not_send(setup):
     event, mail, _ = setup
     campaign = make_campaign(event, contact_list("L", people(5)))
     campaign.channels.set([mail])
-    campaign_schedule(campaign)
+    with committed():
+        campaign_schedule(campaign)
     _fan_out(campaign)
     ids = list(Message.objects.values_list("pk", flat=True))
     Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.CANCELLED)
@@ -315,10 +326,11 @@ def test_a_batch_claimed_before_the_cancel_does_not_send(setup):
     }
 
 
-def test_report_rows_cover_every_message(setup, run_worker):
+def test_report_rows_cover_every_message(setup, run_worker, committed):
     event, _, _ = setup
     campaign = make_campaign(event, contact_list("L", people(10)))
-    campaign_schedule(campaign)
+    with committed():
+        campaign_schedule(campaign)
     run_worker()
     rows = list(campaign_report_rows(campaign))
     assert rows[0][:3] == ["message", "channel", "language"]
@@ -364,7 +376,7 @@ def test_contacts_keep_their_extra_columns_through_export_and_import():
     )
 
 
-def test_a_closed_window_holds_messages_and_the_dry_run_says_until_when(setup):
+def test_a_closed_window_holds_messages_and_the_dry_run_says_until_when(setup, committed):
     from campaigns.models import AvailabilityWindow
 
     event, mail, _ = setup
@@ -381,18 +393,20 @@ def test_a_closed_window_holds_messages_and_the_dry_run_says_until_when(setup):
     dry = campaign_dry_run(campaign)
     assert dry.scheduled == {"mail": [3, opens, opens]}
 
-    campaign_schedule(campaign)
+    with committed():
+        campaign_schedule(campaign)
     _fan_out(campaign)
     assert set(Message.objects.values_list("status", "next_attempt_at")) == {("scheduled", opens)}
 
 
-def test_a_channel_turned_off_mid_campaign_pauses_it_with_the_reason(setup, run_worker):
+def test_a_channel_turned_off_mid_campaign_pauses_it_with_the_reason(setup, run_worker, committed):
     """A chunk that notify() refuses writes nothing: the campaign pauses and says why, and
     resuming after the fix sends the rest, each recipient once."""
     event, mail, _ = setup
     campaign = make_campaign(event, contact_list("L", people(20)))  # chunks of 7
     campaign.channels.set([mail])
-    campaign_schedule(campaign)
+    with committed():
+        campaign_schedule(campaign)
     first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
     chunk_fan_out(first.pk)
     mail.is_active = False
@@ -407,7 +421,8 @@ def test_a_channel_turned_off_mid_campaign_pauses_it_with_the_reason(setup, run_
 
     mail.is_active = True
     mail.save()
-    campaign_resume(campaign)
+    with committed():
+        campaign_resume(campaign)
     run_worker()
     assert campaign_progress(campaign).status == CampaignStatus.DONE
     campaign.refresh_from_db()

@@ -51,16 +51,18 @@ def order_event(channel, *, languages=("en", "de")):
     return event
 
 
-def drive(run_worker, *, rounds: int = 6) -> None:
+def drive(run_worker, committed, *, rounds: int = 6) -> None:
     """Run workers and sweeps until nothing is due (retries are due at once in tests)."""
     for _ in range(rounds):
         run_worker()
-        if not sweep().enqueued:
+        with committed():
+            enqueued = sweep().enqueued
+        if not enqueued:
             return
 
 
-@pytest.mark.django_db(transaction=True)
-def test_notify_delivers_through_rq_worker_to_smtp(email_channel, smtp, run_worker):
+@pytest.mark.django_db
+def test_notify_delivers_through_rq_worker_to_smtp(email_channel, smtp, run_worker, committed):
     order_event(email_channel)
     recipients = [
         {"email": "ann@example.com", "name": "Ann", "language": "en"},
@@ -68,7 +70,8 @@ def test_notify_delivers_through_rq_worker_to_smtp(email_channel, smtp, run_work
         {"email": "chloe@example.com", "name": "Chloé", "language": "pt-br"},
     ]
 
-    result = notify("order-shipped", recipients, {"order_id": "<A-7>", "greeting": "Hello"})
+    with committed():
+        result = notify("order-shipped", recipients, {"order_id": "<A-7>", "greeting": "Hello"})
 
     assert [m.status for m in result.messages] == ["queued"] * 3
     assert run_worker() == 1  # one dispatch job carried the whole batch
@@ -100,19 +103,22 @@ def test_notify_delivers_through_rq_worker_to_smtp(email_channel, smtp, run_work
     assert "Hello Chloé" in received["chloe@example.com"].get_body(("plain",)).get_content()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_smtp_451_twice_then_accepted_is_sent_on_third_attempt(email_channel, smtp, run_worker):
+@pytest.mark.django_db
+def test_smtp_451_twice_then_accepted_is_sent_on_third_attempt(
+    email_channel, smtp, run_worker, committed
+):
     order_event(email_channel)
     smtp.replies = ["451 4.3.0 Mailbox busy, try later"] * 2
 
-    notify("order-shipped", {"email": "ann@example.com"}, {"order_id": "1", "greeting": "Hi"})
+    with committed():
+        notify("order-shipped", {"email": "ann@example.com"}, {"order_id": "1", "greeting": "Hi"})
 
     run_worker()
     message = Message.objects.get()
     assert message.status == MessageStatus.RETRYING
     assert "451" in message.last_error and "try later" in message.last_error
     assert message.next_attempt_at is not None
-    drive(run_worker)
+    drive(run_worker, committed)
     message.refresh_from_db()
     assert (message.status, message.attempts, message.last_error) == ("sent", 3, "")
     log = list(message.attempt_log.values_list("number", "status", "error"))
@@ -121,13 +127,16 @@ def test_smtp_451_twice_then_accepted_is_sent_on_third_attempt(email_channel, sm
     assert smtp.message_ids == [f"<{message.uuid}@{app_settings.EMAIL_DOMAIN}>"]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_smtp_550_fails_at_once_with_the_server_text(email_channel, smtp, run_worker):
+@pytest.mark.django_db
+def test_smtp_550_fails_at_once_with_the_server_text(email_channel, smtp, run_worker, committed):
     order_event(email_channel)
     smtp.always = "550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown"
 
-    notify("order-shipped", {"email": "nobody@example.com"}, {"order_id": "1", "greeting": "Hi"})
-    drive(run_worker)
+    with committed():
+        notify(
+            "order-shipped", {"email": "nobody@example.com"}, {"order_id": "1", "greeting": "Hi"}
+        )
+    drive(run_worker, committed)
 
     message = Message.objects.get()
     assert message.status == MessageStatus.FAILED
@@ -137,83 +146,95 @@ def test_smtp_550_fails_at_once_with_the_server_text(email_channel, smtp, run_wo
     assert smtp.messages == []
 
 
-@pytest.mark.django_db(transaction=True)
-def test_transient_errors_give_up_after_max_attempts(email_channel, smtp, run_worker):
+@pytest.mark.django_db
+def test_transient_errors_give_up_after_max_attempts(email_channel, smtp, run_worker, committed):
     email_channel.max_attempts = 2
     email_channel.save(update_fields=["max_attempts"])
     order_event(email_channel)
     smtp.always = "421 4.7.0 Too many connections"
 
-    notify("order-shipped", {"email": "ann@example.com"}, {"order_id": "1", "greeting": "Hi"})
-    drive(run_worker)
+    with committed():
+        notify("order-shipped", {"email": "ann@example.com"}, {"order_id": "1", "greeting": "Hi"})
+    drive(run_worker, committed)
 
     message = Message.objects.get()
     assert (message.status, message.attempts) == ("failed", 2)
     assert "gave up after 2 attempts" in message.last_error
 
 
-@pytest.mark.django_db(transaction=True)
-def test_scheduled_message_waits_for_the_sweep(email_channel, smtp, run_worker):
+@pytest.mark.django_db
+def test_scheduled_message_waits_for_the_sweep(email_channel, smtp, run_worker, committed):
     order_event(email_channel)
     later = timezone.now() + dt.timedelta(hours=1)
 
-    notify(
-        "order-shipped",
-        {"email": "a@example.com"},
-        {"order_id": "1", "greeting": "Hi"},
-        scheduled_at=later,
-    )
+    with committed():
+        notify(
+            "order-shipped",
+            {"email": "a@example.com"},
+            {"order_id": "1", "greeting": "Hi"},
+            scheduled_at=later,
+        )
 
     assert run_worker() == 0
-    assert sweep().enqueued == 0
+    with committed():
+        assert sweep().enqueued == 0
     message = Message.objects.get()
     assert (message.status, message.next_attempt_at) == ("scheduled", later)
-    assert sweep(now=later + dt.timedelta(seconds=1)).enqueued == 1
+    with committed():
+        assert sweep(now=later + dt.timedelta(seconds=1)).enqueued == 1
     run_worker()
     message.refresh_from_db()
     assert message.status == "sent"
     assert len(smtp.messages) == 1
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_jobs_lost_with_redis_are_enqueued_again_by_the_sweep(
-    email_channel, smtp, run_worker, redis_connection
+    email_channel, smtp, run_worker, redis_connection, committed
 ):
     order_event(email_channel)
-    notify(
-        "order-shipped",
-        [{"email": f"u{i}@example.com"} for i in range(3)],
-        {"order_id": "1", "greeting": "Hi"},
-    )
+    with committed():
+        notify(
+            "order-shipped",
+            [{"email": f"u{i}@example.com"} for i in range(3)],
+            {"order_id": "1", "greeting": "Hi"},
+        )
     redis_connection.flushdb()  # Redis lost everything: the jobs are gone
 
     assert run_worker() == 0
-    assert sweep().enqueued == 0  # not yet: the queue lease still runs
+    with committed():
+        assert sweep().enqueued == 0  # not yet: the queue lease still runs
     later = timezone.now() + dt.timedelta(seconds=app_settings.QUEUED_TIMEOUT + 1)
-    assert sweep(now=later).enqueued == 3
+    with committed():
+        assert sweep(now=later).enqueued == 3
     run_worker()
     assert Counter(Message.objects.values_list("status", flat=True)) == {"sent": 3}
     assert len(smtp.messages) == 3
 
 
-@pytest.mark.django_db(transaction=True)
-def test_expired_leases_are_reclaimed_and_delivered_once(email_channel, smtp, run_worker):
+@pytest.mark.django_db
+def test_expired_leases_are_reclaimed_and_delivered_once(
+    email_channel, smtp, run_worker, committed
+):
     """A worker claimed a batch and died before sending: the sweep gives it to another."""
     order_event(email_channel)
-    result = notify(
-        "order-shipped",
-        [{"email": f"u{i}@example.com"} for i in range(5)],
-        {"order_id": "1", "greeting": "Hi"},
-    )
+    with committed():
+        result = notify(
+            "order-shipped",
+            [{"email": f"u{i}@example.com"} for i in range(5)],
+            {"order_id": "1", "greeting": "Hi"},
+        )
     ids = [m.pk for m in result.messages]
     run_worker_before = messages_claim(message_ids=ids)  # the dead worker's claim
     assert len(run_worker_before) == 5
     assert run_worker() == 1  # its job finds nothing left to claim
     assert smtp.messages == []
 
-    assert sweep().reclaimed == 0  # the lease still runs
+    with committed():
+        assert sweep().reclaimed == 0  # the lease still runs
     later = timezone.now() + dt.timedelta(seconds=app_settings.LEASE_SECONDS + 1)
-    summary = sweep(now=later)
+    with committed():
+        summary = sweep(now=later)
     assert summary.reclaimed == 5
     run_worker()
 
@@ -332,8 +353,8 @@ def test_two_workers_and_two_sweeps_send_each_message_exactly_once(tmp_path, spa
     assert Counter(Message.objects.values_list("status", flat=True)) == {"sent": 2000}
 
 
-@pytest.mark.django_db(transaction=True)
-def test_email_channel_sends_through_any_django_mailer(run_worker):
+@pytest.mark.django_db
+def test_email_channel_sends_through_any_django_mailer(run_worker, committed):
     """Without a host, the channel uses settings.MAILERS (here Django's locmem backend)."""
     channel = factories.ChannelFactory(
         key="mailer-email",
@@ -343,19 +364,23 @@ def test_email_channel_sends_through_any_django_mailer(run_worker):
     order_event(channel, languages=("en",))
     mail.outbox = []
 
-    notify("order-shipped", {"email": "ann@example.com"}, {"order_id": "9", "greeting": "Hi"})
+    with committed():
+        notify("order-shipped", {"email": "ann@example.com"}, {"order_id": "9", "greeting": "Hi"})
     run_worker()
 
     assert [m.subject for m in mail.outbox] == ["Order 9 shipped"]
     assert Message.objects.get().status == "sent"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_debug_send_renders_but_delivers_nothing(email_channel, smtp, run_worker, settings):
+@pytest.mark.django_db
+def test_debug_send_renders_but_delivers_nothing(
+    email_channel, smtp, run_worker, settings, committed
+):
     settings.NOTIFIER = {**settings.NOTIFIER, "DEBUG_SEND": True}
     order_event(email_channel, languages=("en",))
 
-    notify("order-shipped", {"email": "ann@example.com"}, {"order_id": "9", "greeting": "Hi"})
+    with committed():
+        notify("order-shipped", {"email": "ann@example.com"}, {"order_id": "9", "greeting": "Hi"})
     run_worker()
 
     message = Message.objects.get()
@@ -363,9 +388,9 @@ def test_debug_send_renders_but_delivers_nothing(email_channel, smtp, run_worker
     assert smtp.messages == []
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 @pytest.mark.parametrize("inbox", [False, True])
-def test_the_journal_keeps_the_body_only_of_inbox_messages(inbox, django_user_model):
+def test_the_journal_keeps_the_body_only_of_inbox_messages(inbox, django_user_model, committed):
     """A result journaled just before a crash is applied by the sweep. An inbox message's row
     is what its reader sees, so its rendered body is journaled too; other bodies (an email's
     HTML can weigh tens of kilobytes) are not copied to Redis."""
@@ -378,7 +403,8 @@ def test_the_journal_keeps_the_body_only_of_inbox_messages(inbox, django_user_mo
     order_event(channel, languages=("en",))
     user = django_user_model.objects.create_user("ann", "a@example.com")
     context = {"order_id": "1", "greeting": "Hi"}
-    (message,) = notify("order-shipped", user, context).messages
+    with committed():
+        (message,) = notify("order-shipped", user, context).messages
     (claimed,) = messages_claim(message_ids=[message.pk])
     claimed.subject, claimed.text = "Rendered subject", "Rendered text"
     sent = SendResult(Outgoing(id=claimed.pk, uuid=str(claimed.uuid), address="a"), "p-1")
@@ -387,30 +413,33 @@ def test_the_journal_keeps_the_body_only_of_inbox_messages(inbox, django_user_mo
     journal.close()  # ... and the worker dies before writing its batch's results
 
     later = timezone.now() + dt.timedelta(seconds=app_settings.LEASE_SECONDS + 1)
-    assert sweep(now=later, enqueue=False).recovered == 1
+    with committed():
+        assert sweep(now=later, enqueue=False).recovered == 1
     row = Message.objects.get()
     assert (row.status, row.provider_id) == ("sent", "p-1")
     assert (row.subject, row.text) == (("Rendered subject", "Rendered text") if inbox else ("", ""))
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_a_user_deactivated_after_scheduling_gets_nothing(
-    email_channel, smtp, run_worker, django_user_model
+    email_channel, smtp, run_worker, django_user_model, committed
 ):
     order_event(email_channel)
     user = django_user_model.objects.create_user("gone", "gone@example.com", first_name="Gone")
     kept = django_user_model.objects.create_user("kept", "kept@example.com", first_name="Kept")
     later = timezone.now() + dt.timedelta(hours=1)
-    notify(
-        "order-shipped",
-        [{"user_id": user.pk}, {"user_id": kept.pk}],
-        {"order_id": "1", "greeting": "Hi"},
-        scheduled_at=later,
-    )
+    with committed():
+        notify(
+            "order-shipped",
+            [{"user_id": user.pk}, {"user_id": kept.pk}],
+            {"order_id": "1", "greeting": "Hi"},
+            scheduled_at=later,
+        )
     user.is_active = False
     user.save(update_fields=["is_active"])
 
-    assert sweep(now=later + dt.timedelta(seconds=1)).enqueued == 2
+    with committed():
+        assert sweep(now=later + dt.timedelta(seconds=1)).enqueued == 2
     run_worker()
 
     gone = Message.objects.get(user=user)
