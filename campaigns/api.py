@@ -17,7 +17,8 @@ from campaigns.exceptions import (
     UnknownEvent,
     UnknownTemplate,
 )
-from campaigns.outbox.notify import NotifyResult, Skipped, notify, send_template
+from campaigns.outbox.notify import notify, send_template
+from campaigns.outbox.plan import NotifyResult, Skipped
 from campaigns.outbox.selectors import messages_for_content, messages_for_user
 
 __all__ = [

@@ -13,7 +13,8 @@ class CampaignsConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         from campaigns import checks  # noqa: F401 - registers the system checks
-        from campaigns.receivers import anymail_tracking_receive, sync_after_migrate
+        from campaigns.receivers import sync_after_migrate
+        from campaigns.tracking.delivery import anymail_tracking_receive
 
         autodiscover_modules("notifications")
         tracking.connect(anymail_tracking_receive, dispatch_uid="notifier-anymail-tracking")

@@ -27,11 +27,10 @@ from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextareaWidget
 
 from campaigns.admin.resources import ContactResource
 from campaigns.broadcast.audiences import audience_size
-from campaigns.broadcast.control import campaign_cancel, campaign_resume
+from campaigns.broadcast.control import campaign_cancel, campaign_pause, campaign_resume
 from campaigns.broadcast.dry_run import campaign_dry_run, dry_run_start, dry_run_state
 from campaigns.broadcast.fanout import (
-    CampaignError,
-    campaign_pause,
+    campaign_finish_if_done,
     campaign_schedule,
     campaign_unschedule,
 )
@@ -46,10 +45,10 @@ from campaigns.broadcast.report import (
 )
 from campaigns.broadcast.testsend import campaign_test_send
 from campaigns.conf import app_settings
+from campaigns.domain.context import context_validate
 from campaigns.domain.untrusted_json import ADMIN_FORMFIELD_OVERRIDES, JSONFormField
-from campaigns.exceptions import NotifierError
+from campaigns.exceptions import CampaignError, NotifierError
 from campaigns.models import Audience, AudienceKind, Campaign, CampaignStatus, Contact
-from campaigns.outbox.notify import context_validate
 
 
 @admin.register(Audience)
@@ -404,6 +403,8 @@ class CampaignAdmin(ModelAdmin):
 
     def progress_view(self, request, object_id):
         campaign = self._get(request, object_id)
+        if campaign.status == CampaignStatus.RUNNING and campaign_finish_if_done(campaign.pk):
+            campaign.refresh_from_db()  # the poll finishes a campaign as soon as it is done
         progress = campaign_progress(campaign)
         response = TemplateResponse(
             request,

@@ -16,7 +16,6 @@ from django.db import models
 from django.db.models import Count
 from django.utils import timezone
 
-from campaigns.broadcast.fanout import campaign_finish_if_done
 from campaigns.domain.states import FINAL
 from campaigns.exceptions import CampaignError
 from campaigns.models import Campaign, CampaignChunk, CampaignStatus, Message, MessageStatus
@@ -72,9 +71,8 @@ class Progress:
 
 def campaign_progress(campaign: Campaign, *, window: float = 10.0) -> Progress:
     """Counts by status, skips, throughput over the last ``window`` seconds, and a percent
-    that reaches 100 when nothing is left to do. Finishes a campaign that is done."""
-    if campaign.status == CampaignStatus.RUNNING and campaign_finish_if_done(campaign.pk):
-        campaign.refresh_from_db()
+    that reaches 100 when nothing is left to do. Reads only (the sweep, or the panel's poll
+    through ``campaign_finish_if_done``, finishes a campaign that is done)."""
     now = timezone.now()
     by_status = dict(
         Message.objects.filter(campaign=campaign)

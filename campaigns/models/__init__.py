@@ -1,3 +1,4 @@
+from campaigns.domain.states import MessageStatus
 from campaigns.models.addresses import ChannelAddress
 from campaigns.models.availability import AvailabilityWindow
 from campaigns.models.campaigns import (
@@ -9,13 +10,7 @@ from campaigns.models.campaigns import (
     Contact,
 )
 from campaigns.models.events import Event
-from campaigns.models.messages import (
-    Message,
-    MessageAttempt,
-    MessageRelatedObject,
-    MessageStatus,
-    NotifyRequest,
-)
+from campaigns.models.messages import Message, MessageAttempt, MessageRelatedObject, NotifyRequest
 from campaigns.models.optouts import OptOut
 from campaigns.models.profiles import RecipientProfile
 from campaigns.models.templates import Template

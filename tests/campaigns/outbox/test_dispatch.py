@@ -18,7 +18,7 @@ from django.utils import timezone
 from campaigns.api import notify
 from campaigns.conf import app_settings
 from campaigns.models import Message, MessageStatus
-from campaigns.outbox.dispatch import messages_claim
+from campaigns.outbox.claim import messages_claim
 from campaigns.outbox.sweep import sweep
 from tests import factories
 from tests.conftest import ROOT, free_port, output
@@ -394,8 +394,8 @@ def test_the_journal_keeps_the_body_only_of_inbox_messages(inbox, django_user_mo
     """A result journaled just before a crash is applied by the sweep. An inbox message's row
     is what its reader sees, so its rendered body is journaled too; other bodies (an email's
     HTML can weigh tens of kilobytes) are not copied to Redis."""
-    from campaigns.outbox.dispatch import outcome_for
     from campaigns.outbox.journal import JournalWriter
+    from campaigns.outbox.outcomes import outcome_for
     from channels.backends.base import Outgoing, SendResult
 
     backend = "inbox.InboxBackend" if inbox else "locmem.LocmemBackend"
