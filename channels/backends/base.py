@@ -105,7 +105,16 @@ class AddressKeyConfigForm(BaseConfigForm):
     )
 
 
+#: What an end user knows a channel as; the preference centre groups channels by it.
+CATEGORIES = ("email", "sms", "push", "chat", "inbox", "webhook", "social", "other")
+
+
 class BaseBackend:
+    """A backend's capabilities are class flags (``category``, ``stores_messages``,
+    ``reaches_people``, ``unsubscribe_headers``, ``browser_subscriptions``,
+    ``status_callbacks``, ``polls_receipts``): code that needs to know what a backend can do
+    reads a flag, never ``issubclass()`` of a particular backend."""
+
     key: ClassVar[str] = ""
     verbose_name: ClassVar[str] = ""
     #: The recipient key this backend reads its address from (``email``, ``phone`` …).
@@ -119,6 +128,28 @@ class BaseBackend:
     #: False for a backend that posts to an account of the site's (a social page) rather
     #: than to a person: its channels are left out of people's preference centres.
     reaches_people: ClassVar[bool] = True
+    #: What an end user knows the channel as (one of ``CATEGORIES``).
+    category: ClassVar[str] = "other"
+    #: True when a message carries one-click ``List-Unsubscribe`` headers and marketing
+    #: messages an unsubscribe footer (email).
+    unsubscribe_headers: ClassVar[bool] = False
+    #: True when a web page can subscribe a browser to the channel (Web Push): the backend
+    #: then has a ``public_key`` property, the key browsers subscribe with.
+    browser_subscriptions: ClassVar[bool] = False
+    #: The module of ``channels.webhooks`` that parses the provider's status callbacks for
+    #: this backend ("twilio"), or "" when the provider posts none.
+    status_callbacks: ClassVar[str] = ""
+    #: True when delivery receipts are fetched by a periodic job calling ``receipts(ids)``
+    #: (Expo).
+    polls_receipts: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.category not in CATEGORIES:
+            raise TypeError(
+                f"{cls.__qualname__}.category is {cls.category!r}: not one of "
+                f"{', '.join(CATEGORIES)}"
+            )
 
     def __init__(self, *, channel_key: str = "", options: Mapping[str, Any] | None = None):
         self.channel_key = channel_key

@@ -109,6 +109,8 @@ class EmailBackend(BaseBackend):
     address_key = "email"
     template_fields = ("subject", "text", "html")
     ConfigForm = EmailConfigForm
+    category = "email"
+    unsubscribe_headers = True
 
     connection = None
 

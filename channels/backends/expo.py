@@ -85,6 +85,8 @@ class ExpoPushBackend(HttpBackend):
     address_key = "push_token"
     template_fields = ("subject", "text")
     ConfigForm = ExpoConfigForm
+    category = "push"
+    polls_receipts = True
     default_base_url = "https://exp.host"
 
     def client_options(self) -> dict[str, Any]:

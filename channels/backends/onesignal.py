@@ -54,6 +54,7 @@ class OneSignalBackend(HttpBackend):
     address_key = "user_id"
     template_fields = ("subject", "text")
     ConfigForm = OneSignalConfigForm
+    category = "push"
     default_base_url = "https://api.onesignal.com"
 
     @property

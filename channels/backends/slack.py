@@ -81,6 +81,7 @@ class SlackBackend(HttpBackend):
     address_key = "slack_id"
     template_fields = ("text",)
     ConfigForm = SlackConfigForm
+    category = "chat"
     default_base_url = "https://slack.com/api"
 
     @property

@@ -139,6 +139,8 @@ class TwilioSmsBackend(HttpBackend):
     address_key = "phone"
     template_fields = ("text",)
     ConfigForm = TwilioConfigForm
+    category = "sms"
+    status_callbacks = "twilio"
     default_base_url = "https://api.twilio.com"
 
     def client_options(self) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class TelegramBackend(HttpBackend):
     address_key = "chat_id"
     template_fields = ("text",)
     ConfigForm = TelegramConfigForm
+    category = "chat"
     default_base_url = "https://api.telegram.org"
 
     def validate_address(self, address: str) -> None:

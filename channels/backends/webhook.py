@@ -63,6 +63,7 @@ class WebhookBackend(HttpBackend):
     address_key = "user_id"
     template_fields = ("subject", "text", "html")
     ConfigForm = WebhookConfigForm
+    category = "webhook"
 
     def payload(self, message: Outgoing) -> dict[str, Any]:
         return {

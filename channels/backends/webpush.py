@@ -274,6 +274,8 @@ class WebPushBackend(BaseBackend):
     address_key = "webpush"
     template_fields = ("subject", "text")
     ConfigForm = WebPushConfigForm
+    category = "push"
+    browser_subscriptions = True
     default_timeout = 10.0
 
     session: requests.Session | None = None
