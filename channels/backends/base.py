@@ -22,7 +22,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -55,6 +55,24 @@ class AddressRejected(PermanentError):
 
 class ConfigurationError(Exception):
     """A channel's options are invalid; the message names the options at fault."""
+
+
+#: What a provider's error means for the message: retry it, fail it, or fail it and
+#: deactivate the address.
+ErrorKind = Literal["transient", "permanent", "dead"]
+
+
+def delivery_error(
+    kind: ErrorKind, text: str, *, retry_after: float | None = None
+) -> DeliveryError:
+    """The ``DeliveryError`` of ``kind`` (``retry_after`` only matters for a transient one)."""
+    if kind == "transient":
+        return TransientError(text, retry_after=retry_after)
+    if kind == "dead":
+        return AddressRejected(text)
+    if kind == "permanent":
+        return PermanentError(text)
+    raise ValueError(f"unknown error kind {kind!r} (transient, permanent or dead)")
 
 
 @dataclass(slots=True)

@@ -29,14 +29,15 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.urls import NoReverseMatch, reverse
 
-from .base import AddressRejected, DeliveryError, Outgoing
-from .http import E164, HttpBackend, HttpConfigForm, response_json, validate_e164
+from .base import Outgoing
+from .http import E164, HttpBackend, HttpConfigForm, HttpRequest, validate_e164
 
 #: Twilio error codes that say the *recipient's* number cannot get SMS: it is deactivated.
 #: (Codes that may be about the sender, like 21401 or 21606, only fail the message.)
@@ -142,6 +143,7 @@ class TwilioSmsBackend(HttpBackend):
     category = "sms"
     status_callbacks = "twilio"
     default_base_url = "https://api.twilio.com"
+    errors = dict.fromkeys(DEAD_NUMBER_CODES, "dead")
 
     def client_options(self) -> dict[str, Any]:
         return {"auth": (self.options["account_sid"], self.options["auth_token"])}
@@ -180,23 +182,22 @@ class TwilioSmsBackend(HttpBackend):
             return ""
         return site + path
 
-    def send_one(self, message: Outgoing) -> str:
-        response = self.post(self.messages_url, data=self.payload(message))
-        answer = response_json(response)
+    def request(self, message: Outgoing) -> HttpRequest:
+        return HttpRequest("POST", self.messages_url, {"data": self.payload(message)})
+
+    def parse(self, response: httpx.Response, answer: Any, message: Outgoing) -> str:
         if response.is_success and isinstance(answer, dict) and answer.get("sid"):
             return str(answer["sid"])
-        raise self.twilio_error(response, answer)
+        raise self.error(response, answer)
 
-    def twilio_error(self, response, answer: Any) -> DeliveryError:
+    def provider_code(self, response: httpx.Response, answer: Any) -> tuple[Any, str]:
         if not isinstance(answer, dict) or "code" not in answer:
-            return self.error_for_status(response)
+            return None, self.http_text(response)
         code = answer.get("code")
         detail = f"Twilio error {code}: {answer.get('message', '')}".strip()
         if answer.get("more_info"):
             detail += f" ({answer['more_info']})"
-        if code in DEAD_NUMBER_CODES:
-            return AddressRejected(f"{self.verbose_name} HTTP {response.status_code}: {detail}")
-        return self.error_for_status(response, detail)
+        return code, self.http_text(response, detail)
 
 
 # --- status callbacks -------------------------------------------------------------------------

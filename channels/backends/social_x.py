@@ -36,8 +36,8 @@ import httpx
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .base import DeliveryError, Outgoing, PermanentError, TransientError
-from .http import MAX_RETRY_AFTER, response_json, response_text, retry_after_seconds
+from .base import Outgoing, PermanentError
+from .http import MAX_RETRY_AFTER, HttpRequest, response_text, retry_after_seconds
 from .social import SocialBackend, SocialConfigForm
 
 ACCOUNT = re.compile(r"^(@?[A-Za-z0-9_]{1,15}|\d{1,20})$")
@@ -158,6 +158,7 @@ class XBackend(SocialBackend):
     ConfigForm = XConfigForm
     default_base_url = "https://api.x.com"
     target_option = "account"
+    hints = {401: "check the channel's api_key, api_secret, access_token and access_token_secret"}
 
     def validate_address(self, address: str) -> None:
         validate_account(address)
@@ -172,7 +173,7 @@ class XBackend(SocialBackend):
             token_secret=self.options["access_token_secret"],
         )
 
-    def send_one(self, message: Outgoing) -> str:
+    def request(self, message: Outgoing) -> HttpRequest:
         account = self.default_target()
         if account and _account_name(message.address) != _account_name(account):
             raise PermanentError(
@@ -192,33 +193,27 @@ class XBackend(SocialBackend):
                 "(set max_length if this account may post longer)"
             )
         url = f"{self.base_url}/2/tweets"
-        response = self.post(
-            url, json={"text": text}, headers={"Authorization": self.authorization(url)}
-        )
-        answer = response_json(response)
+        headers = {"Authorization": self.authorization(url)}
+        return HttpRequest("POST", url, {"json": {"text": text}, "headers": headers})
+
+    def parse(self, response: httpx.Response, answer: Any, message: Outgoing) -> str:
         data = answer.get("data") if isinstance(answer, dict) else None
         if response.is_success and isinstance(data, dict) and data.get("id"):
             return str(data["id"])
-        raise self.x_error(response, answer)
+        raise self.error(response, answer)
 
-    def x_error(self, response: httpx.Response, answer: Any) -> DeliveryError:
+    def provider_code(self, response: httpx.Response, answer: Any) -> tuple[Any, str]:
+        """X's errors are problem JSON without a code of their own: the status is the code."""
         status = response.status_code
         detail = _problem_text(answer) or response_text(response)
-        text = f"X {status}: {detail}"
-        if status == 429:
-            return TransientError(text, retry_after=_rate_limit_reset(response))
-        if status >= 500:
-            return TransientError(
-                text, retry_after=retry_after_seconds(response.headers.get("Retry-After"))
-            )
-        if status == 401:
-            return PermanentError(
-                f"{text} (check the channel's api_key, api_secret, access_token and "
-                "access_token_secret)"
-            )
         if response.is_success:  # 2xx without a post id: X refused it in the body
-            return PermanentError(f"X: no post created: {detail}")
-        return PermanentError(text)
+            return status, f"X: no post created: {detail}"
+        return status, f"X {status}: {detail}"
+
+    def retry_after(self, response: httpx.Response, answer: Any) -> float | None:
+        if response.status_code == 429:
+            return _rate_limit_reset(response)
+        return super().retry_after(response, answer)
 
 
 def _account_name(address: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 from django import forms
 
 from .base import BaseConfigForm, Outgoing
-from .http import HttpBackend, response_json
+from .http import HttpBackend, HttpRequest
 
 SIGNATURE_VERSION = "v1"
 
@@ -78,24 +78,15 @@ class WebhookBackend(HttpBackend):
             "extra": message.extra,
         }
 
-    def send_one(self, message: Outgoing) -> str:
+    def request(self, message: Outgoing) -> HttpRequest:
         body = json.dumps(
             self.payload(message), ensure_ascii=False, separators=(",", ":"), default=str
         ).encode()
         timestamp = str(int(time.time()))
-        response = self.post(
-            self.options["url"],
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-Notifier-Timestamp": timestamp,
-                "X-Notifier-Signature": signature(self.options["secret"], timestamp, body),
-                "X-Notifier-Message-Id": message.uuid,
-            },
-        )
-        if not response.is_success:
-            raise self.error_for_status(response)
-        answer = response_json(response)
-        if isinstance(answer, dict) and isinstance(answer.get("id"), str | int):
-            return str(answer["id"])
-        return ""
+        headers = {
+            "Content-Type": "application/json",
+            "X-Notifier-Timestamp": timestamp,
+            "X-Notifier-Signature": signature(self.options["secret"], timestamp, body),
+            "X-Notifier-Message-Id": message.uuid,
+        }
+        return HttpRequest("POST", self.options["url"], {"content": body, "headers": headers})

@@ -2,16 +2,20 @@
 
 from django import forms
 
-from channels.backends.base import AddressRejected, Outgoing
-from channels.backends.http import HttpBackend, HttpConfigForm, response_json, validate_e164
+from channels.backends.http import HttpBackend, HttpConfigForm, HttpRequest, validate_e164
 
 
 class ExampleSmsBackend(HttpBackend):
     key = "example-sms"
     verbose_name = "Example SMS"
+    category = "sms"  # what end users know it as: email, sms, push, chat, inbox, social …
     address_key = "phone"  # the recipient key (and ChannelAddress kind) holding the address
     template_fields = ("text",)
     default_base_url = "https://api.example-sms.com"
+    # The provider's error codes: "transient" (retry), "permanent" (fail the message) or
+    # "dead" (fail it and deactivate the address). Codes not listed go by the HTTP status:
+    # 408, 425, 429 and 5xx retry (honouring Retry-After), other 4xx fail.
+    errors = {"unknown_number": "dead", "throttled": "transient"}
 
     class ConfigForm(HttpConfigForm):  # brings base_url and timeout
         token = forms.CharField(help_text="API token from the provider's dashboard.")
@@ -27,14 +31,14 @@ class ExampleSmsBackend(HttpBackend):
     def validate_address(self, address: str) -> None:  # notify() checks every recipient
         validate_e164(address)
 
-    def send_one(self, message: Outgoing) -> str:
-        response = self.post(  # timeouts and connection errors raise TransientError
-            "/v1/messages",
-            json={"to": message.address, "from": self.options["sender"], "text": message.text},
-        )
-        answer = response_json(response) or {}
-        if response.status_code == 404 and answer.get("error") == "unknown_number":
-            raise AddressRejected(f"Example SMS: {answer.get('message', 'unknown number')}")
-        if not response.is_success:  # 429 / 5xx transient with Retry-After, other 4xx permanent
-            raise self.error_for_status(response, answer.get("message", ""))
-        return answer["id"]  # stored as the message's provider_id
+    def request(self, message) -> HttpRequest:  # timeouts and network errors retry
+        payload = {"to": message.address, "from": self.options["sender"], "text": message.text}
+        return HttpRequest("POST", "/v1/messages", {"json": payload})
+
+    # A 2xx answer is a success and its JSON "id" the message's provider_id (override
+    # parse() when the provider answers otherwise). A refused request: the provider's code
+    # (looked up in `errors`) and the text operators read on the message.
+    def provider_code(self, response, answer) -> tuple:
+        if isinstance(answer, dict) and answer.get("error"):
+            return answer["error"], f"Example SMS: {answer.get('message', answer['error'])}"
+        return None, self.http_text(response)
