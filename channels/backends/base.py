@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from django import forms
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
+
+from ..addresses import validate_email
 
 logger = logging.getLogger("notifier.channels")
 
@@ -226,10 +226,7 @@ class BaseBackend:
         """Raise ``ValidationError`` naming the problem when ``address`` is malformed.
         Email addresses are checked by default; backends add their own formats."""
         if self.recipient_key() == "email":
-            try:
-                validate_email(address)
-            except ValidationError:
-                raise ValidationError(f"{address!r} is not a valid email address") from None
+            validate_email(address)
 
     # --- sending ------------------------------------------------------------------------
     def open(self) -> None:

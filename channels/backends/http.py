@@ -28,7 +28,6 @@ from typing import Any, ClassVar, NamedTuple
 
 import httpx
 from django import forms
-from django.core.exceptions import ValidationError
 
 from .base import (
     BaseBackend,
@@ -40,7 +39,6 @@ from .base import (
     delivery_error,
 )
 
-E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 USER_AGENT = "notifier/0.1"
 #: How much of a provider's answer is kept in an error (the message stores 4000 chars).
 MAX_ERROR_BODY = 1000
@@ -78,13 +76,6 @@ def redact_in_logs(pattern: str) -> None:
     httpx_logger = logging.getLogger("httpx")
     if not any(isinstance(f, RedactSecrets) for f in httpx_logger.filters):
         httpx_logger.addFilter(RedactSecrets())
-
-
-def validate_e164(address: str) -> None:
-    if not E164.match(address):
-        raise ValidationError(
-            f"{address!r} is not a phone number in E.164 format (e.g. +14155550123)"
-        )
 
 
 def retry_after_seconds(value: str | int | float | None) -> float | None:

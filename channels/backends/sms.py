@@ -36,8 +36,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.urls import NoReverseMatch, reverse
 
+from ..addresses import validate_phone
 from .base import Outgoing
-from .http import E164, HttpBackend, HttpConfigForm, HttpRequest, validate_e164
+from .http import HttpBackend, HttpConfigForm, HttpRequest
 
 #: Twilio error codes that say the *recipient's* number cannot get SMS: it is deactivated.
 #: (Codes that may be about the sender, like 21401 or 21606, only fail the message.)
@@ -112,12 +113,15 @@ class TwilioConfigForm(HttpConfigForm):
 
     def clean_from_number(self) -> str:
         sender = self.cleaned_data["from_number"].strip()
-        if sender and not (E164.match(sender) or _alphanumeric_sender(sender)):
+        if not sender or _alphanumeric_sender(sender):
+            return sender
+        try:
+            return validate_phone(sender)
+        except ValidationError:
             raise ValidationError(
                 "a number in E.164 format (+14155550123) or an alphanumeric sender id "
                 "(1-11 letters, digits or spaces, at least one letter)"
-            )
-        return sender
+            ) from None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -148,8 +152,17 @@ class TwilioSmsBackend(HttpBackend):
     def client_options(self) -> dict[str, Any]:
         return {"auth": (self.options["account_sid"], self.options["auth_token"])}
 
+    def address(self, recipient: Mapping[str, Any]) -> str | None:
+        """The recipient's number in E.164, however it was written; as given when it is no
+        phone number (``validate_address`` then says so)."""
+        address = super().address(recipient)
+        try:
+            return validate_phone(address) if address else address
+        except ValidationError:
+            return address
+
     def validate_address(self, address: str) -> None:
-        validate_e164(address)
+        validate_phone(address)
 
     @property
     def messages_url(self) -> str:

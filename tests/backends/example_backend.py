@@ -2,7 +2,8 @@
 
 from django import forms
 
-from channels.backends.http import HttpBackend, HttpConfigForm, HttpRequest, validate_e164
+from channels.addresses import validate_phone
+from channels.backends.http import HttpBackend, HttpConfigForm, HttpRequest
 
 
 class ExampleSmsBackend(HttpBackend):
@@ -29,7 +30,7 @@ class ExampleSmsBackend(HttpBackend):
         }
 
     def validate_address(self, address: str) -> None:  # notify() checks every recipient
-        validate_e164(address)
+        validate_phone(address)
 
     def request(self, message) -> HttpRequest:  # timeouts and network errors retry
         payload = {"to": message.address, "from": self.options["sender"], "text": message.text}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.core.exceptions import ValidationError
 
 from channels.backends.base import AddressRejected, Outgoing, PermanentError, TransientError
 from channels.backends.http import (
@@ -13,7 +12,6 @@ from channels.backends.http import (
     HttpBackend,
     HttpRequest,
     retry_after_seconds,
-    validate_e164,
 )
 
 from .fakes import Reply, json_reply
@@ -43,19 +41,6 @@ def test_retry_after_as_a_future_http_date():
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
     value = later.strftime("%a, %d %b %Y %H:%M:%S GMT")
     assert 290 <= retry_after_seconds(value) <= 300
-
-
-@pytest.mark.parametrize("number", ["+14155550123", "+4915112345678", "+12"])
-def test_e164_accepts(number):
-    validate_e164(number)
-
-
-@pytest.mark.parametrize(
-    "number", ["4915112345678", "+0123456", "+1 415 555", "+1234567890123456", ""]
-)
-def test_e164_refuses(number):
-    with pytest.raises(ValidationError, match=r"E\.164"):
-        validate_e164(number)
 
 
 # --- the template method: request → post → parse → error table ------------------------------
