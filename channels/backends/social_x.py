@@ -4,7 +4,8 @@ Authentication is OAuth 1.0a user context: the app's ``api_key`` / ``api_secret`
 consumer keys) and the account's ``access_token`` / ``access_token_secret``, from the app's
 "Keys and tokens" page. Those tokens do not expire, which suits a server posting unattended
 (OAuth 2.0 user tokens last two hours and need a refresh flow). Each request is signed with
-HMAC-SHA1; the JSON body is not part of the signature (RFC 5849 signs form bodies only).
+HMAC-SHA1 by oauthlib; the JSON body is not part of the signature (RFC 5849 signs form bodies
+only).
 
 The post goes to the account the tokens belong to. The address names that account
 (``@handle`` or a numeric user id): the recipient's ``x_account``, or the channel's
@@ -21,18 +22,14 @@ until ``x-rate-limit-reset`` (or ``Retry-After``), 5xx retry, 401 names the cred
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
-import secrets
 import time
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
+import oauthlib.oauth1
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -85,45 +82,23 @@ def oauth1_authorization(
     nonce: str | None = None,
     timestamp: int | None = None,
 ) -> str:
-    """The ``Authorization`` header of an OAuth 1.0a request signed with HMAC-SHA1 (RFC 5849).
-    ``form``: the fields of a form-encoded body, which the signature covers (a JSON body is
-    not signed)."""
-    oauth = {
-        "oauth_consumer_key": consumer_key,
-        "oauth_nonce": nonce or secrets.token_hex(16),
-        "oauth_signature_method": "HMAC-SHA1",
-        "oauth_timestamp": str(int(time.time()) if timestamp is None else timestamp),
-        "oauth_token": token,
-        "oauth_version": "1.0",
-    }
-    parts = urlsplit(url)
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    port = parts.port
-    if port and (scheme, port) not in (("http", 80), ("https", 443)):
-        host = f"{host}:{port}"
-    pairs = sorted(
-        (_encode(name), _encode(value))
-        for name, value in [
-            *oauth.items(),
-            *parse_qsl(parts.query, keep_blank_values=True),
-            *(form or {}).items(),
-        ]
+    """The ``Authorization`` header of an OAuth 1.0a request signed with HMAC-SHA1 (RFC 5849),
+    by oauthlib. ``form``: the fields of a form-encoded body, which the signature covers (a
+    JSON body is not signed)."""
+    client = oauthlib.oauth1.Client(
+        consumer_key,
+        client_secret=consumer_secret,
+        resource_owner_key=token,
+        resource_owner_secret=token_secret,
+        signature_method=oauthlib.oauth1.SIGNATURE_HMAC_SHA1,
+        nonce=nonce,
+        timestamp=None if timestamp is None else str(timestamp),
     )
-    base = "&".join(
-        [
-            method.upper(),
-            _encode(f"{scheme}://{host}{parts.path or '/'}"),
-            _encode("&".join(f"{name}={value}" for name, value in pairs)),
-        ]
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if form else {}
+    _, signed, _ = client.sign(
+        url, http_method=method, body=dict(form or {}) or None, headers=headers
     )
-    key = f"{_encode(consumer_secret)}&{_encode(token_secret)}"
-    digest = hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()
-    oauth["oauth_signature"] = base64.b64encode(digest).decode()
-    return "OAuth " + ", ".join(f'{_encode(k)}="{_encode(v)}"' for k, v in sorted(oauth.items()))
-
-
-def _encode(value: str) -> str:
-    return quote(str(value), safe="~")
+    return signed["Authorization"]
 
 
 class XConfigForm(SocialConfigForm):
