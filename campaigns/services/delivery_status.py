@@ -36,13 +36,13 @@ from django.utils import timezone
 
 from channels.backends.base import DeliveryError
 from channels.backends.expo import MAX_RECEIPTS, ExpoPushBackend
-from channels.backends.sms import (
+from channels.backends.sms import TwilioSmsBackend
+from channels.models import ChannelConfig
+from channels.webhooks.twilio import (
     CALLBACK_DEAD_NUMBER_CODES,
     TWILIO_DELIVERY_STATUS,
-    TwilioSmsBackend,
     twilio_signature_valid,
 )
-from channels.models import ChannelConfig
 
 from ..conf import app_settings
 from ..models import Message, MessageStatus
