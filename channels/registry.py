@@ -15,6 +15,7 @@ from typing import Any
 from django.utils.module_loading import import_string
 
 from .backends.base import BaseBackend
+from .conf import channel_settings
 
 BUILTIN_BACKENDS = {
     "console": "channels.backends.console.ConsoleBackend",
@@ -96,10 +97,8 @@ def backend_class(path: str) -> type[BaseBackend]:
 
 def declared_channels() -> dict[str, ChannelDeclaration]:
     """Channels from settings, then those from notifications.py modules (settings win)."""
-    from campaigns.conf import app_settings
-
     channels = dict(_declared)
-    for key, spec in app_settings.CHANNELS.items():
+    for key, spec in channel_settings.CHANNELS.items():
         channels[key] = ChannelDeclaration(
             key=key,
             backend=spec.get("BACKEND", ""),

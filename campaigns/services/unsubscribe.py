@@ -9,23 +9,20 @@ link changes nothing:
 - preferences: ``{"u": user id}``, or ``{"a": address, "c": channel key}`` for a recipient
   without a user.
 
-Settings: ``app_settings.LINK_MAX_AGE`` (seconds a link stays valid, default 90 days),
-``app_settings.UNSUBSCRIBE_MAILTO`` (an address for ``List-Unsubscribe``'s mailto, default
-none); ``SITE_URL`` makes the links absolute.
+Settings: ``app_settings.LINK_MAX_AGE`` (seconds a link stays valid, default 90 days);
+``SITE_URL`` makes the links absolute. The ``List-Unsubscribe`` headers are the email
+backend's (``channels.backends.email.list_unsubscribe_headers``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
 from django.urls import NoReverseMatch, reverse
-
-from channels.backends.email import UriListHeader
 
 from ..conf import app_settings
 from ..models import Event, Message, OptOut
@@ -41,10 +38,6 @@ class InvalidLink(Exception):
 
 def link_max_age() -> int:
     return app_settings.LINK_MAX_AGE
-
-
-def unsubscribe_mailto() -> str:
-    return app_settings.UNSUBSCRIBE_MAILTO
 
 
 def absolute(path: str) -> str:
@@ -92,21 +85,6 @@ def preferences_token(*, user_id: Any = None, address: str = "", channel_key: st
 def preferences_url(*, user_id: Any = None, address: str = "", channel_key: str = "") -> str:
     token = preferences_token(user_id=user_id, address=address, channel_key=channel_key)
     return absolute(reverse("notifier:preferences-link", args=[token]))
-
-
-def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
-    """``List-Unsubscribe`` (the message's https link, and a mailto when configured) and
-    ``List-Unsubscribe-Post`` for one email (RFC 2369, RFC 8058). The first is a
-    ``UriListHeader``, so its URIs go out literally, never RFC 2047-encoded."""
-    uris = [unsubscribe_url]
-    mailto = unsubscribe_mailto()
-    if mailto:
-        token = unsubscribe_url.rstrip("/").rsplit("/", 1)[-1]
-        uris.append(f"mailto:{mailto}?subject={quote('unsubscribe ' + token)}")
-    return {
-        "List-Unsubscribe": UriListHeader("List-Unsubscribe", uris),
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
 
 
 LINK_NAMES = ("unsubscribe_url", "preferences_url")
