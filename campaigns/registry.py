@@ -96,8 +96,8 @@ def declared_events() -> dict[str, dict[str, Any]]:
 
 
 def sync_events() -> list[str]:
-    """Write each declared event into an Event row (see ``channels.registry.sync_declared``)."""
-    from channels.registry import sync_declared
+    """Write each declared event into an Event row (see ``channels.declarations.sync_declared``)."""
+    from channels.declarations import sync_declared
 
     from .models import Event
 
@@ -105,6 +105,6 @@ def sync_events() -> list[str]:
 
 
 def sync_all() -> dict[str, list[str]]:
-    from channels.registry import sync_channels
+    from channels.declarations import sync_channels
 
     return {"channels": sync_channels(), "events": sync_events()}

@@ -7,7 +7,8 @@ from django.conf import settings
 from django.core.checks import Error, register
 
 from .backends.base import ConfigurationError
-from .registry import BUILTIN_BACKENDS, UnknownBackend, backend_class, declared_channels
+from .declarations import declared_channels
+from .registry import BUILTIN_BACKENDS, UnknownBackend, backend_class
 from .secrets import SETTING, configured_keys, key_problems
 
 GENERATE = (

@@ -3,8 +3,8 @@
 The options the transport layer reads live under ``settings.NOTIFIER`` like all of
 Notifier's, each declared here once as an ``Option`` on ``ChannelSettings`` (name, type,
 default, doc); ``channel_settings.<NAME>`` reads it when it is needed, so
-``override_settings(NOTIFIER=...)`` takes effect at once. ``campaigns.conf`` declares the
-domain's options with the same ``Option`` and reads both lists from the environment
+``override_settings(NOTIFIER=...)`` takes effect at once. The domain declares its own
+options with the same ``Option`` and reads both lists from the environment
 (``NOTIFIER_<NAME>``). Nothing else under ``channels/`` reads ``settings.NOTIFIER``.
 """
 
@@ -23,7 +23,7 @@ _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 class Option:
     """One ``NOTIFIER`` option: its type (int, float, bool, str, or dict for structures),
-    default and meaning. Read on a settings instance (``channel_settings``, ``campaigns.conf``'s
+    default and meaning. Read on a settings instance (``channel_settings``, the domain's
     ``app_settings``), it gives the current value."""
 
     def __init__(self, type_: type, default: Any, doc: str):

@@ -14,8 +14,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from campaigns.models import Message, MessageStatus
+from channels.declarations import sync_channels
 from channels.models import ChannelConfig
-from channels.registry import sync_channels
 from channels.secrets import SecretKeyError
 
 from . import factories

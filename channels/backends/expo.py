@@ -21,7 +21,8 @@ A ticket only says Expo took the message. Its *receipt* says what Apple or Googl
 {"status": "ok"}}`` or ``{id: {"status": "error", "message": …, "details": {"error":
 "DeviceNotRegistered" | "MessageTooBig" | "MessageRateExceeded" | "MismatchSenderId" |
 "InvalidCredentials"}}}``; an id whose receipt is not ready yet (or is gone: Expo keeps them
-about a day) is absent. ``campaigns.services.delivery_status`` polls them.
+about a day) is absent. A periodic job polls them (``polls_receipts``);
+``channels.webhooks.expo.receipt_event`` turns each into a delivery event.
 """
 
 from __future__ import annotations

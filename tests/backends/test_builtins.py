@@ -8,8 +8,9 @@ from django.core.checks import run_checks
 
 from channels.backends.base import BaseBackend
 from channels.backends.http import HttpBackend
+from channels.declarations import known_backends
 from channels.models import SECRET_MASK, ChannelConfig
-from channels.registry import BUILTIN_BACKENDS, backend_class, known_backends
+from channels.registry import BUILTIN_BACKENDS, backend_class
 
 PROVIDERS = {
     "webhook": ("user_id", ("secret",)),

@@ -12,8 +12,8 @@ from django.conf import settings
 from django.test import override_settings
 
 from campaigns.models import ChannelAddress, MessageStatus
+from channels.declarations import sync_channels
 from channels.models import ChannelConfig
-from channels.registry import sync_channels
 
 from .. import factories
 from ..conftest import ROOT
