@@ -19,9 +19,9 @@ from channels.models import ChannelConfig
 from channels.secrets import SecretKeyError
 
 from . import factories
-from .backends.conftest import channel_with_event, notify_and_dispatch
-from .backends.fakes import FakeServer
-from .backends.test_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from .channels.backends.test_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from .channels.conftest import channel_with_event, notify_and_dispatch
+from .channels.fakes import FakeServer
 
 TWILIO = "channels.backends.sms.TwilioSmsBackend"
 KEY_A = "a2V5LWEtZm9yLXRlc3RzLW9mLWNoYW5uZWwtc2VjcmU="  # 32 bytes, base64url

@@ -14,7 +14,7 @@ from campaigns.services.dispatch import message_dispatch
 from campaigns.services.ratelimit import RateLimiter
 
 from . import factories
-from .backends.fakes import FakeServer, Reply
+from .channels.fakes import FakeServer, Reply
 from .conftest import output
 
 RATE, BURST = 8.0, 4

@@ -11,8 +11,8 @@ from django.contrib.auth.models import Group
 from campaigns.models import Message
 
 from . import factories
-from .backends.fakes import FakeServer, Reply
-from .backends.test_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, twilio_error
+from .channels.backends.test_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, twilio_error
+from .channels.fakes import FakeServer, Reply
 from .conftest import free_port
 
 

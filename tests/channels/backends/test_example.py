@@ -15,13 +15,13 @@ from campaigns.models import ChannelAddress, MessageStatus
 from channels.declarations import sync_channels
 from channels.models import ChannelConfig
 
-from .. import factories
-from ..conftest import ROOT
-from .conftest import notify_and_dispatch
-from .fakes import json_reply
+from ... import factories
+from ...conftest import ROOT
+from ..conftest import notify_and_dispatch
+from ..fakes import json_reply
 
 DOC = (ROOT / "docs" / "adding-a-channel.md").read_text()
-EXAMPLE = ROOT / "tests" / "backends" / "example_backend.py"
+EXAMPLE = ROOT / "tests" / "channels" / "example_backend.py"
 
 
 def provider(request):

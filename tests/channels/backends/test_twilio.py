@@ -17,9 +17,9 @@ from campaigns.models import ChannelAddress, Message, MessageStatus
 from channels.backends.base import AddressRejected, ConfigurationError
 from channels.backends.sms import TwilioSmsBackend
 
-from .. import factories
-from .conftest import channel_with_event, dispatch_again, notify_and_dispatch
-from .fakes import Reply, json_reply
+from ... import factories
+from ..conftest import channel_with_event, dispatch_again, notify_and_dispatch
+from ..fakes import Reply, json_reply
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "twilio-auth-token-0001"

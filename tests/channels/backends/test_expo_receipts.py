@@ -21,9 +21,9 @@ from campaigns.services.delivery_status import push_receipts_poll
 from channels.backends.base import PermanentError
 from channels.backends.expo import ExpoPushBackend
 
-from .. import factories
-from .conftest import notify_and_dispatch
-from .fakes import Reply
+from ... import factories
+from ..conftest import notify_and_dispatch
+from ..fakes import Reply
 from .test_expo import ACCESS_TOKEN, FakeExpo, expo_channel, token
 
 LATER = dt.timedelta(minutes=16)

@@ -19,8 +19,8 @@ from campaigns.api import notify
 from campaigns.models import ChannelAddress, Message, MessageStatus
 from channels.webhooks.twilio import twilio_signature_valid
 
-from .. import factories
-from .conftest import notify_and_dispatch
+from ... import factories
+from ..conftest import notify_and_dispatch
 from .test_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, twilio_channel
 
 SITE = "https://notify.example.com"

@@ -17,10 +17,10 @@ from channels.backends.base import ConfigurationError, PermanentError
 from channels.backends.webhook import WebhookBackend
 from channels.backends.webhook import signature as sign
 
-from .. import factories
-from ..conftest import ROOT
-from .conftest import channel_with_event, dispatch_again, notify_and_dispatch
-from .fakes import Reply, json_reply
+from ... import factories
+from ...conftest import ROOT
+from ..conftest import channel_with_event, dispatch_again, notify_and_dispatch
+from ..fakes import Reply, json_reply
 
 SECRET = "whsec-0123456789abcdef"
 

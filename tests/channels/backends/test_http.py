@@ -14,7 +14,7 @@ from channels.backends.http import (
     retry_after_seconds,
 )
 
-from .fakes import Reply, json_reply
+from ..fakes import Reply, json_reply
 
 
 @pytest.mark.parametrize(

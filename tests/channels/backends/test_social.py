@@ -34,9 +34,9 @@ from channels.backends.social_vk import VkWallBackend
 from channels.backends.social_x import XBackend, oauth1_authorization, weighted_length
 from channels.models import SECRET_MASK
 
-from .. import factories
-from .conftest import dispatch_again
-from .fakes import Reply, json_reply
+from ... import factories
+from ..conftest import dispatch_again
+from ..fakes import Reply, json_reply
 
 # --- X ------------------------------------------------------------------------------------------
 
