@@ -1,19 +1,31 @@
 """The backend contract.
 
-A backend speaks one protocol or provider API. The base class owns the send loop (open →
-build payload → post → parse → record → close); a provider module is mostly field mapping:
+A backend speaks one protocol or provider API. The caller opens it once for a batch
+(``open()``), sends the batch (``send(messages)``: one ``SendResult`` per message, yielded
+right after its send so it can be recorded at once), and closes it (``close()``). The base
+class owns that loop; a backend implements ``send_one(message)``, returning the provider's id
+or raising ``TransientError`` (retry), ``PermanentError`` (fail) or ``AddressRejected`` (fail,
+and the address is dead). HTTP providers build on ``channels.backends.http.HttpBackend``,
+whose ``send_one`` is itself a template method (request → post → parse → error table), so a
+provider module is mostly field mapping:
 
-    class MyBackend(BaseBackend):
+    class MyBackend(HttpBackend):
         key = "my"
         verbose_name = "My provider"
+        category = "sms"
         address_key = "phone"
+        errors = {"unknown_number": "dead"}
 
-        class ConfigForm(BaseBackend.ConfigForm):
+        class ConfigForm(HttpConfigForm):
             token = forms.CharField()
             secret_fields = ("token",)
 
-        def send_one(self, message: Outgoing) -> str:
-            ...  # raise TransientError / PermanentError, return the provider's id
+        def request(self, message: Outgoing) -> HttpRequest:
+            return HttpRequest("POST", f"{self.base_url}/send", {"json": {...}})
+
+What a backend can do is said by class flags (``category``, ``stores_messages``,
+``reaches_people``, ``unsubscribe_headers``, ``browser_subscriptions``, ``status_callbacks``,
+``polls_receipts``).
 """
 
 from __future__ import annotations
