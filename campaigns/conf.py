@@ -1,100 +1,30 @@
 """Typed access to the ``NOTIFIER`` setting, and the one declaration of its options.
 
-Every option Notifier reads lives under ``settings.NOTIFIER`` and is declared here once, as an
-``Option`` on ``AppSettings`` (name, type, default, doc). ``app_settings.<NAME>`` reads it at
-the moment it is needed, so ``override_settings(NOTIFIER=...)`` in tests takes effect at once;
-``settings.py`` reads each from the environment as ``NOTIFIER_<NAME>`` through
-``options_from_environment()``, so an option declared here cannot be missed there. No other
-module reads ``settings.NOTIFIER`` (a test checks).
+Every option Notifier reads lives under ``settings.NOTIFIER`` and is declared once, as an
+``Option`` (name, type, default, doc): the domain's here on ``AppSettings``, the transport
+layer's (``CHANNELS``, ``EMAIL_DOMAIN``, ``UNSUBSCRIBE_MAILTO``) in ``channels.conf``.
+``app_settings.<NAME>`` reads it at the moment it is needed, so
+``override_settings(NOTIFIER=...)`` in tests takes effect at once; ``settings.py`` reads each
+from the environment as ``NOTIFIER_<NAME>`` through ``options_from_environment()`` (both
+lists), so an option declared once cannot be missed there. No
+other module reads ``settings.NOTIFIER`` (a test checks).
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-ENV_PREFIX = "NOTIFIER_"
+from channels.conf import ENV_PREFIX, Option
+from channels.conf import OPTIONS as CHANNEL_OPTIONS
+
 #: Variables with the prefix that are not options: settings.py reads them itself.
 ENV_NOT_OPTIONS = frozenset({"NOTIFIER_LOG_LEVEL", "NOTIFIER_SECRET_KEYS"})
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
-
-
-class Option:
-    """One ``NOTIFIER`` option: its type (int, float, bool, str, or dict for structures),
-    default and meaning. Read on an ``AppSettings`` instance, it gives the current value."""
-
-    def __init__(self, type_: type, default: Any, doc: str):
-        self.type = type_
-        self.default = default
-        self.doc = doc
-        self.__doc__ = doc
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        return self.coerce(getattr(settings, "NOTIFIER", {}).get(self.name, self.default))
-
-    def coerce(self, value: Any) -> Any:
-        """A value from Python settings, in this option's type."""
-        if self.type is dict:
-            return value
-        if self.type is str:
-            return "" if value is None else str(value)
-        return self.type(value)
-
-    @property
-    def env_name(self) -> str:
-        return f"{ENV_PREFIX}{self.name}"
-
-    def parse(self, text: str) -> Any:
-        """A value from the environment, in this option's type; ValueError says why not."""
-        if self.type is bool:
-            word = text.strip().lower()
-            if word in _TRUE:
-                return True
-            if word in _FALSE:
-                return False
-            raise ValueError(f"expected one of {', '.join(sorted(_TRUE | (_FALSE - {''})))}")
-        if self.type is int:
-            try:
-                return int(text.strip())
-            except ValueError:
-                raise ValueError("expected a whole number") from None
-        if self.type is float:
-            try:
-                value = float(text.strip())
-            except ValueError:
-                raise ValueError("expected a number") from None
-            if not math.isfinite(value):
-                raise ValueError("expected a finite number")
-            return value
-        if self.type is dict:
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"expected a JSON object ({error})") from None
-            if not isinstance(value, dict):
-                raise ValueError("expected a JSON object")
-            return value
-        return text
-
 
 class AppSettings:
-    CHANNELS = Option(
-        dict,
-        {},
-        'Channels declared in code: ``{key: {"BACKEND": path, "NAME": str, "OPTIONS": {}}}``.',
-    )
     EVENTS = Option(
         dict, {}, 'Events declared in code: ``{key: {"name": str, "variables": [...], ...}}``.'
     )
@@ -150,14 +80,8 @@ class AppSettings:
     DEBUG_SEND = Option(
         bool, False, "Build and render messages, deliver nothing, end them in state ``debug``."
     )
-    EMAIL_DOMAIN = Option(
-        str, "notifier.local", "Domain of the ``Message-ID`` header of emails (``<uuid@domain>``)."
-    )
     LINK_MAX_AGE = Option(
         int, 90 * 24 * 3600, "Seconds an unsubscribe or preference-centre link stays valid."
-    )
-    UNSUBSCRIBE_MAILTO = Option(
-        str, "", "An address for ``List-Unsubscribe``'s mailto (none when empty)."
     )
     TRUSTED_PROXY_COUNT = Option(
         int,
@@ -186,7 +110,7 @@ def options_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     A value its option's type refuses, or a ``NOTIFIER_`` variable that names no option (a
     typo would otherwise be ignored in silence), raises ImproperlyConfigured naming the
     variable, so the process stops at startup."""
-    known = {option.env_name: option for option in OPTIONS}
+    known = {option.env_name: option for option in (*OPTIONS, *CHANNEL_OPTIONS)}
     unknown = sorted(
         name
         for name in environ

@@ -28,7 +28,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from campaigns.conf import app_settings
 from campaigns.domain.variables import validate_variables
 from campaigns.models import Event
-from channels.registry import sync_channels, sync_declared
+from channels.declarations import sync_channels, sync_declared
 
 _declared: dict[str, dict[str, Any]] = {}
 
@@ -97,7 +97,7 @@ def declared_events() -> dict[str, dict[str, Any]]:
 
 
 def sync_events() -> list[str]:
-    """Write each declared event into an Event row (see ``channels.registry.sync_declared``)."""
+    """Write each declared event into an Event row (see ``channels.declarations.sync_declared``)."""
     return sync_declared(Event, declared_events())
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.checks import Error, register
 
-from channels.backends.base import ConfigurationError
-from channels.registry import BUILTIN_BACKENDS, UnknownBackend, backend_class, declared_channels
-from channels.secrets import SETTING, configured_keys, key_problems
+from .backends.base import ConfigurationError
+from .declarations import declared_channels
+from .registry import BUILTIN_BACKENDS, UnknownBackend, backend_class
+from .secrets import SETTING, configured_keys, key_problems
 
 GENERATE = (
     "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"

@@ -1,15 +1,14 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from channels.fields import SecretOptionsField
-
-if TYPE_CHECKING:
-    from channels.backends.base import BaseBackend
+from .backends.base import BaseBackend, ConfigurationError
+from .fields import SecretOptionsField
+from .registry import UnknownBackend, backend_class, resolve_backend_path
 
 SECRET_MASK = "••••••••"  # noqa: S105 - the mask shown instead of a secret
 
@@ -82,8 +81,6 @@ class ChannelConfig(models.Model):
 
     @property
     def backend_class(self) -> type[BaseBackend]:
-        from channels.registry import backend_class
-
         return backend_class(self.backend)
 
     def get_backend(self) -> BaseBackend:
@@ -93,9 +90,6 @@ class ChannelConfig(models.Model):
         """``config`` is validated with the fields, by its backend, so that a form editing
         the options as fields of their own (the admin's) leaves ``config`` out and reports
         each option's error next to its field instead."""
-        from channels.backends.base import ConfigurationError
-        from channels.registry import UnknownBackend
-
         errors: dict = {}
         try:
             super().clean_fields(exclude=exclude)
@@ -112,8 +106,6 @@ class ChannelConfig(models.Model):
             raise ValidationError(errors)
 
     def clean(self) -> None:
-        from channels.registry import UnknownBackend, resolve_backend_path
-
         try:
             self.backend = resolve_backend_path(self.backend)
             self.backend_class  # noqa: B018 - imports it: an unknown backend is an error here

@@ -146,7 +146,8 @@ RQ_SHOW_ADMIN_LINK = False
 RQ = {"COMMIT_MODE": "auto"}
 
 # --- Notifier ------------------------------------------------------------------------------
-# Read through campaigns.conf.app_settings; every key is documented there.
+# Read through campaigns.conf.app_settings and channels.conf.channel_settings; every key is
+# documented there.
 NOTIFIER = {
     "CHANNELS": {
         "email": {
@@ -157,8 +158,9 @@ NOTIFIER = {
         "inbox": {"BACKEND": "channels.backends.inbox.InboxBackend", "NAME": "In-app inbox"},
     },
     "EVENTS": {},
-    # Every option declared in campaigns/conf.py can be set as NOTIFIER_<NAME>, typed by its
-    # declaration; a value its type refuses stops the process here, naming the variable.
+    # Every option declared in campaigns/conf.py and channels/conf.py can be set as
+    # NOTIFIER_<NAME>, typed by its declaration; a value its type refuses stops the process
+    # here, naming the variable.
     **options_from_environment(os.environ),
 }
 

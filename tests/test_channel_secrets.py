@@ -14,13 +14,13 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from campaigns.models import Message, MessageStatus
+from channels.declarations import sync_channels
 from channels.models import ChannelConfig
-from channels.registry import sync_channels
 from channels.secrets import SecretKeyError
 from tests import factories
-from tests.backends.conftest import channel_with_event, notify_and_dispatch
-from tests.backends.fakes import FakeServer
-from tests.backends.test_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.channels.backends.test_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.channels.conftest import channel_with_event, notify_and_dispatch
+from tests.channels.fakes import FakeServer
 
 TWILIO = "channels.backends.sms.TwilioSmsBackend"
 KEY_A = "a2V5LWEtZm9yLXRlc3RzLW9mLWNoYW5uZWwtc2VjcmU="  # 32 bytes, base64url

@@ -1,6 +1,7 @@
 from campaigns.admin import (  # noqa: F401 - registers the admin classes
     addresses,
     campaigns,
+    channels,
     events,
     messages,
     optouts,

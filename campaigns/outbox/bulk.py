@@ -24,8 +24,8 @@ def rows_update(
 ) -> int:
     """Set ``fields`` from each row dict (which also holds ``id``) on the row with that id.
 
-    ``only_if`` is a ``{field: value}`` guard checked in the same statement (e.g. only rows
-    still in ``sending``). Returns the number of rows written.
+    ``only_if`` is a guard checked in the same statement: ``{field: value}`` (e.g. only rows
+    still in ``sending``) or ``{"field__in": values}``. Returns the number of rows written.
     """
     if not rows:
         return 0
@@ -48,8 +48,12 @@ def rows_update(
     where = [f"t.{quote(pk.column)} = v.c0"]
     params: list[Any] = list(arrays)
     for name, value in (only_if or {}).items():
-        where.append(f"t.{quote(meta.get_field(name).column)} = %s")
-        params.append(value)
+        if name.endswith("__in"):
+            where.append(f"t.{quote(meta.get_field(name.removesuffix('__in')).column)} = ANY(%s)")
+            params.append(list(value))
+        else:
+            where.append(f"t.{quote(meta.get_field(name).column)} = %s")
+            params.append(value)
     # Identifiers come from model metadata; every value is a parameter.
     sql = (
         f"UPDATE {quote(meta.db_table)} AS t SET {', '.join(assignments)} "  # noqa: S608

@@ -48,7 +48,6 @@ from channels.backends.base import (
     SendResult,
     TransientError,
 )
-from channels.backends.email import EmailBackend
 from channels.models import ChannelConfig
 
 logger = logging.getLogger("notifier.dispatch")
@@ -71,7 +70,7 @@ def links_wanted(template: Template, channel: ChannelConfig) -> tuple[str, ...]:
         name
         for name in LINK_NAMES
         if name in source
-        or (name == "unsubscribe_url" and issubclass(channel.backend_class, EmailBackend))
+        or (name == "unsubscribe_url" and channel.backend_class.unsubscribe_headers)
     )
 
 

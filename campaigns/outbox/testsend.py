@@ -1,38 +1,10 @@
-"""Test sends from the admin: one real message through a real channel, outside the outbox."""
+"""Test sends of templates from the admin: render, then send through ``channels.testsend``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from django.core.exceptions import ValidationError
-
 from campaigns.domain.preview import template_render_preview
 from campaigns.models import Template
-from channels.backends.base import ConfigurationError, DeliveryError
-from channels.models import ChannelConfig
-from channels.registry import UnknownBackend
-
-
-@dataclass(frozen=True, slots=True)
-class TestSendResult:
-    ok: bool
-    detail: str  # the provider's id when sent, else what went wrong, in the provider's words
-
-
-def test_send(
-    *, channel: ChannelConfig, address: str, subject: str, text: str, html: str = ""
-) -> TestSendResult:
-    try:
-        backend = channel.get_backend()
-        backend.validate_address(address)
-        provider_id = backend.send_test(address, subject=subject, text=text, html=html)
-    except ValidationError as error:
-        return TestSendResult(False, " ".join(error.messages))
-    except (ConfigurationError, UnknownBackend) as error:
-        return TestSendResult(False, f"the channel is misconfigured: {error}")
-    except DeliveryError as error:
-        return TestSendResult(False, f"{type(error).__name__}: {error}")
-    return TestSendResult(True, provider_id or "accepted")
+from channels.testsend import TestSendResult, test_send
 
 
 def template_test_send(
@@ -55,15 +27,4 @@ def template_test_send(
         subject=f"[Test] {preview.subject}",
         text=preview.text,
         html=preview.html,
-    )
-
-
-def channel_test_send(*, channel: ChannelConfig, address: str) -> TestSendResult:
-    text = f"This is a test message from Notifier's channel {channel.name} ({channel.key})."
-    return test_send(
-        channel=channel,
-        address=address,
-        subject="[Test] Notifier",
-        text=text,
-        html=f"<p>{text}</p>",
     )

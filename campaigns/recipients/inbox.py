@@ -20,7 +20,6 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from campaigns.models import Message, MessageStatus
-from channels.backends.inbox import InboxBackend
 from channels.models import ChannelConfig
 from channels.registry import UnknownBackend, backend_class
 
@@ -50,11 +49,12 @@ class InvalidCursor(ValueError):
 
 
 def inbox_channel_ids() -> list[int]:
-    """The channels whose backend is the inbox backend (or a subclass): one small query."""
+    """The channels whose backend stores the messages people read (the in-app inbox): one
+    small query."""
     ids = []
     for pk, path in ChannelConfig.objects.values_list("pk", "backend"):
         try:
-            if issubclass(backend_class(path), InboxBackend):
+            if backend_class(path).stores_messages:
                 ids.append(pk)
         except (UnknownBackend, ImportError):
             continue

@@ -9,16 +9,15 @@ link changes nothing:
 - preferences: ``{"u": user id}``, or ``{"a": address, "c": channel key}`` for a recipient
   without a user.
 
-Settings: ``app_settings.LINK_MAX_AGE`` (seconds a link stays valid, default 90 days),
-``app_settings.UNSUBSCRIBE_MAILTO`` (an address for ``List-Unsubscribe``'s mailto, default
-none); ``SITE_URL`` makes the links absolute.
+Settings: ``app_settings.LINK_MAX_AGE`` (seconds a link stays valid, default 90 days);
+``SITE_URL`` makes the links absolute. The ``List-Unsubscribe`` headers are the email
+backend's (``channels.backends.email.list_unsubscribe_headers``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from django.conf import settings
 from django.core import signing
@@ -28,7 +27,6 @@ from django.urls import NoReverseMatch, reverse
 from campaigns.conf import app_settings
 from campaigns.models import Event, Message, OptOut
 from campaigns.models.events import UnsubscribeScope
-from channels.backends.email import EmailBackend, UriListHeader
 from channels.models import ChannelConfig
 
 UNSUBSCRIBE_SALT = "notifier.unsubscribe"
@@ -41,10 +39,6 @@ class InvalidLink(Exception):
 
 def link_max_age() -> int:
     return app_settings.LINK_MAX_AGE
-
-
-def unsubscribe_mailto() -> str:
-    return app_settings.UNSUBSCRIBE_MAILTO
 
 
 def absolute(path: str) -> str:
@@ -92,21 +86,6 @@ def preferences_token(*, user_id: Any = None, address: str = "", channel_key: st
 def preferences_url(*, user_id: Any = None, address: str = "", channel_key: str = "") -> str:
     token = preferences_token(user_id=user_id, address=address, channel_key=channel_key)
     return absolute(reverse("notifier:preferences-link", args=[token]))
-
-
-def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
-    """``List-Unsubscribe`` (the message's https link, and a mailto when configured) and
-    ``List-Unsubscribe-Post`` for one email (RFC 2369, RFC 8058). The first is a
-    ``UriListHeader``, so its URIs go out literally, never RFC 2047-encoded."""
-    uris = [unsubscribe_url]
-    mailto = unsubscribe_mailto()
-    if mailto:
-        token = unsubscribe_url.rstrip("/").rsplit("/", 1)[-1]
-        uris.append(f"mailto:{mailto}?subject={quote('unsubscribe ' + token)}")
-    return {
-        "List-Unsubscribe": UriListHeader("List-Unsubscribe", uris),
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
 
 
 LINK_NAMES = ("unsubscribe_url", "preferences_url")
@@ -162,7 +141,7 @@ def footer_add(text: str, *, message: Message, links: dict[str, str]) -> str:
     """The unsubscribe footer line of a marketing event's email text body."""
     if not message.event.marketing or not links["unsubscribe_url"]:
         return text
-    if "/unsubscribe/" in text or not issubclass(message.channel.backend_class, EmailBackend):
+    if "/unsubscribe/" in text or not message.channel.backend_class.unsubscribe_headers:
         return text
     return f"{text.rstrip()}\n\n--\nUnsubscribe: {links['unsubscribe_url']}\n"
 

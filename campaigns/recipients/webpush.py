@@ -53,7 +53,7 @@ def webpush_settings() -> WebPushSettings | None:
             cls = backend_class(path)
         except (UnknownBackend, ImportError):
             continue
-        if issubclass(cls, WebPushBackend):
+        if cls.browser_subscriptions:
             try:
                 backend = cls(channel_key=key, options=config)
             except Exception:  # a misconfigured channel offers nothing to subscribe to

@@ -10,7 +10,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from campaigns.domain.untrusted_json import InvalidJSON, json_depth_check, json_parse
-from campaigns.tracking.receipts import HookForbidden, HookNotFound, sms_status_hook
+from campaigns.tracking.delivery import twilio_callback_apply
+from channels.webhooks.base import WebhookForbidden, WebhookNotFound
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -45,14 +46,14 @@ def twilio_status(request: HttpRequest, channel_key: str) -> HttpResponse:
     message we do not know), 403 when the signature is missing or wrong, 404 for a key that
     names no Twilio channel."""
     try:
-        sms_status_hook(
+        twilio_callback_apply(
             channel_key=channel_key,
             path=request.get_full_path(),
             params=dict(request.POST.lists()),
             signature=request.headers.get("X-Twilio-Signature", ""),
         )
-    except HookNotFound:
+    except WebhookNotFound:
         return HttpResponse("no such channel", status=404, content_type="text/plain")
-    except HookForbidden:
+    except WebhookForbidden:
         return HttpResponse("invalid signature", status=403, content_type="text/plain")
     return HttpResponse(status=204)

@@ -1,19 +1,31 @@
 """The backend contract.
 
-A backend speaks one protocol or provider API. The base class owns the send loop (open →
-build payload → post → parse → record → close); a provider module is mostly field mapping:
+A backend speaks one protocol or provider API. The caller opens it once for a batch
+(``open()``), sends the batch (``send(messages)``: one ``SendResult`` per message, yielded
+right after its send so it can be recorded at once), and closes it (``close()``). The base
+class owns that loop; a backend implements ``send_one(message)``, returning the provider's id
+or raising ``TransientError`` (retry), ``PermanentError`` (fail) or ``AddressRejected`` (fail,
+and the address is dead). HTTP providers build on ``channels.backends.http.HttpBackend``,
+whose ``send_one`` is itself a template method (request → post → parse → error table), so a
+provider module is mostly field mapping:
 
-    class MyBackend(BaseBackend):
+    class MyBackend(HttpBackend):
         key = "my"
         verbose_name = "My provider"
+        category = "sms"
         address_key = "phone"
+        errors = {"unknown_number": "dead"}
 
-        class ConfigForm(BaseBackend.ConfigForm):
+        class ConfigForm(HttpConfigForm):
             token = forms.CharField()
             secret_fields = ("token",)
 
-        def send_one(self, message: Outgoing) -> str:
-            ...  # raise TransientError / PermanentError, return the provider's id
+        def request(self, message: Outgoing) -> HttpRequest:
+            return HttpRequest("POST", f"{self.base_url}/send", {"json": {...}})
+
+What a backend can do is said by class flags (``category``, ``stores_messages``,
+``reaches_people``, ``unsubscribe_headers``, ``browser_subscriptions``, ``status_callbacks``,
+``polls_receipts``).
 """
 
 from __future__ import annotations
@@ -22,11 +34,11 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from django import forms
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
+
+from ..addresses import validate_email
 
 logger = logging.getLogger("notifier.channels")
 
@@ -55,6 +67,24 @@ class AddressRejected(PermanentError):
 
 class ConfigurationError(Exception):
     """A channel's options are invalid; the message names the options at fault."""
+
+
+#: What a provider's error means for the message: retry it, fail it, or fail it and
+#: deactivate the address.
+ErrorKind = Literal["transient", "permanent", "dead"]
+
+
+def delivery_error(
+    kind: ErrorKind, text: str, *, retry_after: float | None = None
+) -> DeliveryError:
+    """The ``DeliveryError`` of ``kind`` (``retry_after`` only matters for a transient one)."""
+    if kind == "transient":
+        return TransientError(text, retry_after=retry_after)
+    if kind == "dead":
+        return AddressRejected(text)
+    if kind == "permanent":
+        return PermanentError(text)
+    raise ValueError(f"unknown error kind {kind!r} (transient, permanent or dead)")
 
 
 @dataclass(slots=True)
@@ -105,7 +135,16 @@ class AddressKeyConfigForm(BaseConfigForm):
     )
 
 
+#: What an end user knows a channel as; the preference centre groups channels by it.
+CATEGORIES = ("email", "sms", "push", "chat", "inbox", "webhook", "social", "other")
+
+
 class BaseBackend:
+    """A backend's capabilities are class flags (``category``, ``stores_messages``,
+    ``reaches_people``, ``unsubscribe_headers``, ``browser_subscriptions``,
+    ``status_callbacks``, ``polls_receipts``): code that needs to know what a backend can do
+    reads a flag, never ``issubclass()`` of a particular backend."""
+
     key: ClassVar[str] = ""
     verbose_name: ClassVar[str] = ""
     #: The recipient key this backend reads its address from (``email``, ``phone`` …).
@@ -119,6 +158,28 @@ class BaseBackend:
     #: False for a backend that posts to an account of the site's (a social page) rather
     #: than to a person: its channels are left out of people's preference centres.
     reaches_people: ClassVar[bool] = True
+    #: What an end user knows the channel as (one of ``CATEGORIES``).
+    category: ClassVar[str] = "other"
+    #: True when a message carries one-click ``List-Unsubscribe`` headers and marketing
+    #: messages an unsubscribe footer (email).
+    unsubscribe_headers: ClassVar[bool] = False
+    #: True when a web page can subscribe a browser to the channel (Web Push): the backend
+    #: then has a ``public_key`` property, the key browsers subscribe with.
+    browser_subscriptions: ClassVar[bool] = False
+    #: The module of ``channels.webhooks`` that parses the provider's status callbacks for
+    #: this backend ("twilio"), or "" when the provider posts none.
+    status_callbacks: ClassVar[str] = ""
+    #: True when delivery receipts are fetched by a periodic job calling ``receipts(ids)``
+    #: (Expo).
+    polls_receipts: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.category not in CATEGORIES:
+            raise TypeError(
+                f"{cls.__qualname__}.category is {cls.category!r}: not one of "
+                f"{', '.join(CATEGORIES)}"
+            )
 
     def __init__(self, *, channel_key: str = "", options: Mapping[str, Any] | None = None):
         self.channel_key = channel_key
@@ -177,10 +238,7 @@ class BaseBackend:
         """Raise ``ValidationError`` naming the problem when ``address`` is malformed.
         Email addresses are checked by default; backends add their own formats."""
         if self.recipient_key() == "email":
-            try:
-                validate_email(address)
-            except ValidationError:
-                raise ValidationError(f"{address!r} is not a valid email address") from None
+            validate_email(address)
 
     # --- sending ------------------------------------------------------------------------
     def open(self) -> None:

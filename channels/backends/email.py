@@ -9,6 +9,7 @@ its own instead, configured from the admin.
 from __future__ import annotations
 
 import smtplib
+from urllib.parse import quote
 
 from django import forms
 from django.conf import settings
@@ -17,14 +18,8 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
-from campaigns.conf import app_settings
-from channels.backends.base import (
-    BaseBackend,
-    BaseConfigForm,
-    Outgoing,
-    PermanentError,
-    TransientError,
-)
+from ..conf import channel_settings
+from .base import BaseBackend, BaseConfigForm, Outgoing, PermanentError, TransientError
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 CONNECTION_OPTIONS = ("host", "port", "username", "password", "use_tls", "use_ssl", "timeout")
@@ -74,6 +69,21 @@ class UriListHeader(str):
         return policy.linesep.join(lines) + policy.linesep
 
 
+def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
+    """``List-Unsubscribe`` (the message's https link, and a mailto when ``UNSUBSCRIBE_MAILTO``
+    is set) and ``List-Unsubscribe-Post`` for one email (RFC 2369, RFC 8058). The first is a
+    ``UriListHeader``, so its URIs go out literally, never RFC 2047-encoded."""
+    uris = [unsubscribe_url]
+    mailto = channel_settings.UNSUBSCRIBE_MAILTO
+    if mailto:
+        token = unsubscribe_url.rstrip("/").rsplit("/", 1)[-1]
+        uris.append(f"mailto:{mailto}?subject={quote('unsubscribe ' + token)}")
+    return {
+        "List-Unsubscribe": UriListHeader("List-Unsubscribe", uris),
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
 class EmailConfigForm(BaseConfigForm):
     mailer = forms.CharField(
         required=False,
@@ -114,6 +124,8 @@ class EmailBackend(BaseBackend):
     address_key = "email"
     template_fields = ("subject", "text", "html")
     ConfigForm = EmailConfigForm
+    category = "email"
+    unsubscribe_headers = True
 
     connection = None
 
@@ -153,10 +165,8 @@ class EmailBackend(BaseBackend):
                 self.connection = None
 
     def build(self, message: Outgoing) -> EmailMultiAlternatives:
-        headers = {"Message-ID": f"<{message.uuid}@{app_settings.EMAIL_DOMAIN}>"}
+        headers = {"Message-ID": f"<{message.uuid}@{channel_settings.EMAIL_DOMAIN}>"}
         if message.links.get("unsubscribe_url"):  # a notification: one-click unsubscribe
-            from campaigns.recipients.links import list_unsubscribe_headers
-
             headers.update(list_unsubscribe_headers(message.links["unsubscribe_url"]))
         email = EmailMultiAlternatives(
             subject=message.subject,
@@ -192,7 +202,7 @@ class EmailBackend(BaseBackend):
         esp_id = getattr(status, "message_id", None)
         if esp_id not in (None, ""):
             return str(esp_id)
-        return f"<{message.uuid}@{app_settings.EMAIL_DOMAIN}>"
+        return f"<{message.uuid}@{channel_settings.EMAIL_DOMAIN}>"
 
     @staticmethod
     def _smtp_error(code: int, reply: bytes | str):

@@ -21,7 +21,8 @@ A ticket only says Expo took the message. Its *receipt* says what Apple or Googl
 {"status": "ok"}}`` or ``{id: {"status": "error", "message": …, "details": {"error":
 "DeviceNotRegistered" | "MessageTooBig" | "MessageRateExceeded" | "MismatchSenderId" |
 "InvalidCredentials"}}}``; an id whose receipt is not ready yet (or is gone: Expo keeps them
-about a day) is absent. ``campaigns.tracking.receipts`` polls them.
+about a day) is absent. A periodic job polls them (``polls_receipts``);
+``channels.webhooks.expo.receipt_event`` turns each into a delivery event.
 """
 
 from __future__ import annotations
@@ -30,18 +31,12 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import httpx
 from django import forms
 from django.core.exceptions import ValidationError
 
-from channels.backends.base import (
-    AddressRejected,
-    DeliveryError,
-    Outgoing,
-    PermanentError,
-    SendResult,
-    TransientError,
-)
-from channels.backends.http import HttpBackend, HttpConfigForm, response_json
+from .base import DeliveryError, Outgoing, SendResult, TransientError, delivery_error
+from .http import HttpBackend, HttpConfigForm, HttpRequest, response_json
 
 PUSH_TOKEN = re.compile(r"^Expo(nent)?PushToken\[[^\[\]\s]+\]$")
 MAX_CHUNK = 100
@@ -85,7 +80,11 @@ class ExpoPushBackend(HttpBackend):
     address_key = "push_token"
     template_fields = ("subject", "text")
     ConfigForm = ExpoConfigForm
+    category = "push"
+    polls_receipts = True
     default_base_url = "https://exp.host"
+    #: A ticket's (or a receipt's) ``details.error``; the others fail the message.
+    errors = {"DeviceNotRegistered": "dead", "MessageRateExceeded": "transient"}
 
     def client_options(self) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
@@ -157,13 +156,7 @@ class ExpoPushBackend(HttpBackend):
             answer = response_json(response)
             data = answer.get("data") if isinstance(answer, dict) else None
             if not response.is_success or not isinstance(data, dict):
-                detail = _request_errors(answer)
-                if response.is_success:
-                    raise TransientError(
-                        f"{self.verbose_name}: unexpected receipts answer: "
-                        f"{detail or response.text[:500]}"
-                    )
-                raise self.error_for_status(response, detail)
+                raise self.refused(response, answer, what="receipts answer")
             wanted = set(chunk)
             found.update(
                 (str(key), receipt)
@@ -172,18 +165,16 @@ class ExpoPushBackend(HttpBackend):
             )
         return found
 
+    def chunk_request(self, chunk: list[Outgoing]) -> HttpRequest:
+        payload = [self.payload(message) for message in chunk]
+        return HttpRequest("POST", f"{self.base_url}/--/api/v2/push/send", {"json": payload})
+
     def post_chunk(self, chunk: list[Outgoing]) -> list[dict[str, Any]]:
-        response = self.post(
-            f"{self.base_url}/--/api/v2/push/send", json=[self.payload(m) for m in chunk]
-        )
+        method, url, kwargs = self.chunk_request(chunk)
+        response = self.post(url, method=method, **kwargs)
         answer = response_json(response)
         if not response.is_success or not isinstance(answer, dict) or "data" not in answer:
-            detail = _request_errors(answer)
-            if response.is_success:  # 200 without tickets: not Expo's documented answer
-                raise TransientError(
-                    f"{self.verbose_name}: unexpected answer: {detail or response.text[:500]}"
-                )
-            raise self.error_for_status(response, detail)
+            raise self.refused(response, answer, what="answer")
         tickets = answer["data"]
         if not isinstance(tickets, list) or len(tickets) != len(chunk):
             raise TransientError(
@@ -192,19 +183,23 @@ class ExpoPushBackend(HttpBackend):
             )
         return tickets
 
+    def refused(self, response: httpx.Response, answer: Any, *, what: str) -> DeliveryError:
+        """A request refused as a whole; a 200 that is not Expo's documented answer is
+        retried."""
+        if response.is_success:
+            detail = _request_errors(answer) or response.text[:500]
+            return TransientError(f"{self.verbose_name}: unexpected {what}: {detail}")
+        return self.error(response, answer)
+
+    def provider_code(self, response: httpx.Response, answer: Any) -> tuple[Any, str]:
+        return None, self.http_text(response, _request_errors(answer))
+
     def ticket_result(self, message: Outgoing, ticket: dict[str, Any]) -> SendResult:
         if ticket.get("status") == "ok":
             return SendResult(message, provider_id=str(ticket.get("id", "")))
         code = (ticket.get("details") or {}).get("error", "")
         text = f"Expo {code or 'error'}: {ticket.get('message', '')}".strip()
-        error: DeliveryError
-        if code == "DeviceNotRegistered":
-            error = AddressRejected(text)
-        elif code == "MessageRateExceeded":
-            error = TransientError(text)
-        else:
-            error = PermanentError(text)
-        return SendResult(message, error=error)
+        return SendResult(message, error=delivery_error(self.errors.get(code, "permanent"), text))
 
 
 def _request_errors(answer: Any) -> str:

@@ -13,6 +13,7 @@ class InboxBackend(BaseBackend):
     address_key = "user_id"
     template_fields = ("subject", "text", "html")
     stores_messages = True
+    category = "inbox"
 
     def validate_address(self, address: str) -> None:
         if not str(address).isdigit():

@@ -20,14 +20,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 from django import forms
 from django.core.exceptions import ValidationError
 
-from channels.backends.base import AddressRejected, DeliveryError, Outgoing, PermanentError
-from channels.backends.http import HttpBackend, HttpConfigForm, response_json
+from .base import ErrorKind, Outgoing
+from .http import HttpBackend, HttpConfigForm, HttpRequest
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 TARGETS = {"external_id": "user_id", "subscription_id": "onesignal_id"}
+INVALID_IDS = "invalid_player_ids"
 
 
 class OneSignalConfigForm(HttpConfigForm):
@@ -54,6 +56,7 @@ class OneSignalBackend(HttpBackend):
     address_key = "user_id"
     template_fields = ("subject", "text")
     ConfigForm = OneSignalConfigForm
+    category = "push"
     default_base_url = "https://api.onesignal.com"
 
     @property
@@ -91,31 +94,48 @@ class OneSignalBackend(HttpBackend):
             data["data"] |= message.extra["data"]
         return data
 
-    def send_one(self, message: Outgoing) -> str:
-        response = self.post(f"{self.base_url}/notifications", json=self.payload(message))
-        answer = response_json(response)
+    def request(self, message: Outgoing) -> HttpRequest:
+        return HttpRequest(
+            "POST", f"{self.base_url}/notifications", {"json": self.payload(message)}
+        )
+
+    def parse(self, response: httpx.Response, answer: Any, message: Outgoing) -> str:
+        if (
+            response.is_success
+            and isinstance(answer, dict)
+            and answer.get("id")
+            and not _invalid_ids(answer)
+        ):
+            return str(answer["id"])
+        raise self.error(response, answer)
+
+    def provider_code(self, response: httpx.Response, answer: Any) -> tuple[Any, str]:
         errors = answer.get("errors") if isinstance(answer, dict) else None
-        detail = self.describe(errors) if errors else ""
+        detail = describe(errors) if errors else ""
         if not response.is_success or not isinstance(answer, dict):
-            raise self.error_for_status(response, detail)
-        if isinstance(errors, dict) and errors.get("invalid_player_ids"):
-            raise self.dead_address(detail)
-        if not answer.get("id"):
-            raise PermanentError(
-                f"{self.verbose_name}: no notification created: {detail or response.text[:500]}"
-            )
-        return str(answer["id"])
+            return None, self.http_text(response, detail)
+        if _invalid_ids(answer):
+            return INVALID_IDS, f"{self.verbose_name}: {detail}"
+        return None, (
+            f"{self.verbose_name}: no notification created: {detail or response.text[:500]}"
+        )
 
-    def dead_address(self, detail: str) -> DeliveryError:
-        text = f"{self.verbose_name}: {detail}"
-        if self.target == "subscription_id":
-            return AddressRejected(text)
-        return PermanentError(text)
+    def error_kind(self, code: Any, response: httpx.Response, answer: Any) -> ErrorKind:
+        """Invalid subscription ids are dead; external ids never are: they are user ids that
+        other channels read too."""
+        if code == INVALID_IDS:
+            return "dead" if self.target == "subscription_id" else "permanent"
+        return super().error_kind(code, response, answer)
 
-    @staticmethod
-    def describe(errors: Any) -> str:
-        if isinstance(errors, list):
-            return "; ".join(str(e) for e in errors)
-        if isinstance(errors, dict):
-            return "; ".join(f"{name}: {value}" for name, value in errors.items())
-        return str(errors)
+
+def _invalid_ids(answer: dict[str, Any]) -> bool:
+    errors = answer.get("errors")
+    return isinstance(errors, dict) and bool(errors.get(INVALID_IDS))
+
+
+def describe(errors: Any) -> str:
+    if isinstance(errors, list):
+        return "; ".join(str(e) for e in errors)
+    if isinstance(errors, dict):
+        return "; ".join(f"{name}: {value}" for name, value in errors.items())
+    return str(errors)

@@ -23,35 +23,28 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 from django import forms
 from django.core.exceptions import ValidationError
 
-from channels.backends.base import (
-    AddressRejected,
-    DeliveryError,
-    Outgoing,
-    PermanentError,
-    TransientError,
-)
-from channels.backends.http import (
-    HttpBackend,
-    HttpConfigForm,
-    redact_in_logs,
-    response_json,
-    response_text,
-)
+from .base import Outgoing
+from .http import HttpBackend, HttpConfigForm, HttpRequest, redact_in_logs, response_text
 
 SLACK_ID = re.compile(r"^[CDGUW][A-Z0-9]{6,20}$")
-#: chat.postMessage errors worth retrying.
-TRANSIENT_ERRORS = {
-    "ratelimited",
-    "internal_error",
-    "fatal_error",
-    "service_unavailable",
-    "request_timeout",
+#: chat.postMessage errors worth retrying, and those that mean the address is dead.
+ERRORS = {
+    **dict.fromkeys(
+        (
+            "ratelimited",
+            "internal_error",
+            "fatal_error",
+            "service_unavailable",
+            "request_timeout",
+        ),
+        "transient",
+    ),
+    "is_archived": "dead",
 }
-#: chat.postMessage errors that mean the address is dead.
-DEAD_ADDRESS_ERRORS = {"is_archived"}
 
 redact_in_logs(r"/services/(?P<secret>[^\s\"']+)")
 
@@ -93,7 +86,9 @@ class SlackBackend(HttpBackend):
     address_key = "slack_id"
     template_fields = ("text",)
     ConfigForm = SlackConfigForm
+    category = "chat"
     default_base_url = "https://slack.com/api"
+    errors = ERRORS
 
     @property
     def uses_webhook(self) -> bool:
@@ -112,36 +107,24 @@ class SlackBackend(HttpBackend):
             return {}
         return {"headers": {"Authorization": f"Bearer {self.options['bot_token']}"}}
 
-    def send_one(self, message: Outgoing) -> str:
+    def request(self, message: Outgoing) -> HttpRequest:
         text = message.text or message.subject
         if self.uses_webhook:
-            return self.send_webhook(text)
-        return self.send_bot(message.address, text)
+            return HttpRequest("POST", self.options["webhook_url"], {"json": {"text": text}})
+        payload = {"channel": message.address, "text": text}
+        return HttpRequest("POST", f"{self.base_url}/chat.postMessage", {"json": payload})
 
-    def send_webhook(self, text: str) -> str:
-        response = self.post(self.options["webhook_url"], json={"text": text})
-        if response.is_success:
-            return ""
-        raise self.error_for_status(response)
+    def parse(self, response: httpx.Response, answer: Any, message: Outgoing) -> str:
+        if self.uses_webhook and response.is_success:
+            return ""  # a webhook answers "ok", with no message id
+        if isinstance(answer, dict) and answer.get("ok"):
+            return f"{answer.get('channel', message.address)}/{answer.get('ts', '')}"
+        raise self.error(response, answer)
 
-    def send_bot(self, channel: str, text: str) -> str:
-        response = self.post(
-            f"{self.base_url}/chat.postMessage", json={"channel": channel, "text": text}
-        )
-        answer = response_json(response)
-        if not isinstance(answer, dict):
-            raise self.error_for_status(response)
-        if answer.get("ok"):
-            return f"{answer.get('channel', channel)}/{answer.get('ts', '')}"
-        raise self.api_error(response, answer)
-
-    def api_error(self, response, answer: dict[str, Any]) -> DeliveryError:
+    def provider_code(self, response: httpx.Response, answer: Any) -> tuple[Any, str]:
+        if not isinstance(answer, dict):  # a webhook's errors are plain text
+            return None, self.http_text(response)
         error = answer.get("error") or response_text(response)
-        detail = f"{self.verbose_name} chat.postMessage: {error}"
         if response.status_code == 429 or response.status_code >= 500:
-            return self.error_for_status(response, error)
-        if error in TRANSIENT_ERRORS:
-            return TransientError(detail)
-        if error in DEAD_ADDRESS_ERRORS:
-            return AddressRejected(detail)
-        return PermanentError(detail)
+            return error, self.http_text(response, error)
+        return error, f"{self.verbose_name} chat.postMessage: {error}"

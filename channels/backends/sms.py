@@ -6,12 +6,11 @@ or ``MessagingServiceSid``, ``Body``, and ``StatusCallback``. The message's ``si
 is stored as its provider id.
 
 ``StatusCallback`` is this site's hook, ``{SITE_URL}/hooks/twilio/<channel key>/status/``
-(``campaigns.views.hooks``), or the channel's own ``status_callback`` URL; none is sent when
-the channel sets ``track_delivery: off`` or the site cannot build the URL (no ``SITE_URL``,
-or ``campaigns.urls`` not included). Twilio signs each callback (``X-Twilio-Signature``, checked
-with ``twilio_signature_valid``); ``TWILIO_DELIVERY_STATUS`` maps its ``MessageStatus`` to
-the message's ``delivery_status``, and ``CALLBACK_DEAD_NUMBER_CODES`` are the ``ErrorCode``s
-that deactivate the number.
+(the URL named ``notifier:twilio-status``), or the channel's own ``status_callback`` URL;
+none is sent when the channel sets ``track_delivery: off`` or the site cannot build the URL
+(no ``SITE_URL``, or the hook's URL not included). Twilio signs each callback
+(``X-Twilio-Signature``); ``channels.webhooks.twilio`` checks it and turns it into a
+``DeliveryEvent`` (``status_callbacks = "twilio"``).
 
 Twilio's error answers (``{"code": 21211, "message": …, "more_info": …, "status": 400}``):
 codes saying the number is invalid, not a mobile number, or unsubscribed (STOP) raise
@@ -21,22 +20,20 @@ codes saying the number is invalid, not a mobile number, or unsubscribed (STOP) 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 from django import forms
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.urls import NoReverseMatch, reverse
 
-from channels.backends.base import AddressRejected, DeliveryError, Outgoing
-from channels.backends.http import E164, HttpBackend, HttpConfigForm, response_json, validate_e164
+from ..addresses import validate_phone
+from ..conf import site_url
+from .base import Outgoing
+from .http import HttpBackend, HttpConfigForm, HttpRequest
 
 #: Twilio error codes that say the *recipient's* number cannot get SMS: it is deactivated.
 #: (Codes that may be about the sender, like 21401 or 21606, only fail the message.)
@@ -44,31 +41,6 @@ DEAD_NUMBER_CODES = {
     21211,  # Invalid 'To' Phone Number
     21610,  # Attempt to send to unsubscribed recipient (replied STOP)
     21614,  # 'To' number is not a valid mobile number (a landline, say)
-}
-
-#: ``ErrorCode``s of a status callback (``undelivered`` / ``failed``) that say the number is
-#: dead: the codes above (a message accepted through a Messaging Service reports them here),
-#: and 30005 "Unknown destination handset" (the number is unknown to its carrier and may no
-#: longer exist). Not these, which say nothing lasting about the number: 30003 "Unreachable
-#: destination handset" (powered off, no signal: Twilio suggests sending again), 30004
-#: "Message blocked", 30006 "Landline or unreachable carrier" (also given when a short code
-#: cannot reach the carrier: a sender problem), 30007 "Message filtered", 30008 "Unknown
-#: error".
-CALLBACK_DEAD_NUMBER_CODES = DEAD_NUMBER_CODES | {30005}
-
-#: Twilio's ``MessageStatus`` → the message's ``delivery_status``. Inbound statuses
-#: (``receiving``, ``received``) and unlisted ones are ignored.
-TWILIO_DELIVERY_STATUS = {
-    "accepted": "queued",  # taken by a Messaging Service
-    "scheduled": "queued",
-    "queued": "queued",
-    "sending": "sending",
-    "sent": "sent",  # handed to the carrier
-    "delivered": "delivered",  # the carrier confirmed delivery to the handset
-    "read": "read",  # WhatsApp and RCS read receipts
-    "undelivered": "undelivered",  # the carrier could not deliver it (see ErrorCode)
-    "failed": "failed",  # Twilio could not send it (see ErrorCode)
-    "canceled": "cancelled",  # a scheduled message cancelled
 }
 
 
@@ -111,12 +83,15 @@ class TwilioConfigForm(HttpConfigForm):
 
     def clean_from_number(self) -> str:
         sender = self.cleaned_data["from_number"].strip()
-        if sender and not (E164.match(sender) or _alphanumeric_sender(sender)):
+        if not sender or _alphanumeric_sender(sender):
+            return sender
+        try:
+            return validate_phone(sender)
+        except ValidationError:
             raise ValidationError(
                 "a number in E.164 format (+14155550123) or an alphanumeric sender id "
                 "(1-11 letters, digits or spaces, at least one letter)"
-            )
-        return sender
+            ) from None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -139,13 +114,25 @@ class TwilioSmsBackend(HttpBackend):
     address_key = "phone"
     template_fields = ("text",)
     ConfigForm = TwilioConfigForm
+    category = "sms"
+    status_callbacks = "twilio"
     default_base_url = "https://api.twilio.com"
+    errors = dict.fromkeys(DEAD_NUMBER_CODES, "dead")
 
     def client_options(self) -> dict[str, Any]:
         return {"auth": (self.options["account_sid"], self.options["auth_token"])}
 
+    def address(self, recipient: Mapping[str, Any]) -> str | None:
+        """The recipient's number in E.164, however it was written; as given when it is no
+        phone number (``validate_address`` then says so)."""
+        address = super().address(recipient)
+        try:
+            return validate_phone(address) if address else address
+        except ValidationError:
+            return address
+
     def validate_address(self, address: str) -> None:
-        validate_e164(address)
+        validate_phone(address)
 
     @property
     def messages_url(self) -> str:
@@ -169,7 +156,7 @@ class TwilioSmsBackend(HttpBackend):
             return ""
         if self.options.get("status_callback"):
             return self.options["status_callback"]
-        site = (getattr(settings, "SITE_URL", "") or "").rstrip("/")
+        site = site_url()
         if not site or not self.channel_key:
             return ""
         try:
@@ -178,69 +165,19 @@ class TwilioSmsBackend(HttpBackend):
             return ""
         return site + path
 
-    def send_one(self, message: Outgoing) -> str:
-        response = self.post(self.messages_url, data=self.payload(message))
-        answer = response_json(response)
+    def request(self, message: Outgoing) -> HttpRequest:
+        return HttpRequest("POST", self.messages_url, {"data": self.payload(message)})
+
+    def parse(self, response: httpx.Response, answer: Any, message: Outgoing) -> str:
         if response.is_success and isinstance(answer, dict) and answer.get("sid"):
             return str(answer["sid"])
-        raise self.twilio_error(response, answer)
+        raise self.error(response, answer)
 
-    def twilio_error(self, response, answer: Any) -> DeliveryError:
+    def provider_code(self, response: httpx.Response, answer: Any) -> tuple[Any, str]:
         if not isinstance(answer, dict) or "code" not in answer:
-            return self.error_for_status(response)
+            return None, self.http_text(response)
         code = answer.get("code")
         detail = f"Twilio error {code}: {answer.get('message', '')}".strip()
         if answer.get("more_info"):
             detail += f" ({answer['more_info']})"
-        if code in DEAD_NUMBER_CODES:
-            return AddressRejected(f"{self.verbose_name} HTTP {response.status_code}: {detail}")
-        return self.error_for_status(response, detail)
-
-
-# --- status callbacks -------------------------------------------------------------------------
-
-
-def twilio_signature(auth_token: str, url: str, params: Mapping[str, Iterable[str]]) -> str:
-    """``X-Twilio-Signature`` as Twilio computes it: HMAC-SHA1, keyed with the Auth Token, of
-    the full URL Twilio requested (with its query string) followed by each POST parameter,
-    sorted by name, as name + value with no separators (a repeated name: each value, sorted);
-    base64-encoded."""
-    data = url + "".join(name + value for name in sorted(params) for value in sorted(params[name]))
-    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
-
-
-def _url_variants(url: str) -> list[str]:
-    """The URL as given, and with its default port added or removed: Twilio may sign either
-    (its own helper libraries accept both)."""
-    parts = urlsplit(url)
-    default = {"https": 443, "http": 80}.get(parts.scheme)
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        return [url]
-    variants = [url]
-    if port is None and default:
-        variants.append(urlunsplit(parts._replace(netloc=f"{host}:{default}")))
-    elif port is not None:
-        variants.append(urlunsplit(parts._replace(netloc=host)))
-    return variants
-
-
-def twilio_signature_valid(
-    *, auth_token: str, urls: Iterable[str], params: Mapping[str, Iterable[str]], signature: str
-) -> bool:
-    """Whether ``signature`` (the ``X-Twilio-Signature`` header) signs ``params`` for one of
-    ``urls`` (the public URLs Twilio may have called), compared in constant time."""
-    if not auth_token or not signature:
-        return False
-    given = signature.strip().encode()
-    valid = False
-    for url in urls:
-        for variant in _url_variants(url):
-            expected = twilio_signature(auth_token, variant, params).encode()
-            valid |= hmac.compare_digest(expected, given)
-    return valid
+        return code, self.http_text(response, detail)

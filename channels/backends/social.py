@@ -55,6 +55,7 @@ class SocialBackend(HttpBackend):
 
     template_fields = ("text",)
     reaches_people = False  # a post goes to the site's account, not to the recipient
+    category = "social"
     #: The option naming the channel's default target (``account``, ``page_id``, ``owner_id``).
     target_option: ClassVar[str] = ""
 

@@ -27,17 +27,25 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
-from channels.backends.base import DeliveryError, Outgoing, PermanentError, TransientError
-from channels.backends.http import MAX_RETRY_AFTER, response_json, retry_after_seconds
-from channels.backends.social import SocialBackend, SocialConfigForm
+from .base import ErrorKind, Outgoing
+from .http import MAX_RETRY_AFTER, HttpRequest, retry_after_seconds
+from .social import SocialBackend, SocialConfigForm
 
 PAGE_ID = re.compile(r"^\d{1,30}$")
 API_VERSION = re.compile(r"^v\d{1,3}\.\d{1,2}$")
 DEFAULT_API_VERSION = "v24.0"
-RATE_LIMITED = {4, 17, 32, 613}
-TEMPORARY = {1, 2}
-INVALID_TOKEN = 190
-PERMISSION = 10
+#: Graph API error codes: rate limits (4, 17, 32, 613) and temporary errors (1, 2) are
+#: retried; an invalid token (190) and missing permissions (10, 200-299) fail the message with
+#: what to fix. Other codes go by the HTTP status.
+ERRORS = {
+    **dict.fromkeys((4, 17, 32, 613, 1, 2), "transient"),
+    **dict.fromkeys((190, 10, *range(200, 300)), "permanent"),
+}
+PERMISSION_HINT = "the page_access_token lacks a permission or task"
+HINTS = {
+    190: "renew the channel's page_access_token",
+    **dict.fromkeys((10, *range(200, 300)), PERMISSION_HINT),
+}
 
 
 def validate_page_id(address: str) -> None:
@@ -77,6 +85,8 @@ class FacebookPageBackend(SocialBackend):
     ConfigForm = FacebookConfigForm
     default_base_url = "https://graph.facebook.com"
     target_option = "page_id"
+    errors = ERRORS
+    hints = HINTS
 
     def validate_address(self, address: str) -> None:
         validate_page_id(address)
@@ -93,20 +103,22 @@ class FacebookPageBackend(SocialBackend):
             ).hexdigest()
         return data
 
-    def send_one(self, message: Outgoing) -> str:
+    def request(self, message: Outgoing) -> HttpRequest:
         data = self.payload(message)
         self.require_text(data["message"], link=data.get("link", ""))
         version = self.options.get("api_version") or DEFAULT_API_VERSION
-        response = self.post(f"{self.base_url}/{version}/{message.address}/feed", data=data)
-        answer = response_json(response)
+        url = f"{self.base_url}/{version}/{message.address}/feed"
+        return HttpRequest("POST", url, {"data": data})
+
+    def parse(self, response: httpx.Response, answer: Any, message: Outgoing) -> str:
         if response.is_success and isinstance(answer, dict) and answer.get("id"):
             return str(answer["id"])
-        error = answer.get("error") if isinstance(answer, dict) else None
-        if not isinstance(error, dict):
-            raise self.error_for_status(response)
-        raise self.graph_error(response, error)
+        raise self.error(response, answer)
 
-    def graph_error(self, response: httpx.Response, error: dict[str, Any]) -> DeliveryError:
+    def provider_code(self, response: httpx.Response, answer: Any) -> tuple[Any, str]:
+        error = _graph_error(answer)
+        if error is None:
+            return None, self.http_text(response)
         code = error.get("code")
         subcode = error.get("error_subcode")
         name = f"{code}/{subcode}" if subcode else f"{code}"
@@ -115,15 +127,22 @@ class FacebookPageBackend(SocialBackend):
         )
         if error.get("fbtrace_id"):
             text += f" (fbtrace_id {error['fbtrace_id']})"
-        if code in RATE_LIMITED or code in TEMPORARY or error.get("is_transient"):
-            return TransientError(text, retry_after=_regain_access_seconds(response))
-        if code == INVALID_TOKEN:
-            return PermanentError(f"{text} (renew the channel's page_access_token)")
-        if code == PERMISSION or (isinstance(code, int) and 200 <= code <= 299):
-            return PermanentError(f"{text} (the page_access_token lacks a permission or task)")
-        if response.status_code >= 500:
-            return TransientError(text)
-        return PermanentError(text)
+        return code, text
+
+    def error_kind(self, code: Any, response: httpx.Response, answer: Any) -> ErrorKind:
+        """The Graph API also flags an error as worth retrying (``is_transient``)."""
+        error = _graph_error(answer)
+        if error is not None and error.get("is_transient"):
+            return "transient"
+        return super().error_kind(code, response, answer)
+
+    def retry_after(self, response: httpx.Response, answer: Any) -> float | None:
+        return _regain_access_seconds(response)
+
+
+def _graph_error(answer: Any) -> dict[str, Any] | None:
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return error if isinstance(error, dict) else None
 
 
 def _regain_access_seconds(response: httpx.Response) -> float | None:

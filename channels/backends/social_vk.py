@@ -20,19 +20,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
-from channels.backends.base import DeliveryError, Outgoing, PermanentError, TransientError
-from channels.backends.http import response_json
-from channels.backends.social import SocialBackend, SocialConfigForm
+from .base import Outgoing
+from .http import HttpRequest
+from .social import SocialBackend, SocialConfigForm
 
 OWNER_ID = re.compile(r"^-?[1-9]\d{0,19}$")
 API_VERSION = re.compile(r"^\d{1,2}\.\d{1,3}$")
 DEFAULT_API_VERSION = "5.199"
-TRANSIENT = {1, 6, 9, 10, 29}
-AUTH_FAILED = 5
 
 
 def validate_owner_id(address: str) -> None:
@@ -75,6 +74,11 @@ class VkWallBackend(SocialBackend):
     ConfigForm = VkConfigForm
     default_base_url = "https://api.vk.com"
     target_option = "owner_id"
+    #: VK answers HTTP 200 with an error code: 1 unknown, 6 too many requests per second,
+    #: 9 flood control, 10 internal error, 29 rate limit reached. Others (15 and 214: access
+    #: denied, posting forbidden) fail the message.
+    errors = dict.fromkeys((1, 6, 9, 10, 29), "transient")
+    hints = {5: "renew the channel's access_token"}  # authorization failed
 
     def validate_address(self, address: str) -> None:
         validate_owner_id(address)
@@ -105,26 +109,22 @@ class VkWallBackend(SocialBackend):
             data["attachments"] = attachments
         return data
 
-    def send_one(self, message: Outgoing) -> str:
+    def request(self, message: Outgoing) -> HttpRequest:
         data = self.payload(message)
         self.require_text(data["message"], link=data.get("attachments", ""))
-        response = self.post(f"{self.base_url}/method/wall.post", data=data)
-        answer = response_json(response)
-        if not response.is_success or not isinstance(answer, dict):
-            raise self.error_for_status(response)
-        result = answer.get("response")
-        if isinstance(result, dict) and result.get("post_id"):
-            return f"{message.address}_{result['post_id']}"
-        error = answer.get("error")
-        if isinstance(error, dict):
-            raise self.vk_error(error)
-        raise PermanentError(f"VK: unexpected answer: {response.text[:500]}")
+        return HttpRequest("POST", f"{self.base_url}/method/wall.post", {"data": data})
 
-    def vk_error(self, error: dict[str, Any]) -> DeliveryError:
+    def parse(self, response: httpx.Response, answer: Any, message: Outgoing) -> str:
+        result = answer.get("response") if isinstance(answer, dict) else None
+        if response.is_success and isinstance(result, dict) and result.get("post_id"):
+            return f"{message.address}_{result['post_id']}"
+        raise self.error(response, answer)
+
+    def provider_code(self, response: httpx.Response, answer: Any) -> tuple[Any, str]:
+        if not response.is_success or not isinstance(answer, dict):
+            return None, self.http_text(response)
+        error = answer.get("error")
+        if not isinstance(error, dict):
+            return None, f"VK: unexpected answer: {response.text[:500]}"
         code = error.get("error_code")
-        text = f"VK {code}: {error.get('error_msg', '')}"
-        if code in TRANSIENT:
-            return TransientError(text)
-        if code == AUTH_FAILED:
-            return PermanentError(f"{text} (renew the channel's access_token)")
-        return PermanentError(text)
+        return code, f"VK {code}: {error.get('error_msg', '')}"

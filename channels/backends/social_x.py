@@ -4,7 +4,8 @@ Authentication is OAuth 1.0a user context: the app's ``api_key`` / ``api_secret`
 consumer keys) and the account's ``access_token`` / ``access_token_secret``, from the app's
 "Keys and tokens" page. Those tokens do not expire, which suits a server posting unattended
 (OAuth 2.0 user tokens last two hours and need a refresh flow). Each request is signed with
-HMAC-SHA1; the JSON body is not part of the signature (RFC 5849 signs form bodies only).
+HMAC-SHA1 by oauthlib; the JSON body is not part of the signature (RFC 5849 signs form bodies
+only).
 
 The post goes to the account the tokens belong to. The address names that account
 (``@handle`` or a numeric user id): the recipient's ``x_account``, or the channel's
@@ -21,29 +22,20 @@ until ``x-rate-limit-reset`` (or ``Retry-After``), 5xx retry, 401 names the cred
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
-import secrets
 import time
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
+import oauthlib.oauth1
 from django import forms
 from django.core.exceptions import ValidationError
 
-from channels.backends.base import DeliveryError, Outgoing, PermanentError, TransientError
-from channels.backends.http import (
-    MAX_RETRY_AFTER,
-    response_json,
-    response_text,
-    retry_after_seconds,
-)
-from channels.backends.social import SocialBackend, SocialConfigForm
+from .base import Outgoing, PermanentError
+from .http import MAX_RETRY_AFTER, HttpRequest, response_text, retry_after_seconds
+from .social import SocialBackend, SocialConfigForm
 
 ACCOUNT = re.compile(r"^(@?[A-Za-z0-9_]{1,15}|\d{1,20})$")
 MAX_LENGTH = 280
@@ -90,45 +82,23 @@ def oauth1_authorization(
     nonce: str | None = None,
     timestamp: int | None = None,
 ) -> str:
-    """The ``Authorization`` header of an OAuth 1.0a request signed with HMAC-SHA1 (RFC 5849).
-    ``form``: the fields of a form-encoded body, which the signature covers (a JSON body is
-    not signed)."""
-    oauth = {
-        "oauth_consumer_key": consumer_key,
-        "oauth_nonce": nonce or secrets.token_hex(16),
-        "oauth_signature_method": "HMAC-SHA1",
-        "oauth_timestamp": str(int(time.time()) if timestamp is None else timestamp),
-        "oauth_token": token,
-        "oauth_version": "1.0",
-    }
-    parts = urlsplit(url)
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    port = parts.port
-    if port and (scheme, port) not in (("http", 80), ("https", 443)):
-        host = f"{host}:{port}"
-    pairs = sorted(
-        (_encode(name), _encode(value))
-        for name, value in [
-            *oauth.items(),
-            *parse_qsl(parts.query, keep_blank_values=True),
-            *(form or {}).items(),
-        ]
+    """The ``Authorization`` header of an OAuth 1.0a request signed with HMAC-SHA1 (RFC 5849),
+    by oauthlib. ``form``: the fields of a form-encoded body, which the signature covers (a
+    JSON body is not signed)."""
+    client = oauthlib.oauth1.Client(
+        consumer_key,
+        client_secret=consumer_secret,
+        resource_owner_key=token,
+        resource_owner_secret=token_secret,
+        signature_method=oauthlib.oauth1.SIGNATURE_HMAC_SHA1,
+        nonce=nonce,
+        timestamp=None if timestamp is None else str(timestamp),
     )
-    base = "&".join(
-        [
-            method.upper(),
-            _encode(f"{scheme}://{host}{parts.path or '/'}"),
-            _encode("&".join(f"{name}={value}" for name, value in pairs)),
-        ]
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if form else {}
+    _, signed, _ = client.sign(
+        url, http_method=method, body=dict(form or {}) or None, headers=headers
     )
-    key = f"{_encode(consumer_secret)}&{_encode(token_secret)}"
-    digest = hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()
-    oauth["oauth_signature"] = base64.b64encode(digest).decode()
-    return "OAuth " + ", ".join(f'{_encode(k)}="{_encode(v)}"' for k, v in sorted(oauth.items()))
-
-
-def _encode(value: str) -> str:
-    return quote(str(value), safe="~")
+    return signed["Authorization"]
 
 
 class XConfigForm(SocialConfigForm):
@@ -163,6 +133,7 @@ class XBackend(SocialBackend):
     ConfigForm = XConfigForm
     default_base_url = "https://api.x.com"
     target_option = "account"
+    hints = {401: "check the channel's api_key, api_secret, access_token and access_token_secret"}
 
     def validate_address(self, address: str) -> None:
         validate_account(address)
@@ -177,7 +148,7 @@ class XBackend(SocialBackend):
             token_secret=self.options["access_token_secret"],
         )
 
-    def send_one(self, message: Outgoing) -> str:
+    def request(self, message: Outgoing) -> HttpRequest:
         account = self.default_target()
         if account and _account_name(message.address) != _account_name(account):
             raise PermanentError(
@@ -197,33 +168,27 @@ class XBackend(SocialBackend):
                 "(set max_length if this account may post longer)"
             )
         url = f"{self.base_url}/2/tweets"
-        response = self.post(
-            url, json={"text": text}, headers={"Authorization": self.authorization(url)}
-        )
-        answer = response_json(response)
+        headers = {"Authorization": self.authorization(url)}
+        return HttpRequest("POST", url, {"json": {"text": text}, "headers": headers})
+
+    def parse(self, response: httpx.Response, answer: Any, message: Outgoing) -> str:
         data = answer.get("data") if isinstance(answer, dict) else None
         if response.is_success and isinstance(data, dict) and data.get("id"):
             return str(data["id"])
-        raise self.x_error(response, answer)
+        raise self.error(response, answer)
 
-    def x_error(self, response: httpx.Response, answer: Any) -> DeliveryError:
+    def provider_code(self, response: httpx.Response, answer: Any) -> tuple[Any, str]:
+        """X's errors are problem JSON without a code of their own: the status is the code."""
         status = response.status_code
         detail = _problem_text(answer) or response_text(response)
-        text = f"X {status}: {detail}"
-        if status == 429:
-            return TransientError(text, retry_after=_rate_limit_reset(response))
-        if status >= 500:
-            return TransientError(
-                text, retry_after=retry_after_seconds(response.headers.get("Retry-After"))
-            )
-        if status == 401:
-            return PermanentError(
-                f"{text} (check the channel's api_key, api_secret, access_token and "
-                "access_token_secret)"
-            )
         if response.is_success:  # 2xx without a post id: X refused it in the body
-            return PermanentError(f"X: no post created: {detail}")
-        return PermanentError(text)
+            return status, f"X: no post created: {detail}"
+        return status, f"X {status}: {detail}"
+
+    def retry_after(self, response: httpx.Response, answer: Any) -> float | None:
+        if response.status_code == 429:
+            return _rate_limit_reset(response)
+        return super().retry_after(response, answer)
 
 
 def _account_name(address: str) -> str:

@@ -17,24 +17,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
-from channels.backends.base import (
-    AddressRejected,
-    DeliveryError,
-    Outgoing,
-    PermanentError,
-    TransientError,
-)
-from channels.backends.http import (
-    HttpBackend,
-    HttpConfigForm,
-    redact_in_logs,
-    response_json,
-    retry_after_seconds,
-)
+from .base import Outgoing
+from .http import HttpBackend, HttpConfigForm, HttpRequest, redact_in_logs, retry_after_seconds
 
 CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
 BOT_TOKEN_FORMAT = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{30,64}$")
@@ -68,7 +57,11 @@ class TelegramBackend(HttpBackend):
     address_key = "chat_id"
     template_fields = ("text",)
     ConfigForm = TelegramConfigForm
+    category = "chat"
     default_base_url = "https://api.telegram.org"
+    #: Telegram's error codes are HTTP statuses; 403: the bot was blocked or kicked, or the
+    #: user deactivated.
+    errors = {403: "dead"}
 
     def validate_address(self, address: str) -> None:
         if not CHAT_ID.match(address):
@@ -90,30 +83,27 @@ class TelegramBackend(HttpBackend):
             data["link_preview_options"] = {"is_disabled": True}
         return data
 
-    def send_one(self, message: Outgoing) -> str:
+    def request(self, message: Outgoing) -> HttpRequest:
         url = f"{self.base_url}/bot{self.options['bot_token']}/sendMessage"
-        response = self.post(url, json=self.payload(message))
-        answer = response_json(response)
-        if not isinstance(answer, dict):
-            raise self.error_for_status(response)
-        if response.is_success and answer.get("ok"):
-            return str(answer["result"]["message_id"])
-        raise self.telegram_error(response, answer)
+        return HttpRequest("POST", url, {"json": self.payload(message)})
 
-    def telegram_error(self, response, answer: dict[str, Any]) -> DeliveryError:
+    def parse(self, response: httpx.Response, answer: Any, message: Outgoing) -> str:
+        if response.is_success and isinstance(answer, dict) and answer.get("ok"):
+            return str(answer["result"]["message_id"])
+        raise self.error(response, answer)
+
+    def provider_code(self, response: httpx.Response, answer: Any) -> tuple[Any, str]:
+        if not isinstance(answer, dict):
+            return None, self.http_text(response)
         code = answer.get("error_code") or response.status_code
         description = answer.get("description", "")
         parameters = answer.get("parameters") or {}
         if parameters.get("migrate_to_chat_id"):
             description += f" (the group is now chat {parameters['migrate_to_chat_id']})"
-        detail = f"{self.verbose_name} {code}: {description}"
-        if code == 429:
-            retry_after = retry_after_seconds(parameters.get("retry_after"))
-            if retry_after is None:
-                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-            return TransientError(detail, retry_after=retry_after)
-        if code == 403:
-            return AddressRejected(detail)
-        if code >= 500:
-            return TransientError(detail)
-        return PermanentError(detail)
+        return code, f"{self.verbose_name} {code}: {description}"
+
+    def retry_after(self, response: httpx.Response, answer: Any) -> float | None:
+        """Telegram says how long to wait in the body (``parameters.retry_after``)."""
+        parameters = (answer.get("parameters") if isinstance(answer, dict) else None) or {}
+        seconds = retry_after_seconds(parameters.get("retry_after"))
+        return seconds if seconds is not None else super().retry_after(response, answer)

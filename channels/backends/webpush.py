@@ -11,13 +11,13 @@ Each message is a JSON payload, encrypted for the subscription (``aes128gcm``, R
 (plus ``icon``, ``badge``, ``tag`` from ``extra`` and the message's ``lang`` when set),
 POSTed to the subscription's endpoint with ``Authorization: vapid t=<JWT>, k=<public key>``
 (the JWT signed with the channel's VAPID key, ``aud`` the endpoint's origin), ``TTL`` and
-``Urgency``. One ``requests.Session`` carries a whole batch.
+``Urgency``. One HTTP client carries a whole batch.
 
 The push service answers 201 with a ``Location`` (stored as the provider id); 404 and 410
-mean the subscription is gone (``AddressRejected``: the address is deactivated); 429 and
-5xx are retried, honouring ``Retry-After``; 400, 403 (a VAPID key the subscription was not
-made with), 413 (payload too large) and other answers fail the message with the service's
-text.
+mean the subscription is gone (``AddressRejected``: the address is deactivated); 408, 425, 429
+and 5xx are retried, honouring ``Retry-After``; 400, 403 (a VAPID key the subscription was
+not made with), 413 (payload too large), redirects and other answers fail the message with
+the service's text.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
+import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django import forms
@@ -40,16 +40,8 @@ from django.core.validators import URLValidator, validate_email
 from py_vapid import Vapid
 from pywebpush import WebPusher
 
-from channels.backends.base import (
-    AddressRejected,
-    BaseBackend,
-    BaseConfigForm,
-    DeliveryError,
-    Outgoing,
-    PermanentError,
-    TransientError,
-)
-from channels.backends.http import MAX_ERROR_BODY, USER_AGENT, retry_after_seconds
+from .base import BaseConfigForm, Outgoing, PermanentError
+from .http import HttpBackend, HttpRequest
 
 #: The largest plaintext a push service takes: 4096 bytes of aes128gcm record, less its
 #: 86-byte header, 16-byte tag and 1-byte padding delimiter (RFC 8291 section 4).
@@ -268,15 +260,16 @@ class WebPushConfigForm(BaseConfigForm):
         return data
 
 
-class WebPushBackend(BaseBackend):
+class WebPushBackend(HttpBackend):
     key = "push.webpush"
     verbose_name = "Web Push"
     address_key = "webpush"
     template_fields = ("subject", "text")
     ConfigForm = WebPushConfigForm
-    default_timeout = 10.0
-
-    session: requests.Session | None = None
+    category = "push"
+    browser_subscriptions = True
+    #: The push service's status: 404 and 410 say the subscription is gone.
+    errors = {404: "dead", 410: "dead"}
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -287,10 +280,6 @@ class WebPushBackend(BaseBackend):
     def public_key(self) -> str:
         """The ``applicationServerKey`` browsers subscribe with."""
         return application_server_key(self.vapid)
-
-    @property
-    def timeout(self) -> float:
-        return float(self.options.get("timeout") or self.default_timeout)
 
     @property
     def ttl(self) -> int:
@@ -312,18 +301,9 @@ class WebPushBackend(BaseBackend):
 
     # --- sending --------------------------------------------------------------------------------
     def open(self) -> None:
-        if self.session is None:
-            self.session = requests.Session()
-            self.session.headers["User-Agent"] = USER_AGENT
-            self.session.max_redirects = 0  # a push service does not redirect
+        if self.client is None:
             self._headers.clear()
-
-    def close(self) -> None:
-        if self.session is not None:
-            try:
-                self.session.close()
-            finally:
-                self.session = None
+        super().open()
 
     def vapid_headers(self, endpoint: str) -> dict[str, str]:
         """``Authorization: vapid t=…, k=…`` for the endpoint's push service, signed once per
@@ -354,7 +334,9 @@ class WebPushBackend(BaseBackend):
         payload["data"] = data
         return payload
 
-    def send_one(self, message: Outgoing) -> str:
+    def request(self, message: Outgoing) -> HttpRequest:
+        """The payload encrypted for the subscription (pywebpush: RFC 8291, aes128gcm), with
+        the VAPID ``Authorization``, ``TTL`` and ``Urgency``."""
         try:
             subscription = parse_subscription(message.address)
         except ValidationError as error:
@@ -365,46 +347,23 @@ class WebPushBackend(BaseBackend):
                 f"{self.verbose_name}: the payload is {len(body)} bytes, over the "
                 f"{MAX_PAYLOAD}-byte limit of Web Push (shorten the subject, text or data)"
             )
-        headers = self.vapid_headers(subscription["endpoint"])
+        encrypted = WebPusher(subscription).encode(body, content_encoding="aes128gcm")["body"]
+        headers = {
+            **self.vapid_headers(subscription["endpoint"]),
+            "Content-Encoding": "aes128gcm",
+            "TTL": str(self.ttl),
+        }
         if self.options.get("urgency"):
             headers["Urgency"] = self.options["urgency"]
-        if self.session is None:
-            self.open()
-        try:
-            response = WebPusher(subscription, requests_session=self.session).send(
-                body, headers, ttl=self.ttl, content_encoding="aes128gcm", timeout=self.timeout
-            )
-        except requests.Timeout as error:
-            raise TransientError(
-                f"{self.verbose_name}: no answer within {self.timeout:g}s ({type(error).__name__})"
-            ) from error
-        except requests.TooManyRedirects as error:
-            raise PermanentError(
-                f"{self.verbose_name}: the push service answered with a redirect"
-            ) from error
-        except requests.ConnectionError as error:
-            raise TransientError(
-                f"{self.verbose_name}: connection failed ({type(error).__name__}: {error})"
-            ) from error
-        if 200 <= response.status_code < 300:
+        return HttpRequest(
+            "POST", subscription["endpoint"], {"content": encrypted, "headers": headers}
+        )
+
+    def parse(self, response: httpx.Response, answer: Any, message: Outgoing) -> str:
+        if response.is_success:
             return response.headers.get("Location", "")
-        raise self.push_error(response)
+        raise self.error(response, answer)
 
-    def push_error(self, response: requests.Response) -> DeliveryError:
-        status = response.status_code
-        text = response.text.strip()
-        if len(text) > MAX_ERROR_BODY:
-            text = text[:MAX_ERROR_BODY] + "…"
-        detail = f"{self.verbose_name} HTTP {status}: {text or response.reason or ''}".strip()
-        if status in (404, 410):
-            return AddressRejected(detail)
-        if status == 429 or status >= 500:
-            return TransientError(
-                detail, retry_after=retry_after_seconds(response.headers.get("Retry-After"))
-            )
-        return PermanentError(detail)
-
-    def classify(self, error: Exception) -> DeliveryError:
-        if isinstance(error, requests.ConnectionError | requests.Timeout):
-            return TransientError(f"{type(error).__name__}: {error}")
-        return super().classify(error)
+    def provider_code(self, response: httpx.Response, answer: Any) -> tuple[Any, str]:
+        """A push service's status is its code (``errors``)."""
+        return response.status_code, self.http_text(response)

@@ -387,6 +387,7 @@ class XmppBackend(BaseBackend):
     address_key = "jid"
     template_fields = ("subject", "text")
     ConfigForm = XmppConfigForm
+    category = "chat"
     default_timeout = 10.0
 
     session: _Session | None = None

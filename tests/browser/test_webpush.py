@@ -20,9 +20,9 @@ from playwright.sync_api import expect
 
 from campaigns.api import notify
 from campaigns.models import ChannelAddress, Message, MessageStatus
-from tests.backends.conftest import channel_with_event
-from tests.backends.fakes import FakeServer
-from tests.backends.webpush_fake import PRIVATE_PEM, PUBLIC_KEY, FakePushService, unb64url
+from tests.channels.conftest import channel_with_event
+from tests.channels.fakes import FakeServer
+from tests.channels.webpush_fake import PRIVATE_PEM, PUBLIC_KEY, FakePushService, unb64url
 
 pytestmark = pytest.mark.browser
 

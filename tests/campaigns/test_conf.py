@@ -1,6 +1,7 @@
-"""NOTIFIER options: each declared once in campaigns/conf.py, each settable from the
-environment as NOTIFIER_<NAME> (typed), bad values refused at startup by name, and no code
-reading settings.NOTIFIER behind conf.py's back."""
+"""NOTIFIER options: each declared once (the domain's in campaigns/conf.py, the transport
+layer's in channels/conf.py), each settable from the environment as NOTIFIER_<NAME> (typed),
+bad values refused at startup by name, and no code reading settings.NOTIFIER behind the conf
+modules' backs."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from campaigns.conf import OPTIONS, AppSettings, Option, app_settings, options_from_environment
+from campaigns.conf import OPTIONS as DOMAIN_OPTIONS
+from campaigns.conf import AppSettings, app_settings, options_from_environment
+from channels.conf import OPTIONS as CHANNEL_OPTIONS
+from channels.conf import ChannelSettings, Option, channel_settings
 from tests.conftest import ROOT, subprocess_env
+
+#: Every NOTIFIER option, from both declarations.
+OPTIONS = (*DOMAIN_OPTIONS, *CHANNEL_OPTIONS)
 
 
 def env_sample(option: Option) -> tuple[str, object]:
@@ -49,7 +56,9 @@ def test_every_declared_option_is_read_from_its_environment_variable():
     process = settings_process(
         env,
         "import json; from campaigns.conf import OPTIONS, app_settings; "
-        "print(json.dumps({o.name: getattr(app_settings, o.name) for o in OPTIONS}))",
+        "from channels.conf import OPTIONS as C, channel_settings; "
+        "print(json.dumps({o.name: getattr(app_settings, o.name) for o in OPTIONS} | "
+        "{o.name: getattr(channel_settings, o.name) for o in C}))",
     )
     assert process.returncode == 0, process.stderr
     read = json.loads(process.stdout.strip().splitlines()[-1])
@@ -57,10 +66,17 @@ def test_every_declared_option_is_read_from_its_environment_variable():
     assert len(OPTIONS) >= 22  # the options of this writing, retry and link options included
 
 
-def test_every_option_is_declared_as_an_option():
+def test_every_option_is_declared_as_an_option_once():
     """A bare property would be invisible to the environment and to the tests above."""
-    public = {name for name in vars(AppSettings) if not name.startswith("_")}
-    assert public == {option.name for option in OPTIONS}
+    for declared, options in ((AppSettings, DOMAIN_OPTIONS), (ChannelSettings, CHANNEL_OPTIONS)):
+        public = {name for name in vars(declared) if not name.startswith("_")}
+        assert public == {option.name for option in options}
+    assert len({option.name for option in OPTIONS}) == len(OPTIONS)
+    assert {option.name for option in CHANNEL_OPTIONS} == {
+        "CHANNELS",
+        "EMAIL_DOMAIN",
+        "UNSUBSCRIBE_MAILTO",
+    }
     for option in OPTIONS:
         assert option.type in (int, float, bool, str, dict), option.name
         assert option.doc.strip(), option.name
@@ -118,14 +134,17 @@ def test_environment_values_are_typed():
 def test_options_follow_override_settings(settings):
     settings.NOTIFIER = {**settings.NOTIFIER, "RETRY_BACKOFF": 3, "LINK_MAX_AGE": "60"}
     assert (app_settings.RETRY_BACKOFF, app_settings.LINK_MAX_AGE) == (3.0, 60)
-    assert app_settings.UNSUBSCRIBE_MAILTO == ""
+    assert channel_settings.UNSUBSCRIBE_MAILTO == ""
+    settings.NOTIFIER = {**settings.NOTIFIER, "EMAIL_DOMAIN": "mail.shop.example"}
+    assert channel_settings.EMAIL_DOMAIN == "mail.shop.example"
 
 
 # --- nobody reads settings.NOTIFIER but conf.py ------------------------------------------------
 
-#: Files that define the setting (settings modules) or are its one reader (conf.py).
+#: Files that define the setting (settings modules) or are its readers (the conf modules).
 ALLOWED = {
     "campaigns/conf.py",
+    "channels/conf.py",
     "notifier_site/settings.py",
     "notifier_site/test_settings.py",
     # Reads its own setting, NOTIFIER_SECRET_KEYS (the keys of channel secrets), not NOTIFIER.

@@ -1,7 +1,7 @@
 """Declarations a host app would make: found by autodiscovery, synced after migrate."""
 
 from campaigns.registry import event
-from channels.registry import channel
+from channels.declarations import channel
 
 channel("memory", backend="locmem", name="Memory outbox")
 

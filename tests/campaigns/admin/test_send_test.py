@@ -10,8 +10,8 @@ from django.contrib.auth.models import Group
 
 from campaigns.models import Message
 from tests import factories
-from tests.backends.fakes import FakeServer, Reply
-from tests.backends.test_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, twilio_error
+from tests.channels.backends.test_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, twilio_error
+from tests.channels.fakes import FakeServer, Reply
 from tests.conftest import free_port
 
 

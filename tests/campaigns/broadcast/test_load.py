@@ -17,6 +17,7 @@ from campaigns.broadcast.fanout import campaign_schedule
 from campaigns.broadcast.report import campaign_progress
 from campaigns.conf import app_settings
 from campaigns.models import Audience, Campaign, CampaignChunk, Contact, Message
+from channels.conf import channel_settings
 from tests import factories
 from tests.conftest import ROOT, free_port, output
 
@@ -143,7 +144,8 @@ def test_5000_contacts_two_workers_one_killed_mid_fan_out_each_served_once(
     assert messages.values("address").distinct().count() == expected
     counts = Counter(ids())
     assert set(counts) == {
-        f"<{uuid}@{app_settings.EMAIL_DOMAIN}>" for uuid in messages.values_list("uuid", flat=True)
+        f"<{uuid}@{channel_settings.EMAIL_DOMAIN}>"
+        for uuid in messages.values_list("uuid", flat=True)
     }
     assert max(counts.values()) == 1
 

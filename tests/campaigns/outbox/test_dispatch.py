@@ -20,6 +20,7 @@ from campaigns.conf import app_settings
 from campaigns.models import Message, MessageStatus
 from campaigns.outbox.claim import messages_claim
 from campaigns.outbox.sweep import sweep
+from channels.conf import channel_settings
 from tests import factories
 from tests.conftest import ROOT, free_port, output
 
@@ -86,7 +87,7 @@ def test_notify_delivers_through_rq_worker_to_smtp(email_channel, smtp, run_work
     assert sorted(received) == sorted(messages)
     for address, message in messages.items():
         mail_ = received[address]
-        assert mail_["Message-ID"] == f"<{message.uuid}@{app_settings.EMAIL_DOMAIN}>"
+        assert mail_["Message-ID"] == f"<{message.uuid}@{channel_settings.EMAIL_DOMAIN}>"
         assert message.provider_id == mail_["Message-ID"]
         assert mail_["From"] == "Shop <shop@example.com>"
         text = mail_.get_body(("plain",)).get_content()
@@ -124,7 +125,7 @@ def test_smtp_451_twice_then_accepted_is_sent_on_third_attempt(
     log = list(message.attempt_log.values_list("number", "status", "error"))
     assert [(n, s) for n, s, _ in log] == [(1, "retrying"), (2, "retrying"), (3, "sent")]
     assert "451" in log[0][2] and log[2][2] == ""
-    assert smtp.message_ids == [f"<{message.uuid}@{app_settings.EMAIL_DOMAIN}>"]
+    assert smtp.message_ids == [f"<{message.uuid}@{channel_settings.EMAIL_DOMAIN}>"]
 
 
 @pytest.mark.django_db
@@ -240,7 +241,7 @@ def test_expired_leases_are_reclaimed_and_delivered_once(
 
     assert Counter(Message.objects.values_list("status", flat=True)) == {"sent": 5}
     assert sorted(smtp.message_ids) == sorted(
-        f"<{m.uuid}@{app_settings.EMAIL_DOMAIN}>" for m in Message.objects.all()
+        f"<{m.uuid}@{channel_settings.EMAIL_DOMAIN}>" for m in Message.objects.all()
     )
     assert set(Message.objects.values_list("attempts", flat=True)) == {2}
 
@@ -286,7 +287,7 @@ def test_killed_worker_repeats_at_most_the_message_in_flight(
 
     assert Counter(Message.objects.values_list("status", flat=True)) == {"sent": 12}
     counts = Counter(smtp.message_ids)
-    expected = {f"<{m.uuid}@{app_settings.EMAIL_DOMAIN}>" for m in result.messages}
+    expected = {f"<{m.uuid}@{channel_settings.EMAIL_DOMAIN}>" for m in result.messages}
     assert set(counts) == expected
     assert sum(counts.values()) - len(expected) <= 1
 
@@ -315,7 +316,7 @@ def test_two_workers_and_two_sweeps_send_each_message_exactly_once(tmp_path, spa
             scheduled_at=timezone.now() + dt.timedelta(seconds=2),
         )
         expected = {
-            f"<{u}@{app_settings.EMAIL_DOMAIN}>"
+            f"<{u}@{channel_settings.EMAIL_DOMAIN}>"
             for u in Message.objects.values_list("uuid", flat=True)
         }
         env = {"NOTIFIER_QUEUED_TIMEOUT": "1", "NOTIFIER_BATCH_SIZE": "100"}

@@ -13,7 +13,7 @@ from campaigns.models import Message
 from campaigns.outbox.dispatch import message_dispatch
 from campaigns.outbox.ratelimit import RateLimiter
 from tests import factories
-from tests.backends.fakes import FakeServer, Reply
+from tests.channels.fakes import FakeServer, Reply
 from tests.conftest import output
 
 pytestmark = pytest.mark.slow  # starts processes of its own

@@ -11,7 +11,7 @@ from django.test import Client
 
 from campaigns.models import ChannelAddress
 from tests import factories
-from tests.backends.webpush_fake import PRIVATE_PEM, PUBLIC_KEY, Subscriber
+from tests.channels.webpush_fake import PRIVATE_PEM, PUBLIC_KEY, Subscriber
 
 pytestmark = pytest.mark.django_db
 

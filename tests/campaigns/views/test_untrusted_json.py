@@ -15,7 +15,7 @@ from django.test import Client
 from campaigns.models import ApiToken, Campaign, ChannelAddress, Event, Message, MessageStatus
 from channels.models import ChannelConfig
 from tests import factories
-from tests.backends.webpush_fake import PRIVATE_PEM
+from tests.channels.webpush_fake import PRIVATE_PEM
 
 pytestmark = pytest.mark.django_db
 

@@ -16,9 +16,10 @@ from campaigns.api import InvalidRecipient, notify
 from campaigns.models import ChannelAddress, Message, MessageStatus
 from channels.backends.base import ConfigurationError, PermanentError
 from channels.backends.telegram import TelegramBackend
-from tests import factories
-from tests.backends.conftest import channel_with_event, dispatch_again, notify_and_dispatch
-from tests.backends.fakes import Reply, json_reply
+
+from ... import factories
+from ..conftest import channel_with_event, dispatch_again, notify_and_dispatch
+from ..fakes import Reply, json_reply
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 BLOCKED, UNKNOWN, MIGRATED = "666", "404404", "-100500"

@@ -12,15 +12,16 @@ from django.conf import settings
 from django.test import override_settings
 
 from campaigns.models import ChannelAddress, MessageStatus
+from channels.declarations import sync_channels
 from channels.models import ChannelConfig
-from channels.registry import sync_channels
-from tests import factories
-from tests.backends.conftest import notify_and_dispatch
-from tests.backends.fakes import json_reply
-from tests.conftest import ROOT
+
+from ... import factories
+from ...conftest import ROOT
+from ..conftest import notify_and_dispatch
+from ..fakes import json_reply
 
 DOC = (ROOT / "docs" / "adding-a-channel.md").read_text()
-EXAMPLE = ROOT / "tests" / "backends" / "example_backend.py"
+EXAMPLE = ROOT / "tests" / "channels" / "example_backend.py"
 
 
 def provider(request):

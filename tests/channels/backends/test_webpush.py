@@ -20,16 +20,11 @@ from campaigns.models import ChannelAddress, Message, MessageStatus
 from channels.backends.base import AddressRejected, ConfigurationError
 from channels.backends.webpush import WebPushBackend, b64url_encode, load_vapid_key
 from channels.registry import backend_class
-from tests import factories
-from tests.backends.conftest import channel_with_event, dispatch_again, notify_and_dispatch
-from tests.backends.fakes import Reply, json_reply
-from tests.backends.webpush_fake import (
-    PRIVATE_PEM,
-    PUBLIC_KEY,
-    FakePushService,
-    vapid_pem,
-    verify_vapid,
-)
+
+from ... import factories
+from ..conftest import channel_with_event, dispatch_again, notify_and_dispatch
+from ..fakes import Reply, json_reply
+from ..webpush_fake import PRIVATE_PEM, PUBLIC_KEY, FakePushService, vapid_pem, verify_vapid
 
 SUBJECT = "mailto:ops@example.com"
 

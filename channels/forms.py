@@ -1,7 +1,11 @@
-"""Channels in the admin, with a form specific to each backend: its options (host, port,
-credentials, sender …) become fields, validated by the backend. Secret options are
-write-only: never shown back, and left blank they keep the stored value. Users who may only
-view a channel see the masked config, never the stored one."""
+"""The channel form of the admin: a form specific to each backend, whose options (host,
+port, credentials, sender …) become fields of their own, validated by the backend. Secret
+options are write-only: never shown back, and left blank they keep the stored value.
+
+``option_fields(backend)`` gives a backend's options as form fields named ``cfg__<option>``;
+``ChannelConfigForm`` edits a ``ChannelConfig`` with them. Any admin of channels (the
+domain's, which adds availability windows and a test send) builds on these.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,8 @@ import copy
 import json
 
 from django import forms
-from django.contrib import admin
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.serializers.json import DjangoJSONEncoder
-from django.utils.html import format_html
-from import_export.admin import ImportExportModelAdmin
-from unfold.admin import ModelAdmin
-from unfold.contrib.import_export.forms import ExportForm, ImportForm
 from unfold.widgets import (
     UnfoldAdminEmailInputWidget,
     UnfoldAdminIntegerFieldWidget,
@@ -26,13 +25,10 @@ from unfold.widgets import (
     UnfoldBooleanSwitchWidget,
 )
 
-from campaigns.admin.resources import ChannelConfigResource
-from campaigns.admin.send_test import SendTestMixin
-from campaigns.admin.windows import ChannelWindowInline
-from campaigns.outbox.testsend import channel_test_send
-from channels.backends.base import BaseBackend
-from channels.models import SECRET_MASK, ChannelConfig
-from channels.registry import UnknownBackend, backend_class, known_backends, resolve_backend_path
+from .backends.base import BaseBackend
+from .declarations import known_backends
+from .models import SECRET_MASK, ChannelConfig
+from .registry import UnknownBackend, backend_class
 
 PREFIX = "cfg__"
 MAIN = ("key", "name", "backend", "is_active")
@@ -160,76 +156,3 @@ class ChannelConfigForm(forms.ModelForm):
         # Stored as JSON: a UUID, a Decimal … as its text, as the backend reads it back.
         self.instance.config = json.loads(json.dumps(config, cls=DjangoJSONEncoder))
         return data
-
-
-@admin.register(ChannelConfig)
-class ChannelConfigAdmin(SendTestMixin, ModelAdmin, ImportExportModelAdmin):
-    form = ChannelConfigForm
-    # Exports mask secrets; importing needs "add" (superusers), as adding a channel does.
-    resource_classes = [ChannelConfigResource]
-    import_form_class = ImportForm
-    export_form_class = ExportForm
-    list_display = ("key", "name", "backend", "is_active", "declared_in")
-    list_filter = ("is_active", "backend")
-    search_fields = ("key", "name")
-    readonly_fields = INFO
-    inlines = [ChannelWindowInline]
-
-    def send_test_run(self, obj, address):
-        return channel_test_send(channel=obj, address=address)
-
-    def _options_backend(self, request, obj) -> type[BaseBackend] | None:
-        """The backend whose options the form shows: the one posted, else the one the
-        page was reloaded with (``?backend=``), else the channel's."""
-        if request.method == "POST":
-            path = request.POST.get("backend")
-        else:
-            path = request.GET.get("backend") or (obj.backend if obj else None)
-        if not path:
-            return None
-        try:
-            return backend_class(resolve_backend_path(path))
-        except UnknownBackend:
-            return None
-
-    def _read_only(self, request, obj) -> bool:
-        return obj is not None and not self.has_change_permission(request, obj)
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        if self._read_only(request, obj):
-            return super().get_form(request, obj, change=change, **kwargs)
-        backend = self._options_backend(request, obj)
-        options = option_fields(backend) if backend else {}
-        kwargs["fields"] = [*MAIN, *RETRIES, *options]
-        name = f"{backend.__name__}ChannelForm" if backend else "ChannelForm"
-        form = type(
-            name,
-            (ChannelConfigForm,),
-            {**options, "options_backend": backend, "reload_url": request.path},
-        )
-        return super().get_form(request, obj, change=change, form=form, **kwargs)
-
-    def get_fieldsets(self, request, obj=None):
-        if self._read_only(request, obj):
-            return [(None, {"fields": [*MAIN, "masked_config_display", *RETRIES, *INFO]})]
-        backend = self._options_backend(request, obj)
-        options = [PREFIX + name for name in backend.ConfigForm.base_fields] if backend else []
-        label = f"{backend.verbose_name} options" if backend else "Options"
-        description = None if backend else "Choose a backend: its options appear here."
-        return [
-            (None, {"fields": list(MAIN)}),
-            (label, {"fields": options, "description": description}),
-            ("Retries and rate", {"fields": list(RETRIES)}),
-            ("Origin", {"fields": list(INFO)}),
-        ]
-
-    def get_readonly_fields(self, request, obj=None):
-        if self._read_only(request, obj):
-            return [*MAIN, "masked_config_display", *RETRIES, *INFO]
-        return self.readonly_fields
-
-    @admin.display(description="Options")
-    def masked_config_display(self, obj: ChannelConfig) -> str:
-        return format_html(
-            "<pre>{}</pre>", json.dumps(obj.masked_config(), indent=2, ensure_ascii=False)
-        )

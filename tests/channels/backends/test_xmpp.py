@@ -28,19 +28,23 @@ from channels.backends.base import ConfigurationError, PermanentError, Transient
 from channels.backends.xmpp import XmppBackend
 from channels.models import SECRET_MASK
 from channels.registry import BUILTIN_BACKENDS, backend_class
-from tests import factories
-from tests.backends.conftest import channel_with_event, dispatch_again, notify_and_dispatch
-from tests.conftest import free_port
+
+from ... import factories
+from ...conftest import free_port
+from ..conftest import channel_with_event, dispatch_again, notify_and_dispatch
 
 DOMAIN = "notifier.test"
 SENDER, SENDER_PASSWORD = f"notifier@{DOMAIN}", "sender-pw-1"
 ANN, BOB = f"ann@{DOMAIN}", f"bob@{DOMAIN}"
 PASSWORDS = {ANN: "ann-pw-1", BOB: "bob-pw-1"}
+#: Every test here runs against a Prosody server process the module starts.
+pytestmark = pytest.mark.slow
+
 PROSODY = shutil.which("prosody")
 PROSODYCTL = shutil.which("prosodyctl")
 
 CONFIG = """\
--- Generated for tests/backends/test_xmpp.py: one VirtualHost, clients on one loopback port.
+-- Generated for tests/channels/backends/test_xmpp.py: one VirtualHost, clients on loopback.
 run_as_root = true  -- CI runs as root; this keeps prosody and prosodyctl from switching user
 pidfile = "{dir}/prosody.pid"
 data_path = "{dir}/data"

@@ -33,9 +33,10 @@ from channels.backends.social_facebook import FacebookPageBackend
 from channels.backends.social_vk import VkWallBackend
 from channels.backends.social_x import XBackend, oauth1_authorization, weighted_length
 from channels.models import SECRET_MASK
-from tests import factories
-from tests.backends.conftest import dispatch_again
-from tests.backends.fakes import Reply, json_reply
+
+from ... import factories
+from ..conftest import dispatch_again
+from ..fakes import Reply, json_reply
 
 # --- X ------------------------------------------------------------------------------------------
 
@@ -682,8 +683,20 @@ def test_x_signature_matches_xs_documented_example():
         nonce="kYjzVBB8Y0ZFabxSWbWovY3uYSQ2pTgmZeNu2VS4cg",
         timestamp=1318622958,
     )
-    assert 'oauth_signature="hCtSmYh%2BiHYCEqBWrE7C7hYmtUk%3D"' in header
-    assert header.startswith('OAuth oauth_consumer_key="xvz1evFS4wEEPTGEFPHBog", oauth_nonce=')
+    assert header.startswith("OAuth ")
+    params = dict(
+        (unquote(name), unquote(value.strip('"')))
+        for name, _, value in (item.partition("=") for item in header[6:].split(", "))
+    )
+    assert params == {
+        "oauth_consumer_key": "xvz1evFS4wEEPTGEFPHBog",
+        "oauth_nonce": "kYjzVBB8Y0ZFabxSWbWovY3uYSQ2pTgmZeNu2VS4cg",
+        "oauth_signature": "hCtSmYh+iHYCEqBWrE7C7hYmtUk=",
+        "oauth_signature_method": "HMAC-SHA1",
+        "oauth_timestamp": "1318622958",
+        "oauth_token": "370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb",
+        "oauth_version": "1.0",
+    }
 
 
 # --- send_test, addresses, configuration --------------------------------------------------------

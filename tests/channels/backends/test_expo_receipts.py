@@ -20,10 +20,11 @@ from campaigns.models import ChannelAddress, Event, Message, MessageStatus
 from campaigns.tracking.receipts import push_receipts_poll
 from channels.backends.base import PermanentError
 from channels.backends.expo import ExpoPushBackend
-from tests import factories
-from tests.backends.conftest import notify_and_dispatch
-from tests.backends.fakes import Reply
-from tests.backends.test_expo import ACCESS_TOKEN, FakeExpo, expo_channel, token
+
+from ... import factories
+from ..conftest import notify_and_dispatch
+from ..fakes import Reply
+from .test_expo import ACCESS_TOKEN, FakeExpo, expo_channel, token
 
 LATER = dt.timedelta(minutes=16)
 

@@ -17,9 +17,10 @@ from campaigns.api import InvalidRecipient, notify
 from campaigns.models import ChannelAddress, Message, MessageStatus
 from channels.backends.base import AddressRejected, ConfigurationError
 from channels.backends.expo import ExpoPushBackend
-from tests import factories
-from tests.backends.conftest import channel_with_event, dispatch_again, notify_and_dispatch
-from tests.backends.fakes import Reply, json_reply
+
+from ... import factories
+from ..conftest import channel_with_event, dispatch_again, notify_and_dispatch
+from ..fakes import Reply, json_reply
 
 ACCESS_TOKEN = "expo-access-token-123"
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from tests.backends.fakes import Reply, Request, json_reply
+from tests.channels.fakes import Reply, Request, json_reply
 
 URGENCIES = {"very-low", "low", "normal", "high"}
 AUTH = re.compile(r"^vapid\s+(?P<params>.+)$", re.IGNORECASE)

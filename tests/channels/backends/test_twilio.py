@@ -16,9 +16,10 @@ from campaigns.api import InvalidRecipient, notify
 from campaigns.models import ChannelAddress, Message, MessageStatus
 from channels.backends.base import AddressRejected, ConfigurationError
 from channels.backends.sms import TwilioSmsBackend
-from tests import factories
-from tests.backends.conftest import channel_with_event, dispatch_again, notify_and_dispatch
-from tests.backends.fakes import Reply, json_reply
+
+from ... import factories
+from ..conftest import channel_with_event, dispatch_again, notify_and_dispatch
+from ..fakes import Reply, json_reply
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "twilio-auth-token-0001"
@@ -282,3 +283,23 @@ def test_options_are_validated(change, problem):
     with pytest.raises(ConfigurationError, match=re.escape(problem)):
         TwilioSmsBackend(options=options | change)
     assert TwilioSmsBackend.secret_fields() == ("auth_token",)
+
+
+def test_a_number_written_with_spaces_is_sent_and_stored_in_e164(twilio, db):
+    channel = twilio_channel(twilio)
+
+    (message,) = notify_and_dispatch(channel, {"phone": "+49 (0)151 1234-5678"})
+
+    assert message.status == MessageStatus.SENT
+    assert twilio.requests[0].form()["To"] == message.address == "+4915112345678"
+
+
+def test_the_sender_number_is_stored_in_e164():
+    backend = TwilioSmsBackend(
+        options={
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "from_number": "+1 500 555 0006",
+        }
+    )
+    assert backend.options["from_number"] == "+15005550006"

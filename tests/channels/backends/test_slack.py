@@ -14,9 +14,10 @@ from campaigns.api import InvalidRecipient, notify
 from campaigns.models import ChannelAddress, Message, MessageStatus
 from channels.backends.base import ConfigurationError, PermanentError
 from channels.backends.slack import SlackBackend
-from tests import factories
-from tests.backends.conftest import channel_with_event, dispatch_again, notify_and_dispatch
-from tests.backends.fakes import Reply, json_reply
+
+from ... import factories
+from ..conftest import channel_with_event, dispatch_again, notify_and_dispatch
+from ..fakes import Reply, json_reply
 
 HOOK = "/services/T0001/B0001/XXXXXXXXXXXXXXXXXXXXXXXX"
 ARCHIVED_HOOK = "/services/T0001/B0002/YYYYYYYYYYYYYYYYYYYYYYYY"

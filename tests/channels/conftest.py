@@ -13,7 +13,7 @@ from campaigns.models import Message
 from campaigns.outbox.dispatch import message_dispatch
 from channels.models import ChannelConfig
 from tests import factories
-from tests.backends.fakes import FakeServer
+from tests.channels.fakes import FakeServer
 
 
 def channel_with_event(

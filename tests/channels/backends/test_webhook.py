@@ -1,8 +1,11 @@
 """The webhook backend against a receiver on 127.0.0.1 that verifies each request with the
-snippet published in docs/adding-a-channel.md."""
+snippet published in docs/adding-a-channel.md: the Standard Webhooks library, as any
+receiver would use it."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -10,16 +13,17 @@ import time
 
 import pytest
 from django.utils import timezone
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from campaigns.api import notify
 from campaigns.models import Message, MessageStatus
 from channels.backends.base import ConfigurationError, PermanentError
 from channels.backends.webhook import WebhookBackend
-from channels.backends.webhook import signature as sign
-from tests import factories
-from tests.backends.conftest import channel_with_event, dispatch_again, notify_and_dispatch
-from tests.backends.fakes import Reply, json_reply
-from tests.conftest import ROOT
+
+from ... import factories
+from ...conftest import ROOT
+from ..conftest import channel_with_event, dispatch_again, notify_and_dispatch
+from ..fakes import Reply, Request, json_reply
 
 SECRET = "whsec-0123456789abcdef"
 
@@ -28,33 +32,37 @@ def doc_snippet() -> dict:
     """The verification snippet exactly as docs/adding-a-channel.md publishes it."""
     doc = (ROOT / "docs" / "adding-a-channel.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", doc, re.DOTALL)
-    (snippet,) = [b for b in blocks if "def verify_notifier_signature" in b]
+    (snippet,) = [b for b in blocks if "def notifier_verifier" in b]
     namespace: dict = {}
     exec(snippet, namespace)  # noqa: S102 - our own documentation
     return namespace
 
 
-verify_notifier_signature = doc_snippet()["verify_notifier_signature"]
+notifier_verifier = doc_snippet()["notifier_verifier"]
+
+
+def verified(secret: str, request) -> dict | None:
+    """The payload when the receiver of ``secret`` accepts the request, else None."""
+    try:
+        return notifier_verifier(secret).verify(request.body, request.headers)
+    except WebhookVerificationError:
+        return None
 
 
 class Receiver:
     """A host site's webhook endpoint: verifies, records, answers with its own id."""
 
-    def __init__(self):
+    def __init__(self, secret: str = SECRET):
+        self.secret = secret
         self.accepted: list[dict] = []
 
     def __call__(self, request) -> Reply:
         assert request.method == "POST" and request.path == "/hooks/notifier"
         assert request.headers["content-type"] == "application/json"
-        if not verify_notifier_signature(
-            SECRET,
-            request.headers.get("x-notifier-timestamp", ""),
-            request.headers.get("x-notifier-signature", ""),
-            request.body,
-        ):
+        payload = verified(self.secret, request)
+        if payload is None:
             return json_reply(401, {"error": "bad signature"})
-        payload = request.json()
-        assert payload["id"] == request.headers["x-notifier-message-id"]
+        assert payload["id"] == request.headers["webhook-id"]
         if request.scripted:
             return Reply(204)
         self.accepted.append(payload)
@@ -103,19 +111,56 @@ def test_the_documented_snippet_refuses_forged_and_replayed_requests(serve, db):
     seen = []
     server = serve(lambda request: seen.append(request) or json_reply(200, {}))
     backend = WebhookBackend(options={"url": f"{server.url}/h", "secret": SECRET})
-    backend.send_test("42", subject="Hi", text="Test")
+    outgoing = backend.send_test("42", subject="Hi", text="Test")
     (request,) = seen
-    timestamp = request.headers["x-notifier-timestamp"]
-    signature = request.headers["x-notifier-signature"]
-    assert re.fullmatch(r"v1=[0-9a-f]{64}", signature)
-    assert abs(int(timestamp) - time.time()) < 5
-    assert verify_notifier_signature(SECRET, timestamp, signature, request.body)
-    assert not verify_notifier_signature(SECRET, timestamp, signature, request.body + b" ")
-    assert not verify_notifier_signature("another-secret-xx", timestamp, signature, request.body)
-    assert not verify_notifier_signature(SECRET, str(int(timestamp) + 1), signature, request.body)
-    assert not verify_notifier_signature(SECRET, "", signature, request.body)
-    old = str(int(time.time()) - 3600)
-    assert not verify_notifier_signature(SECRET, old, sign(SECRET, old, request.body), request.body)
+    headers = request.headers
+    assert outgoing == "" and re.fullmatch(r"v1,[A-Za-z0-9+/]{43}=", headers["webhook-signature"])
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 5
+    assert verified(SECRET, request)["subject"] == "Hi"
+    # The same key written as a Standard Webhooks secret.
+    assert verified("whsec_" + base64.b64encode(SECRET.encode()).decode(), request)
+
+    def forged(**changes) -> Request:
+        return dataclasses.replace(request, **changes)
+
+    assert verified(SECRET, forged(body=request.body + b" ")) is None
+    assert verified("another-secret-xx", request) is None
+    later = str(int(headers["webhook-timestamp"]) + 1)
+    assert verified(SECRET, forged(headers={**headers, "webhook-timestamp": later})) is None
+    assert verified(SECRET, forged(headers={**headers, "webhook-id": "other"})) is None
+    missing = {k: v for k, v in headers.items() if k != "webhook-signature"}
+    assert verified(SECRET, forged(headers=missing)) is None
+    # A request signed an hour ago, replayed now, is refused though its signature is right.
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    body = request.body.decode()
+    replayed = {
+        **headers,
+        "webhook-timestamp": str(int(old.timestamp())),
+        "webhook-signature": Webhook(SECRET.encode()).sign(headers["webhook-id"], old, body),
+    }
+    assert verified(SECRET, forged(headers=replayed)) is None
+
+
+def test_a_standard_webhooks_secret_signs_with_its_base64_key(serve, db):
+    secret = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+    server = serve(Receiver(secret))
+    backend = WebhookBackend(options={"url": f"{server.url}/hooks/notifier", "secret": secret})
+
+    assert backend.send_test("42", text="Hi") == "rcv-1"
+    assert verified(base64.b64encode(bytes(range(32))).decode(), server.requests[0]) is None
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("short", "at least 16 characters"),
+        ("whsec_not*base64!!!!!!!!", "whsec_ followed by the key in base64"),
+        ("whsec_" + base64.b64encode(b"8 bytes!").decode(), "at least 16 bytes (this one has 8)"),
+    ],
+)
+def test_a_secret_that_cannot_sign_is_refused(secret, problem):
+    with pytest.raises(ConfigurationError, match=re.escape(problem)):
+        WebhookBackend(options={"url": "https://example.com/h", "secret": secret})
 
 
 def test_a_batch_reuses_one_connection(receiver, db):
@@ -224,7 +269,7 @@ def test_send_test(receiver, db):
 
 
 def test_options_are_validated_and_the_secret_masked(receiver, db):
-    with pytest.raises(ConfigurationError, match="secret"):
+    with pytest.raises(ConfigurationError, match="secret: Ensure this value has at least 16"):
         WebhookBackend(options={"url": "https://example.com/h", "secret": "short"})
     with pytest.raises(ConfigurationError, match="url"):
         WebhookBackend(options={"url": "not a url", "secret": SECRET})

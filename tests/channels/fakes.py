@@ -2,7 +2,7 @@
 
 ``FakeServer(handler)`` records every request (method, path, headers, body, and which TCP
 connection it came on) and answers with whatever ``handler(request)`` returns: a ``Reply``.
-Provider fakes (``tests/backends/test_*.py``) check the request shape in their handler and
+Provider fakes (``tests/channels/backends/test_*.py``) check the request shape in their handler and
 answer as the provider documents, including its errors. ``script`` holds replies to give
 instead, one per request, before the handler's own (e.g. a 503, then success); the handler
 still sees the request (``request.scripted`` is true) to check its shape.

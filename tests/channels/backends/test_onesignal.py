@@ -16,9 +16,10 @@ from campaigns.api import InvalidRecipient, notify
 from campaigns.models import ChannelAddress, Message, MessageStatus
 from channels.backends.base import ConfigurationError, PermanentError
 from channels.backends.onesignal import OneSignalBackend
-from tests import factories
-from tests.backends.conftest import channel_with_event, dispatch_again, notify_and_dispatch
-from tests.backends.fakes import Reply, json_reply
+
+from ... import factories
+from ..conftest import channel_with_event, dispatch_again, notify_and_dispatch
+from ..fakes import Reply, json_reply
 
 APP_ID = "5eb5a37e-b458-11e3-ac11-000c2940e62c"
 API_KEY = "os_v2_app_testkey0123456789"
