@@ -29,6 +29,8 @@ import rq.worker
 from django_rq.cron import DjangoCronScheduler
 from rq.exceptions import StopRequested
 
+from channels.handler import backends
+
 #: What a Redis outage raises: refused or dropped connections, and reads that time out.
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
@@ -44,6 +46,12 @@ class ReconnectingWorkerMixin:
     """Runs RQ's work loop again, once Redis answers, whenever it ends on an error."""
 
     def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
+        try:
+            return self._work(burst, *args, **kwargs)
+        finally:  # the channels' connections kept open from batch to batch (channels.handler)
+            backends.close_all()
+
+    def _work(self, burst: bool, *args: Any, **kwargs: Any) -> bool:
         limited = kwargs.get("max_jobs") is not None or kwargs.get("max_idle_time") is not None
         wait, worked = FIRST_WAIT, False
         while True:

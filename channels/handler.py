@@ -10,7 +10,9 @@ Django's connection handlers (``django.db.connections``, ``django.core.cache.cac
 
 An entry belongs to one version of its channel's row: when the row changed since (its
 ``updated_at``, its backend or its options), the old backend is closed and a new one built,
-so an operator's edit in the admin takes effect at the next batch. Entries are per thread
+so an operator's edit in the admin takes effect at the next batch. An entry unused for
+``IDLE_SECONDS`` is closed and built anew too: servers drop idle connections (an SMTP server
+after a minute or so), and the first send on a dropped one would fail. Entries are per thread
 (``asgiref.local.Local``): a backend's client is never shared between threads.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from asgiref.local import Local
@@ -27,6 +30,9 @@ from .models import ChannelConfig
 from .registry import UnknownBackend
 
 logger = logging.getLogger("notifier.channels")
+
+#: A kept backend unused for longer is closed and built anew (see the module's docstring).
+IDLE_SECONDS = 30.0
 
 
 def channel_version(channel: ChannelConfig) -> tuple[Any, ...]:
@@ -43,7 +49,7 @@ class ChannelHandler:
         self._local = Local()
 
     @property
-    def _open(self) -> dict[int, tuple[tuple[Any, ...], BaseBackend]]:
+    def _open(self) -> dict[int, tuple[tuple[Any, ...], BaseBackend, float]]:
         try:
             return self._local.backends
         except AttributeError:
@@ -57,8 +63,10 @@ class ChannelHandler:
         opened (nothing is kept then)."""
         version = channel_version(channel)
         kept = self._open.get(channel.pk)
+        now = time.monotonic()
         if kept is not None:
-            if kept[0] == version:
+            if kept[0] == version and now - kept[2] < IDLE_SECONDS:
+                self._open[channel.pk] = (version, kept[1], now)
                 return kept[1]
             self.discard(channel)
         backend = channel.get_backend()
@@ -67,7 +75,7 @@ class ChannelHandler:
         except BaseException:
             _close(backend)
             raise
-        self._open[channel.pk] = (version, backend)
+        self._open[channel.pk] = (version, backend, now)
         return backend
 
     def get(self, channel: ChannelConfig, default: BaseBackend | None = None) -> BaseBackend | None:
@@ -89,7 +97,7 @@ class ChannelHandler:
         """Close every backend of this thread (a failure to close one is logged, and the
         others are closed all the same)."""
         kept, self._local.backends = self._open, {}
-        for _, backend in kept.values():
+        for _, backend, _ in kept.values():
             _close(backend)
 
     def __len__(self) -> int:

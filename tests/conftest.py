@@ -26,6 +26,7 @@ from rq import SimpleWorker
 from campaigns.conf import app_settings
 from campaigns.domain.rendering import compiled_templates
 from channels.backends import locmem
+from channels.handler import backends
 from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +66,7 @@ def _clean_state(redis_connection):
     locmem.outbox.clear()
     compiled_templates.clear()
     yield
+    backends.close_all()  # the channels' connections a test's dispatches kept open
     redis_connection.flushdb()
 
 

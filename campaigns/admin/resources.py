@@ -7,15 +7,18 @@ and a masked secret imported keeps the one stored (or none, on a site that has n
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from import_export import fields, resources, widgets
 
 from campaigns.domain.untrusted_json import json_parse
 from campaigns.domain.windows import Window
 from campaigns.models import AudienceKind, AvailabilityWindow, Contact, Event, OptOut, Template
+from channels.addresses import validate_phone
 from channels.models import SECRET_MASK, ChannelConfig
 
 
@@ -268,6 +271,8 @@ class ContactResource(resources.ModelResource):
     def before_import_row(self, row, **kwargs):
         row["email"] = str(row.get("email") or "").strip().lower()
         row["phone"] = str(row.get("phone") or "").strip()
+        with contextlib.suppress(ValidationError):  # a bad number is the row's error, later
+            row["phone"] = validate_phone(row["phone"]) if row["phone"] else ""
         data = JSONWidget().clean(row.get("data")) or {}  # an export's "data" column
         if not isinstance(data, dict):
             raise ValueError('the "data" column must hold a JSON object')

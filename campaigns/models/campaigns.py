@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 
 from campaigns.models.profiles import validate_timezone
+from channels.addresses import validate_phone
 
 
 class AudienceKind(models.TextChoices):
@@ -112,6 +113,11 @@ class Contact(models.Model):
     def clean(self) -> None:
         if not self.email and not self.phone:
             raise ValidationError("A contact needs an email or a phone number.")
+        if self.phone:  # kept in E.164, as SMS channels send and deactivate numbers
+            try:
+                self.phone = validate_phone(self.phone)
+            except ValidationError as error:
+                raise ValidationError({"phone": error.messages}) from None
 
 
 class CampaignStatus(models.TextChoices):

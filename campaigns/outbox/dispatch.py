@@ -48,6 +48,7 @@ from channels.backends.base import (
     SendResult,
     TransientError,
 )
+from channels.handler import backends
 from channels.models import ChannelConfig
 
 logger = logging.getLogger("notifier.dispatch")
@@ -263,8 +264,7 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
     channel = messages[0].channel
     pending = {message.pk: (message, outgoing) for message, outgoing in ready}
     try:
-        backend = channel.get_backend()
-        backend.open()
+        backend = backends[channel]  # kept open from one batch to the next
     except Exception as error:
         failure = TransientError(f"channel {channel.key!r} could not open: {error}")
         for message, outgoing in ready:
@@ -294,6 +294,7 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
             journal.record(row)
             outcomes.append(row)
     except Exception as error:
+        backends.discard(channel)  # its connection may be broken: the next batch opens anew
         failure = backend.classify(error)
         for message, outgoing in pending.values():
             outcomes.append(outcome_for(message, SendResult(outgoing, error=failure), now))
@@ -314,10 +315,6 @@ def _channel_send(messages: list[Message], templates: dict[int, Template]) -> li
             outcomes.append(row)
     finally:
         journal.close()
-        try:
-            backend.close()
-        except Exception:
-            logger.exception("closing channel %s failed", channel.key)
     by_kind: dict[str, dict[str, tuple[int | None, str]]] = defaultdict(dict)
     for kind, address, user_id, reason in dead:
         by_kind[kind][address] = (user_id, reason)

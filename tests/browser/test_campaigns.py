@@ -55,6 +55,7 @@ def newsletter(transactional_db, settings):
     return event
 
 
+@pytest.mark.slow  # a real worker process sends the campaign
 def test_marketing_builds_tests_and_sends_a_campaign_and_watches_it_finish(
     page, django_user_model, admin_login, newsletter, spawn, close_db_after, tmp_path
 ):

@@ -9,6 +9,7 @@ import datetime as dt
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from campaigns.broadcast.fanout import campaign_schedule
@@ -166,3 +167,14 @@ def test_the_preview_promises_only_what_a_real_recipient_carries(
         context={"headline": "x"},
     )
     assert all(preview.text.split("|")), preview.text
+
+
+def test_a_contacts_phone_is_checked_and_kept_in_e164():
+    audience = Audience.objects.create(name="Phones", kind="contacts")
+    contact = Contact(audience=audience, phone="+1 (415) 555-0123")
+    contact.full_clean()
+    assert contact.phone == "+14155550123"
+    for wrong in ("0151 2345678", "call me", "+1 415 555 0123 ext. 7"):
+        with pytest.raises(ValidationError) as error:
+            Contact(audience=audience, phone=wrong).full_clean()
+        assert "E.164" in " ".join(error.value.message_dict["phone"])
