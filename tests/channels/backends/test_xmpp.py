@@ -26,6 +26,7 @@ from campaigns.api import InvalidRecipient, notify
 from campaigns.models import ChannelAddress, Message, MessageStatus
 from channels.backends.base import ConfigurationError, PermanentError, TransientError
 from channels.backends.xmpp import XmppBackend
+from channels.handler import backends
 from channels.models import SECRET_MASK
 from channels.registry import BUILTIN_BACKENDS, backend_class
 
@@ -217,7 +218,7 @@ def test_notify_sends_through_rq_worker_to_the_recipient(xmpp, run_worker):
     assert received.body == "Hello Ann, order A-7 is on its way."
 
 
-def test_a_batch_is_one_session(xmpp, db):
+def test_a_batch_is_one_session_kept_open_for_the_next_batch(xmpp, db):
     channel = xmpp_channel(xmpp)
     recipients = [
         {"jid": ANN, "name": "Ann"},
@@ -238,12 +239,20 @@ def test_a_batch_is_one_session(xmpp, db):
     assert [m.body for m in bob] == ["Hello Bob, order A-7 is on its way."]
     (session,) = {m.sender for m in ann + bob}  # all from one resource: one stream
 
+    # The next batch of the worker reuses the open session (channels.handler) …
     (again,) = notify_and_dispatch(channel, {"jid": BOB, "name": "Bob"}, order_id="A-8")
     assert again.status == MessageStatus.SENT
-    assert xmpp.logins(SENDER) == logins + 2
+    assert xmpp.logins(SENDER) == logins + 1
     (later,) = inbox(xmpp, BOB)
-    assert later.subject == "Order A-8 shipped"
-    assert later.sender.startswith(f"{SENDER}/") and later.sender != session
+    assert later.subject == "Order A-8 shipped" and later.sender == session
+    # … until the worker closes its channels (it stops, or the session idled too long).
+    backends.close_all()
+    (third,) = notify_and_dispatch(channel, {"jid": BOB, "name": "Bob"}, order_id="A-9")
+    assert third.status == MessageStatus.SENT
+    assert xmpp.logins(SENDER) == logins + 2
+    (last,) = inbox(xmpp, BOB)
+    assert last.subject == "Order A-9 shipped"
+    assert last.sender.startswith(f"{SENDER}/") and last.sender != session
 
 
 def test_a_wrong_password_fails_with_the_servers_reason(xmpp, db):
