@@ -31,7 +31,7 @@ from campaigns.models import Campaign, CampaignChunk, CampaignStatus, Message
 from campaigns.models.campaigns import ChunkStatus
 from campaigns.outbox.notify import messages_write
 from campaigns.outbox.plan import Skipped
-from campaigns.outbox.queueing import chunks_after_commit
+from campaigns.outbox.queueing import BULK, chunks_after_commit
 from campaigns.outbox.triggers import triggers_apply
 
 #: The earliest any timezone reaches a local time of day: UTC+14.
@@ -179,7 +179,7 @@ def _chunk_fan_out(chunk_id: int) -> dict[str, Any]:
         result.skipped.extend(
             Skipped(m.recipient, m.channel.key, reason) for m, reason in duplicates
         )
-        messages_write(messages)
+        messages_write(messages, lane=BULK)
         result.messages = messages
         chunk.status = ChunkStatus.DONE
         chunk.written = len(result.messages)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -26,21 +25,24 @@ from campaigns.conf import app_settings
 from campaigns.domain.rendering import TemplateError, template_compile, template_render
 from campaigns.domain.windows import recipient_delivery_time
 from campaigns.models import Message, MessageStatus, Template
+from campaigns.outbox.catalog import catalog
 from campaigns.outbox.claim import messages_claim
 from campaigns.outbox.journal import JournalWriter, journal_clear
 from campaigns.outbox.outcomes import (
     RESULT_FIELDS,
+    attempts_logged,
     attempts_record,
     held_outcome,
     outcome,
     outcome_for,
 )
+from campaigns.outbox.queueing import BULK, drain_continue_later, drain_release, ready_take
 from campaigns.outbox.ratelimit import limiter_for
-from campaigns.outbox.selectors import campaigns_holding, windows_for
+from campaigns.outbox.selectors import campaigns_holding
 from campaigns.outbox.transitions import outcomes_record
 from campaigns.recipients.addresses import addresses_deactivate
+from campaigns.recipients.facts import recheck_facts_load
 from campaigns.recipients.links import LINK_NAMES, footer_add, link_prefixes, message_links
-from campaigns.recipients.optouts import optouts_matcher
 from campaigns.signals import messages_failed, messages_sent, messages_succeeded
 from channels.backends.base import (
     AddressRejected,
@@ -102,6 +104,39 @@ def _render(
     )
 
 
+def messages_drain(*, lane: str) -> DispatchSummary:
+    """The drain job of a lane: take ready ids off the lane's list in batches and dispatch
+    them until the list is empty (then the lane's flag is dropped), or, in the bulk lane,
+    until ``DRAIN_BUDGET`` seconds have passed (then a new drain job goes on, at the end of
+    the queue, behind whatever transactional work came meanwhile)."""
+    total = DispatchSummary()
+    started = time.monotonic()
+    while True:
+        ids = ready_take(lane, app_settings.BATCH_SIZE)
+        if not ids:
+            if drain_release(lane):
+                continue
+            return total
+        summary = message_dispatch(message_ids=ids)
+        total.claimed += summary.claimed
+        for name, count in summary.counts.items():
+            total.counts[name] += count
+        if lane == BULK and time.monotonic() - started > app_settings.DRAIN_BUDGET:
+            drain_continue_later(lane)
+            return total
+
+
+def templates_for(messages: list[Message]) -> dict[int, Template]:
+    """The templates of a batch's messages: from the catalog, and with one query those it
+    does not hold (a template turned inactive since the message was written)."""
+    known = catalog().templates_by_id
+    templates = {m.template_id: known.get(m.template_id) for m in messages if m.template_id}
+    missing = [pk for pk, template in templates.items() if template is None]
+    if missing:
+        templates.update((t.pk, t) for t in Template.objects.filter(pk__in=missing))
+    return {pk: t for pk, t in templates.items() if t is not None}
+
+
 def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
     """Claim the given messages, render and send them, record every result."""
     summary = DispatchSummary()
@@ -109,8 +144,7 @@ def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
     summary.claimed = len(messages)
     if not messages:
         return summary
-    template_ids = {m.template_id for m in messages if m.template_id}
-    templates = {t.pk: t for t in Template.objects.filter(pk__in=template_ids)}
+    templates = templates_for(messages)
     outcomes, sendable = _messages_recheck(messages)
     by_channel: dict[int, list[Message]] = defaultdict(list)
     for message in sendable:
@@ -119,9 +153,13 @@ def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
     for channel_messages in by_channel.values():
         outcomes.extend(_channel_send(channel_messages, templates))
 
-    with transaction.atomic():  # one commit (one WAL flush) for all of the batch's results
+    logged = attempts_logged(outcomes)
+    if logged:
+        with transaction.atomic():  # one commit (one WAL flush) for all of the batch's results
+            outcomes_record(outcomes, RESULT_FIELDS)
+            attempts_record(logged)
+    else:  # one statement: atomic on its own
         outcomes_record(outcomes, RESULT_FIELDS)
-        attempts_record(outcomes)
     journal_clear(row["id"] for row in outcomes)
     for row in outcomes:
         summary.counts[row["status"]] += 1
@@ -149,20 +187,18 @@ def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], li
     """Just before sending: cancel what is for a user deactivated since it was written, what
     was opted out since, and what the event's ``check_validity`` callable says is no longer
     valid; put back what falls outside its availability windows (a retry can land there).
-    One query for the users (when the batch has any), one for the opt-outs, one per event of
-    the batch for the windows."""
+    One query for the users and the opt-outs; the windows come from the catalog."""
     now = timezone.now()
-    inactive = _inactive_users({m.user_id for m in messages if m.user_id is not None})
+    cat = catalog()
     channel_ids = {m.channel_id for m in messages}
     windows = {
-        event_id: windows_for(event_id=event_id, channel_ids=channel_ids)
-        for event_id in {m.event_id for m in messages}
+        event_id: cat.windows(event_id, channel_ids) for event_id in {m.event_id for m in messages}
     }
-    opted_out = optouts_matcher(
+    inactive, opted_out = recheck_facts_load(
         user_ids={m.user_id for m in messages},
         addresses={m.address for m in messages},
         event_ids={m.event_id for m in messages},
-        channel_ids={m.channel_id for m in messages},
+        channel_ids=channel_ids,
     )
     outcomes, sendable = [], []
     for message in messages:
@@ -217,17 +253,6 @@ def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], li
         else:
             sendable.append(message)
     return outcomes, sendable
-
-
-def _inactive_users(user_ids: set[int]) -> set[int]:
-    """Which of these users were deactivated: one query, none for a batch without users."""
-    if not user_ids:
-        return set()
-    return set(
-        get_user_model()
-        .objects.filter(pk__in=user_ids, is_active=False)
-        .values_list("pk", flat=True)
-    )
 
 
 def _validity_check(message: Message) -> bool:

@@ -88,6 +88,17 @@ ATTEMPTED = {
 }
 
 
+def attempts_logged(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The outcomes the delivery log keeps a row of: every try but a first one that was sent
+    (the message itself says that: sent, attempt 1, when, the provider's id)."""
+    return [
+        row
+        for row in outcomes
+        if row["status"] in ATTEMPTED
+        and not (row["status"] == MessageStatus.SENT and row["attempts"] == 1)
+    ]
+
+
 def attempts_record(outcomes: list[dict[str, Any]]) -> None:
     """One row per try in the delivery log, for the whole batch in one statement."""
     now = timezone.now()

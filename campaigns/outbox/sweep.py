@@ -31,7 +31,7 @@ from campaigns.domain.states import WAITING
 from campaigns.models import Message, MessageStatus
 from campaigns.outbox.dispatch import message_dispatch
 from campaigns.outbox.journal import CONTENT_FIELDS, journal_clear, journal_load
-from campaigns.outbox.outcomes import RESULT_FIELDS, attempts_record
+from campaigns.outbox.outcomes import RESULT_FIELDS, attempts_logged, attempts_record
 from campaigns.outbox.queueing import chunked
 from campaigns.outbox.transitions import messages_move, messages_queue, outcomes_record
 
@@ -77,7 +77,7 @@ def leases_reclaim(*, now: dt.datetime, summary: SweepSummary, enqueue: bool) ->
             outcomes_record(  # the journal kept no copy of the body (not an inbox message)
                 without, [f for f in RESULT_FIELDS if f not in CONTENT_FIELDS]
             )
-            attempts_record(recovered)
+            attempts_record(attempts_logged(recovered))
             messages_move(
                 Message.objects.filter(id__in=failed),
                 to=MessageStatus.FAILED,

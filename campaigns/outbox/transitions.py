@@ -16,7 +16,6 @@ meanwhile is left alone rather than forced. Nothing else in the code base writes
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -33,8 +32,8 @@ from campaigns.domain.states import (
     sources_of,
 )
 from campaigns.models import Message
-from campaigns.outbox.bulk import rows_update
-from campaigns.outbox.queueing import dispatch_after_commit
+from campaigns.outbox.bulk import bound_cursor, rows_update
+from campaigns.outbox.queueing import BULK, TRANSACTIONAL, dispatch_after_commit
 
 
 def messages_move(
@@ -72,20 +71,22 @@ def messages_queue(
         rows = (
             queryset.filter(status__in=sources_of(MessageStatus.QUEUED))
             .select_for_update(skip_locked=True)
-            .values_list("id", "channel_id")
+            .values_list("id", "channel_id", "campaign_id")
         )
         rows = list(rows[:limit] if limit is not None else rows)
         if not rows:
             return []
-        ids = [row_id for row_id, _ in rows]
+        ids = [row_id for row_id, _, _ in rows]
         Message.objects.filter(id__in=ids).update(
             status=MessageStatus.QUEUED, updated_at=now, **fields
         )
-        if enqueue:
-            by_channel: dict[int, list[int]] = defaultdict(list)
-            for row_id, channel_id in rows:
-                by_channel[channel_id].append(row_id)
-            dispatch_after_commit(by_channel)
+        if enqueue:  # a campaign's messages go in the bulk lane
+            lanes: dict[str, dict[int, list[int]]] = {TRANSACTIONAL: {}, BULK: {}}
+            for row_id, channel_id, campaign_id in rows:
+                lane = lanes[BULK if campaign_id else TRANSACTIONAL]
+                lane.setdefault(channel_id, []).append(row_id)
+            for lane, by_channel in lanes.items():
+                dispatch_after_commit(by_channel, lane=lane)
     return ids
 
 
@@ -135,7 +136,7 @@ def _claim_update_returning(
         f"RETURNING {', '.join(column[f.attname] for f in fields)}"
     )
     params = [MessageStatus.SENDING, lease_until, now, ids, now_states, due_states, now]
-    with transaction.atomic(), connection.cursor() as cursor:
+    with bound_cursor(connection) as cursor:  # one statement: atomic on its own
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     converters = [

@@ -19,6 +19,7 @@ from campaigns.api import notify
 from campaigns.conf import app_settings
 from campaigns.models import Message, MessageStatus
 from campaigns.outbox.claim import messages_claim
+from campaigns.outbox.dispatch import message_dispatch
 from campaigns.outbox.sweep import sweep
 from channels.conf import channel_settings
 from tests import factories
@@ -450,3 +451,24 @@ def test_a_user_deactivated_after_scheduling_gets_nothing(
     assert len(smtp.raw) == 1
     assert b"kept@example.com" in smtp.raw[0] and b"gone@example.com" not in smtp.raw[0]
     assert list(gone.attempt_log.values_list("status", "error")) == [("cancelled", "inactive user")]
+
+
+@pytest.mark.django_db
+def test_the_delivery_log_keeps_every_try_but_a_first_one_that_was_sent(email_channel, smtp):
+    """A first try that was sent is told by the message itself (sent, attempt 1, its time and
+    provider id): no log row. A try that was not, and every later one, get a row each."""
+    order_event(email_channel)
+    context = {"order_id": "1", "greeting": "Hi"}
+    (first,) = notify("order-shipped", {"email": "ann@example.com"}, context).messages
+    message_dispatch(message_ids=[first.pk])
+    first.refresh_from_db()
+    assert (first.status, first.attempts, first.attempt_log.count()) == ("sent", 1, 0)
+    assert first.provider_id and first.sent_at
+
+    smtp.replies = ["451 4.3.0 Mailbox busy, try later"]
+    (second,) = notify("order-shipped", {"email": "bob@example.com"}, context).messages
+    message_dispatch(message_ids=[second.pk])  # retrying (RETRY_DELAY is 0 in tests)
+    message_dispatch(message_ids=[second.pk])  # sent on the second try
+    log = list(second.attempt_log.values_list("number", "status", "error", "provider_id"))
+    assert [(number, status) for number, status, _, _ in log] == [(1, "retrying"), (2, "sent")]
+    assert "Mailbox busy" in log[0][2] and log[1][3]
