@@ -19,6 +19,7 @@ import time
 import traceback
 from collections import defaultdict
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from rq import Worker
@@ -140,6 +141,11 @@ class Command(BaseCommand):
                 profiles.run(bench)
                 return
             self.stdout.write(self.header(options))
+            if settings.DEBUG:
+                bench.note(
+                    "DEBUG is on: Django keeps every query, so CPU figures run higher than in "
+                    "production (unset DEBUG and set SECRET_KEY to measure without it)"
+                )
             for number in range(1, options.rounds + 1):
                 bench.round = number
                 for name in chosen or SCENARIOS:
