@@ -3,9 +3,12 @@
 In this process first (no workers): the CPU of dispatching ``--dispatch`` queued messages in
 batches of ``BATCH_SIZE`` (null backend), and of a one-message batch, client and server side
 (the PostgreSQL backend's CPU, read from /proc when the server runs on this machine). Then
-with ``--workers`` worker processes started as ``scripts/run.sh`` starts them: the latency of
-single calls on idle workers (commit → ``sent_at``), and ``--deliveries`` calls committed one
-by one, in messages per second from the first commit to the last ``sent_at``.
+with ``--workers`` worker processes started as ``scripts/run.sh`` starts them: a backlog of
+``--deliveries`` one-message jobs (written before the workers take any) drained, from the
+first ``sent_at`` to the last; the latency of single calls on idle workers (commit →
+``sent_at``); and ``--deliveries`` calls committed one by one while the workers run, in
+messages per second from the first commit to the last ``sent_at`` (the calls' own pace
+beside it, as one producer process can bound it).
 """
 
 from __future__ import annotations
