@@ -150,6 +150,34 @@ def drain_release(lane: str) -> bool:
     return bool(connection.set(_drain_key(lane), 1, nx=True, ex=DRAIN_LEASE))
 
 
+def drains_ensure() -> int:
+    """For the sweep: enqueue the drain job of each lane whose ready list holds ids while no
+    drain job is queued or running (its job was lost with a killed worker, or emptied from
+    the queue). Returns how many it enqueued."""
+    started = 0
+    for lane in LANES:
+        try:
+            pending, taken = redis_run(
+                ("LLEN", _ready_key(lane)),
+                ("SET", _drain_key(lane), 1, "NX", "EX", DRAIN_LEASE),
+            )
+            if taken and not pending:
+                redis_run(("DEL", _drain_key(lane)))
+                continue
+        except RedisError as error:
+            logger.warning("could not look at the %s lane: %s", lane, error)
+            continue
+        if taken:
+            started += _enqueue(DRAIN_JOB, [(lane,)], label="drain", lane=lane)
+    return started
+
+
+def ready_clear() -> None:
+    """Forget the ready lists and drain flags (the rows stay ``queued``: the sweep hands them
+    out again). For the benchmark and tests that empty the queues."""
+    redis_run(*[("DEL", _ready_key(lane), _drain_key(lane)) for lane in LANES])
+
+
 def drain_continue_later(lane: str) -> None:
     """A drain job out of time hands its lane to a new drain job at the end of the queue (the
     flag stays: it is that job's now)."""

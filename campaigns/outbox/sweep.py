@@ -32,7 +32,7 @@ from campaigns.models import Message, MessageStatus
 from campaigns.outbox.dispatch import message_dispatch
 from campaigns.outbox.journal import CONTENT_FIELDS, journal_clear, journal_load
 from campaigns.outbox.outcomes import RESULT_FIELDS, attempts_logged, attempts_record
-from campaigns.outbox.queueing import chunked
+from campaigns.outbox.queueing import chunked, drains_ensure
 from campaigns.outbox.transitions import messages_move, messages_queue, outcomes_record
 
 
@@ -133,6 +133,8 @@ def sweep(*, now: dt.datetime | None = None, enqueue: bool = True) -> SweepSumma
     summary = SweepSummary()
     leases_reclaim(now=now, summary=summary, enqueue=enqueue)
     due_enqueue(now=now, summary=summary, enqueue=enqueue)
+    if enqueue:  # a lane with ready ids and no drain job (a worker was killed): start one
+        drains_ensure()
     return summary
 
 

@@ -188,6 +188,8 @@ class EmailBackend(BaseBackend):
         from_email = self.options.get("from_email") or settings.DEFAULT_FROM_EMAIL
         reply_to = self.options.get("reply_to") or ""
         raw = None
+        if self.connection is None:  # what it would send through (nothing is opened here)
+            self.connection = self._connect()
         if isinstance(self.connection, SmtpBackend):
             if self.writer is None:
                 self.writer = MimeWriter(from_email=from_email, reply_to=reply_to)
