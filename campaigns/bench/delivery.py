@@ -3,12 +3,12 @@
 In this process first (no workers): the CPU of dispatching ``--dispatch`` queued messages in
 batches of ``BATCH_SIZE`` (null backend), and of a one-message batch, client and server side
 (the PostgreSQL backend's CPU, read from /proc when the server runs on this machine). Then
-with ``--workers`` worker processes started as ``scripts/run.sh`` starts them: a backlog of
-``--deliveries`` one-message jobs (written before the workers take any) drained, from the
-first ``sent_at`` to the last; the latency of single calls on idle workers (commit →
-``sent_at``); and ``--deliveries`` calls committed one by one while the workers run, in
-messages per second from the first commit to the last ``sent_at`` (the calls' own pace
-beside it, as one producer process can bound it).
+with ``--workers`` worker processes started as ``scripts/run.sh`` starts them:
+``--deliveries`` one-recipient calls committed before the workers take any, sent by them,
+from the first ``sent_at`` to the last (the target: the workers' rate); the latency of single
+calls on idle workers (commit to ``sent_at``); and ``--deliveries`` calls committed one by one
+while the workers run, in messages per second from the first commit to the last
+``sent_at`` (the calls' own pace beside it, as one producer process can bound it).
 """
 
 from __future__ import annotations
@@ -167,7 +167,9 @@ def run(bench: Bench) -> None:
             "drain",
             (len(backlog) - 1) / (last_sent - first_sent),
             "msg/s",
-            f"a backlog of {len(backlog)} one-message jobs, first to last sent",
+            f"{len(backlog)} one-recipient calls sent by the workers, first to last sent",
+            target=1000,
+            sense="min",
         )
 
         latencies = []
@@ -211,9 +213,8 @@ def run(bench: Bench) -> None:
             "throughput",
             len(ids) / (last_sent - first),
             "msg/s",
-            f"{len(ids)} one-recipient calls, first commit to last sent",
-            target=1000,
-            sense="min",
+            f"{len(ids)} one-recipient calls while the workers run, first commit to last sent "
+            "(bound by the one producer process beside them)",
         )
         bench.figure(
             SCENARIO,

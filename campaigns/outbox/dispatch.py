@@ -7,6 +7,7 @@ Redis right after its send (see ``journal``), so a crash repeats at most one mes
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import time
@@ -29,17 +30,16 @@ from campaigns.outbox.catalog import catalog
 from campaigns.outbox.claim import messages_claim
 from campaigns.outbox.journal import JournalWriter, journal_clear
 from campaigns.outbox.outcomes import (
-    RESULT_FIELDS,
     attempts_logged,
     attempts_record,
     held_outcome,
     outcome,
     outcome_for,
+    outcomes_write,
 )
 from campaigns.outbox.queueing import BULK, drain_continue_later, drain_release, ready_take
 from campaigns.outbox.ratelimit import limiter_for
 from campaigns.outbox.selectors import campaigns_holding
-from campaigns.outbox.transitions import outcomes_record
 from campaigns.recipients.addresses import addresses_deactivate
 from campaigns.recipients.facts import recheck_facts_load
 from campaigns.recipients.links import LINK_NAMES, footer_add, link_prefixes, message_links
@@ -104,6 +104,19 @@ def _render(
     )
 
 
+def message_content(message: Message) -> tuple[str, str, str]:
+    """What a message said: (subject, text, html). An inbox message keeps its bodies; others
+    keep their subject and are rendered again from their template (with links signed anew)."""
+    if message.text or message.html:
+        return message.subject, message.text, message.html
+    template = templates_for([message]).get(message.template_id)
+    try:  # on a copy: rendering fills in the row's fields
+        outgoing = _render(copy.copy(message), template, link_prefixes())
+    except TemplateError:
+        return message.subject, "", ""
+    return message.subject or outgoing.subject, outgoing.text, outgoing.html
+
+
 def messages_drain(*, lane: str) -> DispatchSummary:
     """The drain job of a lane: take ready ids off the lane's list in batches and dispatch
     them until the list is empty (then the lane's flag is dropped), or, in the bulk lane,
@@ -156,10 +169,10 @@ def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
     logged = attempts_logged(outcomes)
     if logged:
         with transaction.atomic():  # one commit (one WAL flush) for all of the batch's results
-            outcomes_record(outcomes, RESULT_FIELDS)
+            outcomes_write(outcomes)
             attempts_record(logged)
-    else:  # one statement: atomic on its own
-        outcomes_record(outcomes, RESULT_FIELDS)
+    else:  # one statement (two with inbox rows), each atomic on its own
+        outcomes_write(outcomes)
     journal_clear(row["id"] for row in outcomes)
     for row in outcomes:
         summary.counts[row["status"]] += 1

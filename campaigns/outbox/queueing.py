@@ -150,17 +150,17 @@ def drain_release(lane: str) -> bool:
     return bool(connection.set(_drain_key(lane), 1, nx=True, ex=DRAIN_LEASE))
 
 
-def drains_ensure() -> int:
+def drains_ensure(*, force: bool = False) -> int:
     """For the sweep: enqueue the drain job of each lane whose ready list holds ids while no
     drain job is queued or running (its job was lost with a killed worker, or emptied from
-    the queue). Returns how many it enqueued."""
+    the queue). With ``force`` (the sweep just took back a dead worker's leases, so that
+    worker's flag may still stand) a drain job is enqueued even under a flag: a second drain
+    job running beside a live one only shares its work. Returns how many it enqueued."""
     started = 0
     for lane in LANES:
+        flag = ("SET", _drain_key(lane), 1, "EX", DRAIN_LEASE, *(() if force else ("NX",)))
         try:
-            pending, taken = redis_run(
-                ("LLEN", _ready_key(lane)),
-                ("SET", _drain_key(lane), 1, "NX", "EX", DRAIN_LEASE),
-            )
+            pending, taken = redis_run(("LLEN", _ready_key(lane)), flag)
             if taken and not pending:
                 redis_run(("DEL", _drain_key(lane)))
                 continue
