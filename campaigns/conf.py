@@ -42,8 +42,9 @@ class AppSettings:
     DRAIN_BUDGET = Option(
         float,
         0.5,
-        "Seconds a bulk drain job sends before it hands the rest to a new job at the end of "
-        "the queue, so transactional jobs wait at most about this long.",
+        "Seconds a bulk drain job, or a campaign chunk job sending its own messages, sends "
+        "before it hands the rest to a new drain job at the end of the queue, so transactional "
+        "jobs wait at most about this long.",
     )
     BATCH_SIZE = Option(int, 200, "How many message ids one dispatch job carries.")
     LEASE_SECONDS = Option(

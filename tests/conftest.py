@@ -26,7 +26,7 @@ from rq import SimpleWorker
 from campaigns.conf import app_settings
 from campaigns.domain.rendering import compiled_templates
 from campaigns.outbox.catalog import catalog_clear
-from campaigns.outbox.queueing import LANES, get_queue
+from campaigns.outbox.queueing import LANES, get_queue, queue_name
 from channels.backends import locmem
 from channels.handler import backends
 from tests import factories
@@ -181,6 +181,12 @@ def committed(django_capture_on_commit_callbacks):
     its jobs) as it ends, for tests that are not transactional: their transaction never
     commits."""
     return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def worker_queues() -> list[str]:
+    """The queues a worker listens on, as ``make run`` starts it: the transactional lane
+    first, then the bulk lane."""
+    return [queue_name(lane) for lane in LANES]
 
 
 def subprocess_env() -> dict[str, str]:

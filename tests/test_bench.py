@@ -43,7 +43,7 @@ EXPECTED = {
         "sqlite_mapping_cpu",
         "sqlite_mapping_queries",
     },
-    "delivery": {"dispatch_cpu_per_msg", "one_batch_client_cpu", "latency_p50", "throughput"},
+    "delivery": {"dispatch_cpu_per_msg", "one_batch_client_cpu", "latency_p50", "drain"},
     "priority": {"transactional_p99"},
     "campaign": {"end_to_end", "worker_peak_rss"},
     "email": {"build_cpu", "end_to_end", "share_of_raw"},

@@ -40,6 +40,7 @@ from campaigns.outbox.outcomes import (
 from campaigns.outbox.queueing import BULK, drain_continue_later, drain_release, ready_take
 from campaigns.outbox.ratelimit import limiter_for
 from campaigns.outbox.selectors import campaigns_holding
+from campaigns.outbox.transitions import messages_queue
 from campaigns.recipients.addresses import addresses_deactivate
 from campaigns.recipients.facts import recheck_facts_load
 from campaigns.recipients.links import LINK_NAMES, footer_add, link_prefixes, message_links
@@ -152,13 +153,53 @@ def templates_for(messages: list[Message]) -> dict[int, Template]:
 
 def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
     """Claim the given messages, render and send them, record every result."""
+    return messages_send(messages_claim(message_ids=message_ids))
+
+
+def messages_send_leased(messages: list[Message]) -> DispatchSummary:
+    """Send messages this job has just written straight into ``sending`` (a campaign's chunk,
+    ``transitions.messages_lease_new``), a batch at a time, for up to ``DRAIN_BUDGET``
+    seconds; the rest go back to ``queued`` (the bulk lane: its drain job), so a job never
+    keeps a worker from the transactional lane for long. Each job sends its own rows: as many
+    chunks are sent at once as there are workers."""
+    total = DispatchSummary()
+    started = time.monotonic()
+    size = app_settings.BATCH_SIZE
+    for start in range(0, len(messages), size):
+        if start and time.monotonic() - started > app_settings.DRAIN_BUDGET:
+            _leased_hand_over(messages[start:], total)
+            break
+        summary = messages_send(messages[start : start + size], fresh=True)
+        total.claimed += summary.claimed
+        for name, count in summary.counts.items():
+            total.counts[name] += count
+    return total
+
+
+def _leased_hand_over(rest: list[Message], summary: DispatchSummary) -> None:
+    """What a job out of time did not send: held where its campaign was paused or cancelled
+    meanwhile, queued (unattempted) for the lane's drain job otherwise."""
+    held = campaigns_holding({m.campaign_id for m in rest})
+    rows = [held_outcome(m, held[m.campaign_id]) for m in rest if m.campaign_id in held]
+    if rows:
+        outcomes_write(rows)
+        for row in rows:
+            summary.counts[row["status"]] += 1
+    queued = [m.pk for m in rest if m.campaign_id not in held]
+    if queued:
+        messages_queue(Message.objects.filter(pk__in=queued), attempts=0)
+
+
+def messages_send(messages: list[Message], *, fresh: bool = False) -> DispatchSummary:
+    """Render, send and record a batch of messages held in ``sending`` by this job. ``fresh``
+    rows were planned by this job a moment ago, from the users and opt-outs it had just
+    read: they are not read again."""
     summary = DispatchSummary()
-    messages = messages_claim(message_ids=message_ids)
     summary.claimed = len(messages)
     if not messages:
         return summary
     templates = templates_for(messages)
-    outcomes, sendable = _messages_recheck(messages)
+    outcomes, sendable = _messages_recheck(messages, facts=not fresh)
     by_channel: dict[int, list[Message]] = defaultdict(list)
     for message in sendable:
         by_channel[message.channel_id].append(message)
@@ -196,7 +237,9 @@ def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
     return summary
 
 
-def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], list[Message]]:
+def _messages_recheck(
+    messages: list[Message], *, facts: bool = True
+) -> tuple[list[dict[str, Any]], list[Message]]:
     """Just before sending: cancel what is for a user deactivated since it was written, what
     was opted out since, and what the event's ``check_validity`` callable says is no longer
     valid; put back what falls outside its availability windows (a retry can land there).
@@ -207,12 +250,15 @@ def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], li
     windows = {
         event_id: cat.windows(event_id, channel_ids) for event_id in {m.event_id for m in messages}
     }
-    inactive, opted_out = recheck_facts_load(
-        user_ids={m.user_id for m in messages},
-        addresses={m.address for m in messages},
-        event_ids={m.event_id for m in messages},
-        channel_ids=channel_ids,
-    )
+    if facts:
+        inactive, opted_out = recheck_facts_load(
+            user_ids={m.user_id for m in messages},
+            addresses={m.address for m in messages},
+            event_ids={m.event_id for m in messages},
+            channel_ids=channel_ids,
+        )
+    else:
+        inactive, opted_out = set(), _nobody_opted_out
     outcomes, sendable = [], []
     for message in messages:
         reason = ""
@@ -266,6 +312,10 @@ def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], li
         else:
             sendable.append(message)
     return outcomes, sendable
+
+
+def _nobody_opted_out(*_: Any) -> bool:
+    return False
 
 
 def _validity_check(message: Message) -> bool:

@@ -10,6 +10,8 @@ meanwhile is left alone rather than forced. Nothing else in the code base writes
 - ``messages_queue``: rows to ``queued`` under a queue lease, their dispatch enqueued after
   commit — the "queue these ids" step of requeue, resume and the sweep;
 - ``messages_claim``: a dispatch job's rows to ``sending`` under a lease;
+- ``messages_lease_new``: rows not yet written, due now, written straight into ``sending`` by
+  the job that sends them (a campaign's chunk), so no claim has to read them back;
 - ``outcomes_record``: a batch's results, each row from ``sending`` to its own outcome.
 """
 
@@ -180,6 +182,23 @@ def _claim_orm(ids: list[int], *, now: dt.datetime, lease_until: dt.datetime) ->
         message.lease_until = lease_until
         message.attempts += 1
     return messages
+
+
+def messages_lease_new(
+    messages: Iterable[Message], *, now: dt.datetime, lease_until: dt.datetime
+) -> list[Message]:
+    """Planned messages (not written yet) due now, to be written and sent by this job: each
+    ``queued`` one becomes ``sending`` under ``lease_until``, its first attempt counted, as a
+    claim would leave it. Returns those it leased; the others (scheduled …) are untouched."""
+    leased = []
+    for message in messages:
+        if message.status == MessageStatus.QUEUED:
+            message.status = MessageStatus.SENDING
+            message.lease_until = lease_until
+            message.attempts = 1
+            message.updated_at = now
+            leased.append(message)
+    return leased
 
 
 # --- results ------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from campaigns.outbox.dispatch import message_content, message_dispatch
 from campaigns.outbox.sweep import sweep
 from channels.conf import channel_settings
 from tests import factories
-from tests.conftest import ROOT, free_port, output
+from tests.conftest import ROOT, free_port, output, worker_queues
 
 MJML = (
     "<mjml><mj-body><mj-section><mj-column>"
@@ -265,7 +265,7 @@ def test_killed_worker_repeats_at_most_the_message_in_flight(
     )
     worker = spawn(
         "rqworker",
-        app_settings.QUEUE,
+        *worker_queues(),
         "--burst",
         "--worker-class",
         "rq.worker.SimpleWorker",
@@ -331,7 +331,7 @@ def test_two_workers_and_two_sweeps_send_each_message_exactly_once(tmp_path, spa
             processes.append(
                 spawn(
                     "rqworker",
-                    app_settings.QUEUE,
+                    *worker_queues(),
                     "--worker-class",
                     "rq.worker.SimpleWorker",
                     env_overrides=env,
