@@ -28,7 +28,24 @@ class AppSettings:
     EVENTS = Option(
         dict, {}, 'Events declared in code: ``{key: {"name": str, "variables": [...], ...}}``.'
     )
-    QUEUE = Option(str, "notifier", "The django-rq queue that dispatch and sweep jobs go to.")
+    QUEUE = Option(
+        str,
+        "notifier",
+        "The django-rq queue of the transactional lane: what notify() writes, and the sweep.",
+    )
+    BULK_QUEUE = Option(
+        str,
+        "notifier-bulk",
+        "The django-rq queue of the bulk lane: campaign chunks, their messages, dry runs. "
+        "Workers take the transactional queue first.",
+    )
+    DRAIN_BUDGET = Option(
+        float,
+        0.5,
+        "Seconds a bulk drain job, or a campaign chunk job sending its own messages, sends "
+        "before it hands the rest to a new drain job at the end of the queue, so transactional "
+        "jobs wait at most about this long.",
+    )
     BATCH_SIZE = Option(int, 200, "How many message ids one dispatch job carries.")
     LEASE_SECONDS = Option(
         int, 300, "How long a claimed batch may stay in ``sending`` before the sweep reclaims it."

@@ -7,7 +7,7 @@ import datetime as dt
 
 from campaigns.broadcast.dry_run import dry_run_job
 from campaigns.broadcast.fanout import campaigns_tick, chunk_fan_out
-from campaigns.outbox.dispatch import message_dispatch
+from campaigns.outbox.dispatch import message_dispatch, messages_drain
 from campaigns.outbox.sweep import SweepSummary
 from campaigns.outbox.sweep import sweep as outbox_sweep
 from campaigns.tracking.receipts import push_receipts_poll
@@ -15,6 +15,10 @@ from campaigns.tracking.receipts import push_receipts_poll
 
 def dispatch(message_ids: list[int]) -> dict[str, int]:
     return message_dispatch(message_ids=message_ids).as_dict()
+
+
+def drain(lane: str) -> dict[str, int]:
+    return messages_drain(lane=lane).as_dict()
 
 
 def sweep_pass(*, now: dt.datetime | None = None) -> SweepSummary:

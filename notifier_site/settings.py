@@ -136,7 +136,8 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # --- Redis and RQ --------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 RQ_QUEUES = {
-    "notifier": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},
+    "notifier": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},  # the transactional lane
+    "notifier-bulk": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},  # campaigns
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},
 }
 # No second copy of django-rq's views inside the admin (they would let any staff member in):

@@ -177,7 +177,7 @@ echo "$ADMIN_LOGIN"
 start web "$PY" manage.py runserver "127.0.0.1:$PORT" --noreload
 # Both outlive a Redis outage (campaigns/workers.py); should either end anyway, it is started
 # again (check_children).
-start worker "$PY" manage.py rqworker notifier default \
+start worker "$PY" manage.py rqworker notifier notifier-bulk default \
     --worker-class campaigns.workers.SimpleWorker
 start cron "$PY" manage.py notifier_cron
 

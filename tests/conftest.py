@@ -25,6 +25,8 @@ from rq import SimpleWorker
 
 from campaigns.conf import app_settings
 from campaigns.domain.rendering import compiled_templates
+from campaigns.outbox.catalog import catalog_clear
+from campaigns.outbox.queueing import LANES, get_queue, queue_name
 from channels.backends import locmem
 from channels.handler import backends
 from tests import factories
@@ -65,6 +67,7 @@ def _clean_state(redis_connection):
     redis_connection.flushdb()
     locmem.outbox.clear()
     compiled_templates.clear()
+    catalog_clear()
     yield
     backends.close_all()  # the channels' connections a test's dispatches kept open
     redis_connection.flushdb()
@@ -160,14 +163,14 @@ def run_worker(redis_connection, django_capture_on_commit_callbacks):
 
     def run() -> int:
         """Returns how many jobs finished successfully."""
-        queue = django_rq.get_queue(app_settings.QUEUE)
-        before = queue.finished_job_registry.count
+        queues = [get_queue(lane) for lane in LANES]  # as the README's worker: both lanes
+        before = sum(q.finished_job_registry.count for q in queues)
         while True:
             with django_capture_on_commit_callbacks(execute=True) as callbacks:
-                worker = SimpleWorker([queue], connection=redis_connection)
+                worker = SimpleWorker(queues, connection=redis_connection)
                 worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
             if not callbacks:
-                return queue.finished_job_registry.count - before
+                return sum(q.finished_job_registry.count for q in queues) - before
 
     return run
 
@@ -178,6 +181,12 @@ def committed(django_capture_on_commit_callbacks):
     its jobs) as it ends, for tests that are not transactional: their transaction never
     commits."""
     return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def worker_queues() -> list[str]:
+    """The queues a worker listens on, as ``make run`` starts it: the transactional lane
+    first, then the bulk lane."""
+    return [queue_name(lane) for lane in LANES]
 
 
 def subprocess_env() -> dict[str, str]:

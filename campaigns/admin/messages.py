@@ -1,10 +1,12 @@
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action
 
 from campaigns.models import Message, MessageAttempt
 from campaigns.outbox.actions import CANCELLABLE, REQUEUABLE, messages_cancel, messages_requeue
+from campaigns.outbox.dispatch import message_content
 
 
 class AttemptInline(TabularInline):
@@ -46,7 +48,23 @@ class MessageAdmin(ModelAdmin):
         return qs
 
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in Message._meta.fields]
+        return ["content_text", "content_html", *(field.name for field in Message._meta.fields)]
+
+    @admin.display(description="Text as sent")
+    def content_text(self, obj: Message) -> str:
+        return format_html("<pre class='whitespace-pre-wrap'>{}</pre>", message_content(obj)[1])
+
+    @admin.display(description="HTML as sent")
+    def content_html(self, obj: Message) -> str:
+        html = message_content(obj)[2]
+        if not html:
+            return "—"
+        return format_html(
+            '<iframe sandbox="" referrerpolicy="no-referrer" title="HTML as sent" '
+            'class="w-full bg-white border rounded-default" style="height: 24rem" srcdoc="{}">'
+            "</iframe>",
+            html,
+        )
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -9,6 +9,13 @@ in one transaction: a worker killed mid-chunk rolls both back, and the sweep enq
 again. The unique constraint on (campaign, channel, address) is the net under it. Pausing or
 cancelling updates the campaign row, so it waits for chunk transactions in flight and they see
 it.
+
+The messages due now are written straight into ``sending`` under the job's lease, and once
+the transaction commits the job sends them itself, for up to ``DRAIN_BUDGET`` seconds (what
+is left goes to the bulk lane's drain job). So a campaign is sent by as many workers as take
+its chunks, and no message is claimed (read back and written again) before it is sent. A
+worker killed after the commit leaves rows under a lease: the sweep takes them back, as it
+does a claimed batch's.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections import Counter
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -29,9 +37,11 @@ from campaigns.domain.states import ACTIVE
 from campaigns.exceptions import CampaignError, NotifierError
 from campaigns.models import Campaign, CampaignChunk, CampaignStatus, Message
 from campaigns.models.campaigns import ChunkStatus
+from campaigns.outbox.dispatch import messages_send_leased
 from campaigns.outbox.notify import messages_write
 from campaigns.outbox.plan import Skipped
-from campaigns.outbox.queueing import chunks_after_commit
+from campaigns.outbox.queueing import BULK, chunks_after_commit
+from campaigns.outbox.transitions import messages_lease_new
 from campaigns.outbox.triggers import triggers_apply
 
 #: The earliest any timezone reaches a local time of day: UTC+14.
@@ -138,7 +148,7 @@ def chunk_fan_out(chunk_id: int) -> dict[str, Any]:
     the campaign is paused with the reason, for an operator to fix and resume."""
     for attempt in range(3):
         try:
-            return _chunk_fan_out(chunk_id)
+            report, leased = _chunk_fan_out(chunk_id)
         except NotifierError as error:
             campaign = Campaign.objects.get(chunks=chunk_id)
             reason = f"paused by the site: {error}"[:500]
@@ -150,6 +160,11 @@ def chunk_fan_out(chunk_id: int) -> dict[str, Any]:
             # the next try skips it as a duplicate address.
             if attempt == 2:
                 raise
+        else:
+            if leased:  # at once, unless a caller's transaction still holds the rows
+                transaction.on_commit(partial(messages_send_leased, leased))
+                report["sending"] = len(leased)
+            return report
     raise AssertionError("unreachable")
 
 
@@ -161,14 +176,14 @@ def _chunk_fan_out(chunk_id: int) -> dict[str, Any]:
             .first()
         )
         if chunk is None:
-            return {"chunk": chunk_id, "state": "done or taken"}
+            return {"chunk": chunk_id, "state": "done or taken"}, []
         status = _campaign_share_lock(chunk.campaign_id)
         if status == CampaignStatus.CANCELLED:
             chunk.status = ChunkStatus.CANCELLED
             chunk.save(update_fields=["status"])
-            return {"chunk": chunk_id, "state": "cancelled"}
+            return {"chunk": chunk_id, "state": "cancelled"}, []
         if status != CampaignStatus.RUNNING:
-            return {"chunk": chunk_id, "state": status}
+            return {"chunk": chunk_id, "state": status}, []
         campaign = Campaign.objects.select_related("event", "audience").get(pk=chunk.campaign_id)
         people = audience_recipients(campaign.audience, chunk.first_id, chunk.last_id)
         now = timezone.now()
@@ -179,14 +194,18 @@ def _chunk_fan_out(chunk_id: int) -> dict[str, Any]:
         result.skipped.extend(
             Skipped(m.recipient, m.channel.key, reason) for m, reason in duplicates
         )
-        messages_write(messages)
+        leased = messages_lease_new(
+            messages, now=now, lease_until=now + dt.timedelta(seconds=app_settings.LEASE_SECONDS)
+        )
+        messages_write(messages, lane=BULK)
         result.messages = messages
         chunk.status = ChunkStatus.DONE
         chunk.written = len(result.messages)
         chunk.skipped = dict(Counter(skip.reason for skip in result.skipped))
         chunk.done_at = timezone.now()
         chunk.save(update_fields=["status", "written", "skipped", "done_at"])
-    return {"chunk": chunk_id, "written": chunk.written, "skipped": sum(chunk.skipped.values())}
+    report = {"chunk": chunk_id, "written": chunk.written, "skipped": sum(chunk.skipped.values())}
+    return report, leased
 
 
 def campaigns_tick(*, now: dt.datetime | None = None) -> dict[str, int]:

@@ -40,6 +40,9 @@ FINAL = (
     MessageStatus.DEBUG,
 )
 
+#: Rows an operator looks at: they did not go through (yet).
+TROUBLE = (MessageStatus.FAILED, MessageStatus.BROKEN, MessageStatus.RETRYING)
+
 S = MessageStatus
 #: The state machine: which states each state may move to (README "Message states").
 TRANSITIONS: dict[str, frozenset[str]] = {

@@ -7,10 +7,13 @@ number of rows with one statement; elsewhere (SQLite in development) ``bulk_upda
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, models, router
+from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -92,12 +95,29 @@ def _rows_update_orm(model, rows, fields, *, only_if) -> int:
     return model._default_manager.bulk_update(objects, [*fields, *extra], batch_size=500)
 
 
+def bound_cursor(connection):
+    """A cursor for the send path's own SQL (every value a parameter) that sends the values
+    apart from the statement (server-side binding): psycopg need not quote each value into
+    the SQL in Python (most of a one-row INSERT's cost), and a statement run again and again
+    is prepared once. It is logged and wrapped like Django's own cursors. PostgreSQL only."""
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(ServerBindingCursor(connection.connection))
+
+
+#: Up to this many rows go in with one ``INSERT … RETURNING`` (one statement, no sequence
+#: read); more with ``COPY``, which is faster per row but costs a statement more.
+INSERT_ROWS_MAX = 50
+
+
 def rows_insert(model: type[models.Model], objects: list[models.Model]) -> list[models.Model]:
     """Insert ``objects`` and set their primary keys, like ``bulk_create``.
 
-    On PostgreSQL the ids are taken from the table's sequence in one query and the rows go
-    in through ``COPY`` (several times faster than a multi-row INSERT built by the ORM);
-    elsewhere ``bulk_create`` is used. Field defaults are already on the instances;
+    On PostgreSQL a few rows go in with one ``INSERT … RETURNING id`` statement; more have
+    their ids taken from the table's sequence in one query and go in through ``COPY``
+    (several times faster than a multi-row INSERT built by the ORM). Elsewhere
+    ``bulk_create`` is used. Field defaults are already on the instances;
     ``auto_now``/``auto_now_add`` fields get the current time. Constraints hold as for an
     INSERT (a violation raises IntegrityError and writes nothing).
     """
@@ -107,37 +127,84 @@ def rows_insert(model: type[models.Model], objects: list[models.Model]) -> list[
     connection = connections[alias]
     if connection.vendor != "postgresql":
         return model._default_manager.using(alias).bulk_create(objects, batch_size=2000)
-    meta = model._meta
-    quote = connection.ops.quote_name
-    fields = [f for f in meta.concrete_fields]
+    layout = _insert_layout(model, connection.alias)
     now = timezone.now()
+    rows = []
+    for obj in objects:
+        row = []
+        for name, is_json, is_now in layout.columns:
+            if is_now:
+                setattr(obj, name, now)
+            value = getattr(obj, name)
+            row.append(Jsonb(value) if is_json and value is not None else value)
+        rows.append(row)
     # COPY goes past Django's cursor wrapper: wrap_database_errors turns psycopg's errors
     # into Django's (a unique violation is an IntegrityError, as from bulk_create).
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, meta.pk.column, len(objects)],
-        )
-        for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
-            obj.pk = pk
-        columns = ", ".join(quote(f.column) for f in fields)
-        json_fields = {f.attname for f in fields if isinstance(f, models.JSONField)}
-        now_fields = {
-            f.attname
-            for f in fields
-            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
-        }
-        attnames = [f.attname for f in fields]
-        with cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
-            for obj in objects:
-                row = []
-                for name in attnames:
-                    if name in now_fields:
-                        setattr(obj, name, now)
-                    value = getattr(obj, name)
-                    row.append(Jsonb(value) if name in json_fields and value is not None else value)
-                copy.write_row(row)
-    for obj in objects:
+    with bound_cursor(connection) as cursor, connection.wrap_database_errors:
+        if len(objects) <= INSERT_ROWS_MAX:
+            values = ", ".join([layout.placeholders] * len(rows))
+            skip = layout.pk_index
+            cursor.execute(
+                f"{layout.insert} VALUES {values} RETURNING {layout.pk}",
+                [value for row in rows for i, value in enumerate(row) if i != skip],
+            )
+            ids = cursor.fetchall()
+        else:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [layout.table, layout.pk_column, len(objects)],
+            )
+            ids = cursor.fetchall()
+            for row, (pk,) in zip(rows, ids, strict=True):
+                row[layout.pk_index] = pk
+            with cursor.copy(layout.copy) as copy:
+                for row in rows:
+                    copy.write_row(row)
+    for obj, (pk,) in zip(objects, ids, strict=True):
+        obj.pk = pk
         obj._state.adding = False
         obj._state.db = alias
     return objects
+
+
+@dataclass(frozen=True, slots=True)
+class _InsertLayout:
+    table: str
+    pk: str
+    pk_column: str
+    pk_index: int
+    #: (attname, is JSON, set to now) per column written, the primary key first
+    columns: tuple[tuple[str, bool, bool], ...]
+    placeholders: str
+    insert: str
+    copy: str
+
+
+@functools.cache
+def _insert_layout(model: type[models.Model], alias: str) -> _InsertLayout:
+    connection = connections[alias]
+    meta = model._meta
+    quote = connection.ops.quote_name
+    # The primary key is written by COPY (ids from the sequence) and left to its default by
+    # INSERT (DEFAULT in the VALUES list).
+    fields = list(meta.concrete_fields)
+    columns = tuple(
+        (
+            f.attname,
+            isinstance(f, models.JSONField),
+            bool(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)),
+        )
+        for f in fields
+    )
+    names = ", ".join(quote(f.column) for f in fields)
+    placeholders = "(" + ", ".join("DEFAULT" if f is meta.pk else "%s" for f in fields) + ")"
+    return _InsertLayout(
+        table=meta.db_table,
+        pk=quote(meta.pk.column),
+        pk_column=meta.pk.column,
+        pk_index=fields.index(meta.pk),
+        columns=columns,
+        placeholders=placeholders,
+        insert=f"INSERT INTO {quote(meta.db_table)} ({names})",
+        copy=f"COPY {quote(meta.db_table)} ({names}) FROM STDIN",
+    )

@@ -1,5 +1,5 @@
 """The claim: a dispatch job takes its rows into ``sending`` under a lease (through
-``transitions.messages_claim``), with each row's event and channel loaded once per batch."""
+``transitions.messages_claim``), with each row's event and channel from the catalog."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from campaigns.conf import app_settings
 from campaigns.models import Event, Message
+from campaigns.outbox.catalog import catalog
 from campaigns.outbox.transitions import messages_claim as rows_claim
 from channels.models import ChannelConfig
 
@@ -25,9 +26,17 @@ def messages_claim(*, message_ids: Iterable[int], now: dt.datetime | None = None
     messages = rows_claim(ids, now=now, lease_until=lease_until)
     if not messages:
         return []
-    # A batch has one channel and few events: load each once, not a copy per row.
-    events = Event.objects.in_bulk({m.event_id for m in messages})
-    channels = ChannelConfig.objects.in_bulk({m.channel_id for m in messages})
+    # Events and channels come from the catalog (one object each, shared by the batch); one
+    # query for any the catalog does not know yet.
+    cat = catalog()
+    events = {pk: cat.events_by_id.get(pk) for pk in {m.event_id for m in messages}}
+    channels = {pk: cat.channels_by_id.get(pk) for pk in {m.channel_id for m in messages}}
+    if None in events.values():
+        events.update(Event.objects.in_bulk([pk for pk, e in events.items() if e is None]))
+    if None in channels.values():
+        channels.update(
+            ChannelConfig.objects.in_bulk([pk for pk, c in channels.items() if c is None])
+        )
     for message in messages:
         message.event = events[message.event_id]
         message.channel = channels[message.channel_id]

@@ -7,6 +7,7 @@ Redis right after its send (see ``journal``), so a crash repeats at most one mes
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import time
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -26,21 +26,24 @@ from campaigns.conf import app_settings
 from campaigns.domain.rendering import TemplateError, template_compile, template_render
 from campaigns.domain.windows import recipient_delivery_time
 from campaigns.models import Message, MessageStatus, Template
+from campaigns.outbox.catalog import catalog
 from campaigns.outbox.claim import messages_claim
 from campaigns.outbox.journal import JournalWriter, journal_clear
 from campaigns.outbox.outcomes import (
-    RESULT_FIELDS,
+    attempts_logged,
     attempts_record,
     held_outcome,
     outcome,
     outcome_for,
+    outcomes_write,
 )
+from campaigns.outbox.queueing import BULK, drain_continue_later, drain_release, ready_take
 from campaigns.outbox.ratelimit import limiter_for
-from campaigns.outbox.selectors import campaigns_holding, windows_for
-from campaigns.outbox.transitions import outcomes_record
+from campaigns.outbox.selectors import campaigns_holding
+from campaigns.outbox.transitions import messages_queue
 from campaigns.recipients.addresses import addresses_deactivate
+from campaigns.recipients.facts import recheck_facts_load
 from campaigns.recipients.links import LINK_NAMES, footer_add, link_prefixes, message_links
-from campaigns.recipients.optouts import optouts_matcher
 from campaigns.signals import messages_failed, messages_sent, messages_succeeded
 from channels.backends.base import (
     AddressRejected,
@@ -102,16 +105,101 @@ def _render(
     )
 
 
+def message_content(message: Message) -> tuple[str, str, str]:
+    """What a message said: (subject, text, html). An inbox message keeps its bodies; others
+    keep their subject and are rendered again from their template (with links signed anew)."""
+    if message.text or message.html:
+        return message.subject, message.text, message.html
+    template = templates_for([message]).get(message.template_id)
+    try:  # on a copy: rendering fills in the row's fields
+        outgoing = _render(copy.copy(message), template, link_prefixes())
+    except TemplateError:
+        return message.subject, "", ""
+    return message.subject or outgoing.subject, outgoing.text, outgoing.html
+
+
+def messages_drain(*, lane: str) -> DispatchSummary:
+    """The drain job of a lane: take ready ids off the lane's list in batches and dispatch
+    them until the list is empty (then the lane's flag is dropped), or, in the bulk lane,
+    until ``DRAIN_BUDGET`` seconds have passed (then a new drain job goes on, at the end of
+    the queue, behind whatever transactional work came meanwhile)."""
+    total = DispatchSummary()
+    started = time.monotonic()
+    while True:
+        ids = ready_take(lane, app_settings.BATCH_SIZE)
+        if not ids:
+            if drain_release(lane):
+                continue
+            return total
+        summary = message_dispatch(message_ids=ids)
+        total.claimed += summary.claimed
+        for name, count in summary.counts.items():
+            total.counts[name] += count
+        if lane == BULK and time.monotonic() - started > app_settings.DRAIN_BUDGET:
+            drain_continue_later(lane)
+            return total
+
+
+def templates_for(messages: list[Message]) -> dict[int, Template]:
+    """The templates of a batch's messages: from the catalog, and with one query those it
+    does not hold (a template turned inactive since the message was written)."""
+    known = catalog().templates_by_id
+    templates = {m.template_id: known.get(m.template_id) for m in messages if m.template_id}
+    missing = [pk for pk, template in templates.items() if template is None]
+    if missing:
+        templates.update((t.pk, t) for t in Template.objects.filter(pk__in=missing))
+    return {pk: t for pk, t in templates.items() if t is not None}
+
+
 def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
     """Claim the given messages, render and send them, record every result."""
+    return messages_send(messages_claim(message_ids=message_ids))
+
+
+def messages_send_leased(messages: list[Message]) -> DispatchSummary:
+    """Send messages this job has just written straight into ``sending`` (a campaign's chunk,
+    ``transitions.messages_lease_new``), a batch at a time, for up to ``DRAIN_BUDGET``
+    seconds; the rest go back to ``queued`` (the bulk lane: its drain job), so a job never
+    keeps a worker from the transactional lane for long. Each job sends its own rows: as many
+    chunks are sent at once as there are workers."""
+    total = DispatchSummary()
+    started = time.monotonic()
+    size = app_settings.BATCH_SIZE
+    for start in range(0, len(messages), size):
+        if start and time.monotonic() - started > app_settings.DRAIN_BUDGET:
+            _leased_hand_over(messages[start:], total)
+            break
+        summary = messages_send(messages[start : start + size], fresh=True)
+        total.claimed += summary.claimed
+        for name, count in summary.counts.items():
+            total.counts[name] += count
+    return total
+
+
+def _leased_hand_over(rest: list[Message], summary: DispatchSummary) -> None:
+    """What a job out of time did not send: held where its campaign was paused or cancelled
+    meanwhile, queued (unattempted) for the lane's drain job otherwise."""
+    held = campaigns_holding({m.campaign_id for m in rest})
+    rows = [held_outcome(m, held[m.campaign_id]) for m in rest if m.campaign_id in held]
+    if rows:
+        outcomes_write(rows)
+        for row in rows:
+            summary.counts[row["status"]] += 1
+    queued = [m.pk for m in rest if m.campaign_id not in held]
+    if queued:
+        messages_queue(Message.objects.filter(pk__in=queued), attempts=0)
+
+
+def messages_send(messages: list[Message], *, fresh: bool = False) -> DispatchSummary:
+    """Render, send and record a batch of messages held in ``sending`` by this job. ``fresh``
+    rows were planned by this job a moment ago, from the users and opt-outs it had just
+    read: they are not read again."""
     summary = DispatchSummary()
-    messages = messages_claim(message_ids=message_ids)
     summary.claimed = len(messages)
     if not messages:
         return summary
-    template_ids = {m.template_id for m in messages if m.template_id}
-    templates = {t.pk: t for t in Template.objects.filter(pk__in=template_ids)}
-    outcomes, sendable = _messages_recheck(messages)
+    templates = templates_for(messages)
+    outcomes, sendable = _messages_recheck(messages, facts=not fresh)
     by_channel: dict[int, list[Message]] = defaultdict(list)
     for message in sendable:
         by_channel[message.channel_id].append(message)
@@ -119,9 +207,13 @@ def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
     for channel_messages in by_channel.values():
         outcomes.extend(_channel_send(channel_messages, templates))
 
-    with transaction.atomic():  # one commit (one WAL flush) for all of the batch's results
-        outcomes_record(outcomes, RESULT_FIELDS)
-        attempts_record(outcomes)
+    logged = attempts_logged(outcomes)
+    if logged:
+        with transaction.atomic():  # one commit (one WAL flush) for all of the batch's results
+            outcomes_write(outcomes)
+            attempts_record(logged)
+    else:  # one statement (two with inbox rows), each atomic on its own
+        outcomes_write(outcomes)
     journal_clear(row["id"] for row in outcomes)
     for row in outcomes:
         summary.counts[row["status"]] += 1
@@ -145,25 +237,28 @@ def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
     return summary
 
 
-def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], list[Message]]:
+def _messages_recheck(
+    messages: list[Message], *, facts: bool = True
+) -> tuple[list[dict[str, Any]], list[Message]]:
     """Just before sending: cancel what is for a user deactivated since it was written, what
     was opted out since, and what the event's ``check_validity`` callable says is no longer
     valid; put back what falls outside its availability windows (a retry can land there).
-    One query for the users (when the batch has any), one for the opt-outs, one per event of
-    the batch for the windows."""
+    One query for the users and the opt-outs; the windows come from the catalog."""
     now = timezone.now()
-    inactive = _inactive_users({m.user_id for m in messages if m.user_id is not None})
+    cat = catalog()
     channel_ids = {m.channel_id for m in messages}
     windows = {
-        event_id: windows_for(event_id=event_id, channel_ids=channel_ids)
-        for event_id in {m.event_id for m in messages}
+        event_id: cat.windows(event_id, channel_ids) for event_id in {m.event_id for m in messages}
     }
-    opted_out = optouts_matcher(
-        user_ids={m.user_id for m in messages},
-        addresses={m.address for m in messages},
-        event_ids={m.event_id for m in messages},
-        channel_ids={m.channel_id for m in messages},
-    )
+    if facts:
+        inactive, opted_out = recheck_facts_load(
+            user_ids={m.user_id for m in messages},
+            addresses={m.address for m in messages},
+            event_ids={m.event_id for m in messages},
+            channel_ids=channel_ids,
+        )
+    else:
+        inactive, opted_out = set(), _nobody_opted_out
     outcomes, sendable = [], []
     for message in messages:
         reason = ""
@@ -219,15 +314,8 @@ def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], li
     return outcomes, sendable
 
 
-def _inactive_users(user_ids: set[int]) -> set[int]:
-    """Which of these users were deactivated: one query, none for a batch without users."""
-    if not user_ids:
-        return set()
-    return set(
-        get_user_model()
-        .objects.filter(pk__in=user_ids, is_active=False)
-        .values_list("pk", flat=True)
-    )
+def _nobody_opted_out(*_: Any) -> bool:
+    return False
 
 
 def _validity_check(message: Message) -> bool:

@@ -22,7 +22,7 @@ KEY = "notifier:journal"
 #: The rendered content of a result: journaled only for backends whose message row is what
 #: the recipient reads (the inbox). Elsewhere a row recovered from the journal gets its
 #: outcome, not a copy of a body that may weigh tens of kilobytes.
-CONTENT_FIELDS = ("subject", "text", "html")
+CONTENT_FIELDS = ("text", "html")
 
 
 class JournalWriter:
@@ -38,7 +38,7 @@ class JournalWriter:
     def __init__(self, *, content: bool = True):
         self.connection = None
         self.pending = 0
-        self.content = content  # False: the rendered subject, text and html are left out
+        self.content = content  # False: the rendered text and html are left out
         try:
             self.pool = redis_connection().connection_pool
             self.connection = self.pool.get_connection()

@@ -39,6 +39,7 @@ from campaigns.exceptions import DuplicateNotification, InvalidArgument, Unknown
 from campaigns.models import Event, Message, MessageRelatedObject, NotifyRequest, Template
 from campaigns.models.events import Trigger
 from campaigns.outbox.bulk import rows_insert
+from campaigns.outbox.catalog import catalog
 from campaigns.outbox.plan import (
     PER_CONTENT,
     NotifyResult,
@@ -47,7 +48,7 @@ from campaigns.outbox.plan import (
     event_load,
     plan,
 )
-from campaigns.outbox.queueing import dispatch_after_commit
+from campaigns.outbox.queueing import TRANSACTIONAL, dispatch_after_commit
 from campaigns.outbox.triggers import idempotency_claim, payload_hash, triggers_apply
 
 __all__ = ["NotifyResult", "Skipped", "messages_write", "notify", "send_template"]
@@ -198,13 +199,14 @@ def _notify(
     related = _related_check(related_objects)
     trigger_user_id = _trigger_user_id(trigger_user)
 
-    event = event_load(event)
+    cat = catalog()
+    event = event_load(event, cat=cat)
     context = context_validate(event=event, context=context)
     behaviour = trigger or event.trigger
     if behaviour in PER_CONTENT and content is None:
         raise InvalidArgument("trigger", f"{behaviour!r} needs content= (the object it is about)")
     people = recipients_normalize(recipients)
-    payload = payload_hash(
+    payload = idempotency_key and payload_hash(  # what a repeated key must match
         event,
         people,
         context,
@@ -237,8 +239,14 @@ def _notify(
             template=template,
         ),
         now=now,
+        cat=cat,
     )
     messages, skipped = planned.messages, planned.skipped
+    if not idempotency_key and not any(m.dedupe_key for m in messages) and not related:
+        # One statement writes every row: atomic without a transaction of its own (and the
+        # dispatch is enqueued when it is done, or when the caller's transaction commits).
+        messages_write(messages)
+        return NotifyResult(messages=messages, skipped=skipped)
     try:
         with transaction.atomic():
             if idempotency_key:
@@ -270,10 +278,13 @@ def _notify(
 
 
 def messages_write(
-    messages: list[Message], *, related: list[tuple[ContentType, str]] = ()
+    messages: list[Message],
+    *,
+    related: list[tuple[ContentType, str]] = (),
+    lane: str = TRANSACTIONAL,
 ) -> list[Message]:
     """Insert planned messages (and their related objects) in the current transaction, and
-    enqueue the dispatch of those due now once it commits."""
+    hand those due now to the workers of ``lane`` once it commits."""
     rows_insert(Message, messages)
     if related:
         MessageRelatedObject.objects.bulk_create(
@@ -288,7 +299,7 @@ def messages_write(
     for message in messages:
         if message.status == MessageStatus.QUEUED:
             ids_by_channel[message.channel_id].append(message.pk)
-    dispatch_after_commit(ids_by_channel)
+    dispatch_after_commit(ids_by_channel, lane=lane)
     return messages
 
 

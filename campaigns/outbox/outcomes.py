@@ -13,6 +13,7 @@ from django.utils import timezone
 from campaigns.conf import app_settings
 from campaigns.models import Message, MessageAttempt, MessageStatus
 from campaigns.outbox.bulk import rows_insert
+from campaigns.outbox.transitions import outcomes_record
 from channels.backends.base import DeliveryError, SendResult, TransientError
 from channels.models import ChannelConfig
 
@@ -26,10 +27,12 @@ RESULT_FIELDS = (
     "last_error",
     "provider_id",
     "subject",
-    "text",
-    "html",
     "attempts",
 )
+#: The rendered bodies: kept on the row only where the row is what the recipient reads (the
+#: in-app inbox). Elsewhere a message is rendered again from its template to be shown, and
+#: the send path does not write kilobytes of HTML per message.
+BODY_FIELDS = ("text", "html")
 
 
 def retry_delay(*, attempts: int, channel: ChannelConfig, retry_after: float | None) -> float:
@@ -44,6 +47,8 @@ def retry_delay(*, attempts: int, channel: ChannelConfig, retry_after: float | N
 
 def outcome(message: Message, **changes: Any) -> dict[str, Any]:
     row = {name: getattr(message, name) for name in RESULT_FIELDS}
+    if message.channel.backend_class.stores_messages:
+        row.update((name, getattr(message, name)) for name in BODY_FIELDS)
     row.update(changes, id=message.pk, attempts=message.attempts, lease_until=None)
     for name, value in row.items():
         setattr(message, name, value)
@@ -86,6 +91,28 @@ ATTEMPTED = {
     MessageStatus.DEBUG,
     MessageStatus.CANCELLED,
 }
+
+
+def outcomes_write(outcomes: list[dict[str, Any]]) -> None:
+    """Record a batch's results: one statement, and one more when some rows keep their
+    bodies (inbox messages)."""
+    with_body = [row for row in outcomes if "text" in row]
+    without = [row for row in outcomes if "text" not in row]
+    if without:
+        outcomes_record(without, RESULT_FIELDS)
+    if with_body:
+        outcomes_record(with_body, (*RESULT_FIELDS, *BODY_FIELDS))
+
+
+def attempts_logged(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The outcomes the delivery log keeps a row of: every try but a first one that was sent
+    (the message itself says that: sent, attempt 1, when, the provider's id)."""
+    return [
+        row
+        for row in outcomes
+        if row["status"] in ATTEMPTED
+        and not (row["status"] == MessageStatus.SENT and row["attempts"] == 1)
+    ]
 
 
 def attempts_record(outcomes: list[dict[str, Any]]) -> None:

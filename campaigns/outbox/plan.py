@@ -29,14 +29,9 @@ from campaigns.domain.windows import recipient_delivery_time, recipient_timezone
 from campaigns.exceptions import InvalidArgument, InvalidRecipient, UnknownChannel, UnknownEvent
 from campaigns.models import Campaign, Event, Message, MessageStatus, Template
 from campaigns.models.events import Trigger
-from campaigns.outbox.selectors import windows_for
-from campaigns.recipients.addresses import (
-    inactive_addresses_split,
-    user_addresses_load,
-    user_name,
-    users_load,
-)
-from campaigns.recipients.optouts import optouts_matcher
+from campaigns.outbox.catalog import Catalog, catalog
+from campaigns.recipients.addresses import user_name
+from campaigns.recipients.facts import recipient_facts_load
 from channels.models import ChannelConfig
 
 #: Behaviours that refuse a trigger while a message of the key is pending or was ever sent.
@@ -112,7 +107,7 @@ class PlanOptions:
     seen: set[tuple[int, str]] | None = None
 
 
-def event_load(event: Any) -> Event:
+def event_load(event: Any, *, cat: Catalog | None = None) -> Event:
     """The active event named by a key or given as an Event; UnknownEvent or InvalidArgument."""
     if isinstance(event, Event):
         if event.pk is None:
@@ -126,8 +121,7 @@ def event_load(event: Any) -> Event:
         )
     if problem := text_problem(event):
         raise InvalidArgument("event", problem)
-    # A key longer than the column names no event: no need to ask.
-    found = Event.objects.filter(key=event).first() if len(event) <= _EVENT_KEY_LENGTH else None
+    found = (cat or catalog()).events.get(event)
     if found is None:
         raise UnknownEvent(event)
     if not found.is_active:
@@ -135,10 +129,10 @@ def event_load(event: Any) -> Event:
     return found
 
 
-def channels_select(*, keys: Iterable[str] | None) -> list[ChannelConfig]:
+def channels_select(*, keys: Iterable[str] | None, cat: Catalog) -> list[ChannelConfig]:
     """The active channels named by ``keys`` (all active ones for None); UnknownChannel
     names any that is not."""
-    active = {channel.key: channel for channel in ChannelConfig.objects.filter(is_active=True)}
+    active = cat.active
     if keys is None:
         return list(active.values())
     if isinstance(keys, str):
@@ -157,6 +151,7 @@ def plan(
     channels: list[str] | None,
     options: PlanOptions,
     now: dt.datetime | None = None,
+    cat: Catalog | None = None,
 ) -> NotifyResult:
     """The messages for ``people`` (normalised recipients) on ``channels`` (None: every active
     channel the event has a template for), and the skips. Writes nothing.
@@ -165,34 +160,49 @@ def plan(
     ``options.skip_invalid``; an unknown user id) or InvalidArgument (an unknown trigger user).
     """
     now = now or timezone.now()
+    cat = cat or catalog()
     template = options.template
     if template is not None:
         channels = [template.channel.key]
-    chosen = channels_select(keys=channels)
+    chosen = channels_select(keys=channels, cat=cat)
     if template is not None:  # send_template(): that template, whatever the language
-        templates = {(template.channel_id, template.language): template}
+        templates = {template.channel_id: {template.language: template.pk}}
     else:
-        templates = {
-            (t.channel_id, t.language): t
-            for t in Template.objects.filter(event=event, channel__in=chosen, is_active=True).only(
-                "id", "channel_id", "language"
-            )
-        }
+        templates = {c.pk: cat.templates.get((event.pk, c.pk), {}) for c in chosen}
     if channels is None:  # all channels the event has templates for
-        with_templates = {channel_id for channel_id, _ in templates}
-        chosen = [channel for channel in chosen if channel.pk in with_templates]
+        chosen = [channel for channel in chosen if templates[channel.pk]]
+    backends = {}
+    for channel in chosen:
+        backend = cat.backends[channel.pk]
+        if isinstance(backend, Exception):  # a misconfigured channel named by the call
+            raise backend
+        backends[channel.pk] = backend
 
     also = options.trigger_user_id if options.trigger_user_unchecked else None
-    users = users_load(people, also=also)  # the trigger user's id is checked with them
-    if also is not None and also not in users:
+    facts = recipient_facts_load(  # the trigger user's id is checked with the recipients'
+        people=people, also=also, event_ids=[event.pk], channel_ids=[c.pk for c in chosen]
+    )
+    if also is not None and also not in facts.users:
         raise InvalidArgument("trigger_user", f"{also} is no user's id")
-    addresses, skipped = _addresses(people, chosen, users=users, options=options)
+    addresses, skipped = _addresses(
+        people, chosen, users=facts.users, backends=backends, options=options
+    )
+    if facts.dead:  # addresses a provider called dead get nothing
+        kept = []
+        for item in addresses:
+            person, channel, address = item
+            if (backends[channel.pk].recipient_key(), address) in facts.dead:
+                skipped.append(Skipped(person, channel.key, "inactive address"))
+            else:
+                kept.append(item)
+        addresses = kept
     messages = _messages(
         event=event,
         context=context,
         addresses=addresses,
-        chosen=chosen,
         templates=templates,
+        opted_out=facts.opted_out,
+        windows=cat.windows(event.pk, [c.pk for c in chosen]),
         options=options,
         skipped=skipped,
         now=now,
@@ -205,11 +215,10 @@ def _addresses(
     chosen: list[ChannelConfig],
     *,
     users: dict[int, dict[str, Any]],
+    backends: dict[int, Any],
     options: PlanOptions,
 ) -> tuple[list[tuple[dict[str, Any], ChannelConfig, str]], list[Skipped]]:
     """Each recipient's address on each channel (filled in from their user), or a skip."""
-    user_addresses = user_addresses_load(users)
-    backends = {channel.pk: channel.get_backend() for channel in chosen}
     addresses: list[tuple[dict[str, Any], ChannelConfig, str]] = []
     skipped: list[Skipped] = []
     for index, person in enumerate(people):
@@ -224,12 +233,12 @@ def _addresses(
                 person["name"] = user_name(user)
             if not person.get("email") and user["email"]:
                 person["email"] = user["email"]
-            for kind, value in user_addresses.get(user["pk"], {}).items():
+            for kind, value in user["addresses"].items():
                 person.setdefault(kind, value)
-            if not person.get("tz") and user["notification_profile__timezone"]:
-                person["tz"] = user["notification_profile__timezone"]
-            if not person.get("language") and user["notification_profile__language"]:
-                person["language"] = user["notification_profile__language"].lower()
+            if not person.get("tz") and user["timezone"]:
+                person["tz"] = user["timezone"]
+            if not person.get("language") and user["language"]:
+                person["language"] = user["language"].lower()
         if options.send_immediately:  # kept with the message: dispatch re-checks windows too
             person["send_immediately"] = True
         try:
@@ -265,9 +274,6 @@ def _addresses(
                 skipped.append(Skipped(person, channel.key, "invalid address"))
                 continue
             addresses.append((person, channel, address))
-    kinds = {pk: backend.recipient_key() for pk, backend in backends.items()}
-    addresses, dead = inactive_addresses_split(addresses, kinds)
-    skipped.extend(Skipped(p, c.key, "inactive address") for p, c, _ in dead)
     return addresses, skipped
 
 
@@ -296,21 +302,14 @@ def _messages(
     event: Event,
     context: dict[str, Any],
     addresses: list[tuple[dict[str, Any], ChannelConfig, str]],
-    chosen: list[ChannelConfig],
-    templates: dict[tuple[int, str], Template],
+    templates: dict[int, dict[str, int]],
+    opted_out: Any,
+    windows: tuple[list, dict[int, list]],
     options: PlanOptions,
     skipped: list[Skipped],
     now: dt.datetime,
 ) -> list[Message]:
-    opted_out = optouts_matcher(
-        user_ids=(p.get("user_id") for p, _, _ in addresses),
-        addresses=(a for _, _, a in addresses),
-        event_ids=[event.pk],
-        channel_ids=[c.pk for c in chosen],
-    )
-    event_windows, channel_windows = windows_for(
-        event_id=event.pk, channel_ids=[c.pk for c in chosen]
-    )
+    event_windows, channel_windows = windows
     scheduled_at, campaign = options.scheduled_at, options.campaign
     earliest = max(now, scheduled_at) if scheduled_at else now
     local_day = timezone.localtime(scheduled_at or now).date()
@@ -330,15 +329,16 @@ def _messages(
         ):
             skipped.append(Skipped(person, channel.key, "opted out"))
             continue
-        chosen_template = options.template or next(  # fixed by send_template(); else fallbacks
+        languages = templates[channel.pk]
+        language = next(  # the template's (send_template() has one); else the fallbacks
             (
-                templates[(channel.pk, language)]
-                for language in language_candidates(person.get("language"), event)
-                if (channel.pk, language) in templates
+                lang
+                for lang in language_candidates(person.get("language"), event)
+                if lang in languages
             ),
-            None,
+            None if options.template is None else options.template.language,
         )
-        if chosen_template is None:
+        if language is None:
             skipped.append(Skipped(person, channel.key, "no template"))
             continue
         key = dedupe_key(
@@ -369,13 +369,13 @@ def _messages(
                 {
                     "event_id": event.pk,
                     "channel_id": channel.pk,
-                    "template_id": chosen_template.pk,
-                    "template_key": f"{event.key}/{channel.key}/{chosen_template.language}",
-                    "language": chosen_template.language,
+                    "template_id": languages[language],
+                    "template_key": f"{event.key}/{channel.key}/{language}",
+                    "language": language,
                     "address": address,
                     "recipient": person
                     if person.get("language")
-                    else {**person, "language": chosen_template.language},
+                    else {**person, "language": language},
                     "user_id": person.get("user_id"),
                     "context": context,
                     "status": MessageStatus.QUEUED if due_now else MessageStatus.SCHEDULED,
@@ -397,7 +397,6 @@ def _messages(
                 related={
                     "event": event,
                     "channel": channel,
-                    "template": chosen_template,
                     **({"campaign": campaign} if campaign is not None else {}),
                 },
             )

@@ -1,9 +1,20 @@
 """The one door to RQ: every job Notifier enqueues goes through here, after the transaction
 that wrote its work commits.
 
-A job carries only plain ids (ints, the same after a JSON round trip), never model instances.
-If Redis cannot be reached, nothing is lost: the rows stay as they are (``queued`` messages,
-pending campaign chunks) and the sweep enqueues them again once their lease has run out.
+Two lanes, each an RQ queue: ``transactional`` (``QUEUE``: what ``notify()`` writes, and the
+sweep) and ``bulk`` (``BULK_QUEUE``: campaign chunks, their messages, dry runs). Workers take
+jobs from the transactional queue first (``rqworker notifier notifier-bulk``), and a bulk job
+stops after ``DRAIN_BUDGET`` seconds and enqueues its rest again, so a campaign cannot keep a
+password reset waiting.
+
+Messages due now are not a job each: their ids go onto the lane's ready list in Redis, and
+one *drain* job per lane (a flag key says one is queued or running) takes them off in batches
+of ``BATCH_SIZE`` and dispatches them. A thousand calls of ``notify()`` in a second become a
+few batches, and a lone call on idle workers is sent as soon as a worker takes its drain job.
+
+A job carries only plain values (ids, a lane name), never model instances. If Redis cannot be
+reached, nothing is lost: the rows stay ``queued`` under their queue lease, and the sweep
+enqueues them again once it has run out.
 """
 
 from __future__ import annotations
@@ -18,17 +29,30 @@ from redis.exceptions import RedisError
 from rq import Queue, Worker
 
 from campaigns.conf import app_settings
-from campaigns.connections import redis_connection
+from campaigns.connections import redis_connection, redis_run
 
 logger = logging.getLogger("notifier.queue")
 
+TRANSACTIONAL = "transactional"
+BULK = "bulk"
+LANES = (TRANSACTIONAL, BULK)
+
 DISPATCH_JOB = "campaigns.jobs.dispatch"
+DRAIN_JOB = "campaigns.jobs.drain"
 CHUNK_JOB = "campaigns.jobs.campaign_chunk"
 DRY_RUN_JOB = "campaigns.jobs.campaign_dry_run"
 
+#: Seconds a drain flag lives without being renewed: a drain job killed mid-run leaves its
+#: lane without a drain for at most this long (the sweep also enqueues what stays queued).
+DRAIN_LEASE = 30
 
-def get_queue() -> Queue:
-    return django_rq.get_queue(app_settings.QUEUE, connection=redis_connection())
+
+def queue_name(lane: str) -> str:
+    return app_settings.BULK_QUEUE if lane == BULK else app_settings.QUEUE
+
+
+def get_queue(lane: str = TRANSACTIONAL) -> Queue:
+    return django_rq.get_queue(queue_name(lane), connection=redis_connection())
 
 
 def chunked(ids: list[int], size: int) -> Iterable[list[int]]:
@@ -36,13 +60,13 @@ def chunked(ids: list[int], size: int) -> Iterable[list[int]]:
         yield ids[start : start + size]
 
 
-def _enqueue(path: str, calls: list[tuple], *, label: str) -> int:
+def _enqueue(path: str, calls: list[tuple], *, label: str, lane: str) -> int:
     """One job of ``path`` per argument tuple, in one round trip. Returns the number of jobs;
     0 when Redis cannot be reached (the sweep will enqueue the work again)."""
     if not calls:
         return 0
     try:
-        queue = get_queue()
+        queue = get_queue(lane)
         jobs = [
             Queue.prepare_data(path, args=args, description=f"{label} {_describe(args)}")
             for args in calls
@@ -64,41 +88,113 @@ def _describe(args: tuple) -> str:
     return ", ".join(map(str, args))
 
 
-def dispatch_batches(ids_by_channel: Mapping[int, Iterable[int]]) -> list[list[int]]:
-    """Batches of at most BATCH_SIZE ids, one channel per batch, each sorted."""
-    size = app_settings.BATCH_SIZE
-    return [
-        [int(i) for i in chunk]
-        for ids in ids_by_channel.values()
-        for chunk in chunked(sorted(ids), size)
-    ]
+# --- messages due now: the ready lists and their drain jobs ------------------------------------
 
 
-def dispatch_now(ids_by_channel: Mapping[int, Iterable[int]]) -> int:
-    """Enqueue dispatch jobs for these message ids at once (the caller's rows are committed)."""
-    return _enqueue(
-        DISPATCH_JOB, [(batch,) for batch in dispatch_batches(ids_by_channel)], label="dispatch"
-    )
+def _ready_key(lane: str) -> str:
+    return f"notifier:ready:{lane}"
 
 
-def dispatch_after_commit(ids_by_channel: Mapping[int, Iterable[int]]) -> None:
-    """Enqueue dispatch jobs for these message ids once the current transaction commits."""
+def _drain_key(lane: str) -> str:
+    return f"notifier:drain:{lane}"
+
+
+def dispatch_now(ids_by_channel: Mapping[int, Iterable[int]], *, lane: str = TRANSACTIONAL) -> int:
+    """Put these message ids (committed rows) on the lane's ready list, and enqueue the
+    lane's drain job unless one is queued or running. Returns how many ids were handed over;
+    0 when Redis cannot be reached (the sweep will)."""
+    ids = [int(i) for channel_ids in ids_by_channel.values() for i in channel_ids]
+    if not ids:
+        return 0
+    try:
+        _, drain_needed = redis_run(
+            ("RPUSH", _ready_key(lane), *ids),
+            ("SET", _drain_key(lane), 1, "NX", "EX", DRAIN_LEASE),
+        )
+    except RedisError as error:
+        logger.warning(
+            "could not hand %d message(s) to workers, the sweep will: %s", len(ids), error
+        )
+        return 0
+    if drain_needed:
+        _enqueue(DRAIN_JOB, [(lane,)], label="drain", lane=lane)
+    return len(ids)
+
+
+def dispatch_after_commit(
+    ids_by_channel: Mapping[int, Iterable[int]], *, lane: str = TRANSACTIONAL
+) -> None:
+    """``dispatch_now`` once the current transaction commits (at once outside of one)."""
     payload = {channel: list(ids) for channel, ids in ids_by_channel.items() if ids}
     if payload:
-        transaction.on_commit(lambda: dispatch_now(payload))
+        transaction.on_commit(lambda: dispatch_now(payload, lane=lane))
+
+
+def ready_take(lane: str, count: int) -> list[int]:
+    """Take up to ``count`` ids off the lane's ready list (the drain job), and renew the
+    lane's drain flag while there is work."""
+    with redis_connection().pipeline(transaction=False) as pipe:
+        pipe.lpop(_ready_key(lane), count)
+        pipe.set(_drain_key(lane), 1, ex=DRAIN_LEASE)
+        taken, _ = pipe.execute()
+    return [int(i) for i in taken or ()]
+
+
+def drain_release(lane: str) -> bool:
+    """The drain job found the list empty: drop the lane's flag. True when ids came in
+    meanwhile and this job took the flag again (it goes on); False when it stops."""
+    connection = redis_connection()
+    connection.delete(_drain_key(lane))
+    if not connection.llen(_ready_key(lane)):
+        return False
+    return bool(connection.set(_drain_key(lane), 1, nx=True, ex=DRAIN_LEASE))
+
+
+def drains_ensure(*, force: bool = False) -> int:
+    """For the sweep: enqueue the drain job of each lane whose ready list holds ids while no
+    drain job is queued or running (its job was lost with a killed worker, or emptied from
+    the queue). With ``force`` (the sweep just took back a dead worker's leases, so that
+    worker's flag may still stand) a drain job is enqueued even under a flag: a second drain
+    job running beside a live one only shares its work. Returns how many it enqueued."""
+    started = 0
+    for lane in LANES:
+        flag = ("SET", _drain_key(lane), 1, "EX", DRAIN_LEASE, *(() if force else ("NX",)))
+        try:
+            pending, taken = redis_run(("LLEN", _ready_key(lane)), flag)
+            if taken and not pending:
+                redis_run(("DEL", _drain_key(lane)))
+                continue
+        except RedisError as error:
+            logger.warning("could not look at the %s lane: %s", lane, error)
+            continue
+        if taken:
+            started += _enqueue(DRAIN_JOB, [(lane,)], label="drain", lane=lane)
+    return started
+
+
+def ready_clear() -> None:
+    """Forget the ready lists and drain flags (the rows stay ``queued``: the sweep hands them
+    out again). For the benchmark and tests that empty the queues."""
+    redis_run(*[("DEL", _ready_key(lane), _drain_key(lane)) for lane in LANES])
+
+
+def drain_continue_later(lane: str) -> None:
+    """A drain job out of time hands its lane to a new drain job at the end of the queue (the
+    flag stays: it is that job's now)."""
+    _enqueue(DRAIN_JOB, [(lane,)], label="drain", lane=lane)
 
 
 def chunks_after_commit(chunk_ids: Iterable[int]) -> None:
     """Enqueue one fan-out job per campaign chunk once the current transaction commits."""
     calls = [(int(chunk_id),) for chunk_id in chunk_ids]
     if calls:
-        transaction.on_commit(lambda: _enqueue(CHUNK_JOB, calls, label="campaign chunk"))
+        transaction.on_commit(lambda: _enqueue(CHUNK_JOB, calls, label="campaign chunk", lane=BULK))
 
 
 def dry_run_after_commit(campaign_id: int) -> None:
     """Enqueue the dry run of a large audience once the current transaction commits."""
     calls = [(int(campaign_id),)]
-    transaction.on_commit(lambda: _enqueue(DRY_RUN_JOB, calls, label="campaign dry run"))
+    transaction.on_commit(lambda: _enqueue(DRY_RUN_JOB, calls, label="campaign dry run", lane=BULK))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,19 +204,23 @@ class QueueStats:
     started: int = 0
     failed: int = 0
     workers: int = 0
+    ready: int = 0  # messages on the ready lists, waiting for a drain job
     error: str = ""
 
 
 def queue_stats() -> QueueStats:
-    """The queue's depth, running and failed jobs, and workers, from RQ's own data."""
+    """The queues' depth, running and failed jobs, workers and ready messages, from RQ's own
+    data and the ready lists."""
     try:
-        queue = get_queue()
+        queues = [get_queue(lane) for lane in LANES]
+        connection = redis_connection()
         return QueueStats(
             reachable=True,
-            queued=queue.count,
-            started=queue.started_job_registry.count,
-            failed=queue.failed_job_registry.count,
-            workers=Worker.count(queue=queue),
+            queued=sum(q.count for q in queues),
+            started=sum(q.started_job_registry.count for q in queues),
+            failed=sum(q.failed_job_registry.count for q in queues),
+            workers=len({w.name for q in queues for w in Worker.all(queue=q)}),
+            ready=sum(connection.llen(_ready_key(lane)) for lane in LANES),
         )
     except RedisError as error:
         return QueueStats(reachable=False, error=str(error))

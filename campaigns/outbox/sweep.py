@@ -30,10 +30,10 @@ from campaigns.conf import app_settings
 from campaigns.domain.states import WAITING
 from campaigns.models import Message, MessageStatus
 from campaigns.outbox.dispatch import message_dispatch
-from campaigns.outbox.journal import CONTENT_FIELDS, journal_clear, journal_load
-from campaigns.outbox.outcomes import RESULT_FIELDS, attempts_record
-from campaigns.outbox.queueing import chunked
-from campaigns.outbox.transitions import messages_move, messages_queue, outcomes_record
+from campaigns.outbox.journal import journal_clear, journal_load
+from campaigns.outbox.outcomes import attempts_logged, attempts_record, outcomes_write
+from campaigns.outbox.queueing import chunked, drains_ensure
+from campaigns.outbox.transitions import messages_move, messages_queue
 
 
 @dataclass(slots=True)
@@ -71,13 +71,8 @@ def leases_reclaim(*, now: dt.datetime, summary: SweepSummary, enqueue: bool) ->
                     failed.append(row["id"])
                 else:
                     requeue.append(row["id"])
-            with_content = [row for row in recovered if "text" in row]
-            without = [row for row in recovered if "text" not in row]
-            outcomes_record(with_content, RESULT_FIELDS)
-            outcomes_record(  # the journal kept no copy of the body (not an inbox message)
-                without, [f for f in RESULT_FIELDS if f not in CONTENT_FIELDS]
-            )
-            attempts_record(recovered)
+            outcomes_write(recovered)  # bodies where the journal kept them (inbox rows)
+            attempts_record(attempts_logged(recovered))
             messages_move(
                 Message.objects.filter(id__in=failed),
                 to=MessageStatus.FAILED,
@@ -133,6 +128,8 @@ def sweep(*, now: dt.datetime | None = None, enqueue: bool = True) -> SweepSumma
     summary = SweepSummary()
     leases_reclaim(now=now, summary=summary, enqueue=enqueue)
     due_enqueue(now=now, summary=summary, enqueue=enqueue)
+    if enqueue:  # a lane with ready ids and no drain job (a worker was killed): start one
+        drains_ensure(force=bool(summary.reclaimed or summary.recovered))
     return summary
 
 

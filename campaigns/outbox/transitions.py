@@ -10,13 +10,14 @@ meanwhile is left alone rather than forced. Nothing else in the code base writes
 - ``messages_queue``: rows to ``queued`` under a queue lease, their dispatch enqueued after
   commit — the "queue these ids" step of requeue, resume and the sweep;
 - ``messages_claim``: a dispatch job's rows to ``sending`` under a lease;
+- ``messages_lease_new``: rows not yet written, due now, written straight into ``sending`` by
+  the job that sends them (a campaign's chunk), so no claim has to read them back;
 - ``outcomes_record``: a batch's results, each row from ``sending`` to its own outcome.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -33,8 +34,8 @@ from campaigns.domain.states import (
     sources_of,
 )
 from campaigns.models import Message
-from campaigns.outbox.bulk import rows_update
-from campaigns.outbox.queueing import dispatch_after_commit
+from campaigns.outbox.bulk import bound_cursor, rows_update
+from campaigns.outbox.queueing import BULK, TRANSACTIONAL, dispatch_after_commit
 
 
 def messages_move(
@@ -72,20 +73,22 @@ def messages_queue(
         rows = (
             queryset.filter(status__in=sources_of(MessageStatus.QUEUED))
             .select_for_update(skip_locked=True)
-            .values_list("id", "channel_id")
+            .values_list("id", "channel_id", "campaign_id")
         )
         rows = list(rows[:limit] if limit is not None else rows)
         if not rows:
             return []
-        ids = [row_id for row_id, _ in rows]
+        ids = [row_id for row_id, _, _ in rows]
         Message.objects.filter(id__in=ids).update(
             status=MessageStatus.QUEUED, updated_at=now, **fields
         )
-        if enqueue:
-            by_channel: dict[int, list[int]] = defaultdict(list)
-            for row_id, channel_id in rows:
-                by_channel[channel_id].append(row_id)
-            dispatch_after_commit(by_channel)
+        if enqueue:  # a campaign's messages go in the bulk lane
+            lanes: dict[str, dict[int, list[int]]] = {TRANSACTIONAL: {}, BULK: {}}
+            for row_id, channel_id, campaign_id in rows:
+                lane = lanes[BULK if campaign_id else TRANSACTIONAL]
+                lane.setdefault(channel_id, []).append(row_id)
+            for lane, by_channel in lanes.items():
+                dispatch_after_commit(by_channel, lane=lane)
     return ids
 
 
@@ -135,7 +138,7 @@ def _claim_update_returning(
         f"RETURNING {', '.join(column[f.attname] for f in fields)}"
     )
     params = [MessageStatus.SENDING, lease_until, now, ids, now_states, due_states, now]
-    with transaction.atomic(), connection.cursor() as cursor:
+    with bound_cursor(connection) as cursor:  # one statement: atomic on its own
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     converters = [
@@ -179,6 +182,23 @@ def _claim_orm(ids: list[int], *, now: dt.datetime, lease_until: dt.datetime) ->
         message.lease_until = lease_until
         message.attempts += 1
     return messages
+
+
+def messages_lease_new(
+    messages: Iterable[Message], *, now: dt.datetime, lease_until: dt.datetime
+) -> list[Message]:
+    """Planned messages (not written yet) due now, to be written and sent by this job: each
+    ``queued`` one becomes ``sending`` under ``lease_until``, its first attempt counted, as a
+    claim would leave it. Returns those it leased; the others (scheduled …) are untouched."""
+    leased = []
+    for message in messages:
+        if message.status == MessageStatus.QUEUED:
+            message.status = MessageStatus.SENDING
+            message.lease_until = lease_until
+            message.attempts = 1
+            message.updated_at = now
+            leased.append(message)
+    return leased
 
 
 # --- results ------------------------------------------------------------------------------------

@@ -6,15 +6,16 @@ recipients there are."""
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from campaigns.models import ChannelAddress
+from campaigns.models import ChannelAddress, RecipientProfile
+from campaigns.outbox.bulk import bound_cursor
 
 MAX_DEACTIVATED_REASON = ChannelAddress._meta.get_field("deactivated_reason").max_length
 
@@ -44,44 +45,8 @@ def addresses_deactivate(*, kind: str, dead: Mapping[str, tuple[int | None, str]
     )
 
 
-def user_addresses_load(users: dict[int, dict[str, Any]]) -> dict[int, dict[str, str]]:
-    """The active addresses of these users per kind (verified ones first), in one query."""
-    if not users:
-        return {}
-    found: dict[int, dict[str, str]] = defaultdict(dict)
-    rows = (
-        ChannelAddress.objects.filter(user_id__in=users, is_active=True)
-        .order_by("-is_verified", "-updated_at")
-        .values_list("user_id", "kind", "address")
-    )
-    for user_id, kind, address in rows:
-        found[user_id].setdefault(kind, address)
-    return found
-
-
-def inactive_addresses_split(addresses: list, kinds: Mapping[int, str | None]) -> tuple[list, list]:
-    """Split ``(recipient, channel, address)`` items into those whose address is active and
-    those deactivated (e.g. a provider said they are dead), ``kinds`` giving the address kind
-    of each channel id: one query."""
-    if not addresses:
-        return addresses, []
-    inactive = set(
-        ChannelAddress.objects.filter(
-            address__in={address for _, _, address in addresses}, is_active=False
-        ).values_list("kind", "address")
-    )
-    if not inactive:
-        return addresses, []
-    kept, dead = [], []
-    for item in addresses:
-        _, channel, address = item
-        kind = kinds[channel.pk]
-        (dead if (kind, address) in inactive else kept).append(item)
-    return kept, dead
-
-
 @functools.cache
-def _user_name_fields() -> tuple[str, ...]:
+def user_name_fields() -> tuple[str, ...]:
     """The user model's name columns: (first_name, last_name, USERNAME_FIELD) as it has them."""
     model = get_user_model()
     columns = {f.name for f in model._meta.concrete_fields}
@@ -90,17 +55,37 @@ def _user_name_fields() -> tuple[str, ...]:
 
 def user_name(row: dict[str, Any]) -> str:
     """``get_full_name() or get_username()``, from a row of ``_users_load``."""
-    *parts, username = (row[name] or "" for name in _user_name_fields())
+    *parts, username = (row[name] or "" for name in user_name_fields())
     return " ".join(parts).strip() or str(username)
 
 
 def users_load(people: list[dict[str, Any]], *, also: int | None = None) -> dict[int, dict]:
-    """The recipients' users (and user ``also``) by id, in one query."""
+    """The recipients' users (and user ``also``) by id: active, email, name columns, their
+    profile's timezone and language, and their active addresses per kind (verified and newest
+    first) under ``"addresses"``; one query on PostgreSQL."""
     ids = {person["user_id"] for person in people if person.get("user_id") is not None}
     if also is not None:
         ids.add(also)
     if not ids:
         return {}
+    if connection.vendor != "postgresql":
+        return _users_load_orm(ids)
+    names = ["pk", "is_active", "email", *user_name_fields(), "timezone", "language"]
+    with bound_cursor(connection) as cursor:
+        cursor.execute(_users_sql(), [sorted(ids)])
+        rows = cursor.fetchall()
+    users = {}
+    for *values, pairs in rows:
+        row = dict(zip(names, values, strict=True))
+        found: dict[str, str] = {}
+        for kind, address in pairs or ():
+            found.setdefault(kind, address)
+        row["addresses"] = found
+        users[row["pk"]] = row
+    return users
+
+
+def _users_load_orm(ids: set[int]) -> dict[int, dict]:
     rows = (
         get_user_model()
         .objects.filter(pk__in=ids)
@@ -108,9 +93,50 @@ def users_load(people: list[dict[str, Any]], *, also: int | None = None) -> dict
             "pk",
             "is_active",
             "email",
-            *_user_name_fields(),
+            *user_name_fields(),
             "notification_profile__timezone",
             "notification_profile__language",
         )
     )
-    return {row["pk"]: row for row in rows}
+    users = {}
+    for row in rows:
+        row["timezone"] = row.pop("notification_profile__timezone")
+        row["language"] = row.pop("notification_profile__language")
+        row["addresses"] = {}
+        users[row["pk"]] = row
+    for user_id, kind, address in (
+        ChannelAddress.objects.filter(user_id__in=users, is_active=True)
+        .order_by("-is_verified", "-updated_at")
+        .values_list("user_id", "kind", "address")
+    ):
+        users[user_id]["addresses"].setdefault(kind, address)
+    return users
+
+
+@functools.cache
+def _users_sql() -> str:
+    user_meta = get_user_model()._meta
+    profile = RecipientProfile._meta
+    address = ChannelAddress._meta
+    quote = connection.ops.quote_name
+
+    def col(meta, name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    user_columns = ", ".join(
+        f"u.{col(user_meta, name)}"
+        for name in (user_meta.pk.name, "is_active", "email", *user_name_fields())
+    )
+    # Identifiers come from model metadata; the ids are a parameter.
+    return (
+        f"SELECT {user_columns}, p.{col(profile, 'timezone')}, "  # noqa: S608
+        f"p.{col(profile, 'language')}, "
+        f"(SELECT array_agg(ARRAY[a.{col(address, 'kind')}, a.{col(address, 'address')}] "
+        f"ORDER BY a.{col(address, 'is_verified')} DESC, a.{col(address, 'updated_at')} DESC) "
+        f"FROM {quote(address.db_table)} a WHERE a.{col(address, 'user')} = "
+        f"u.{col(user_meta, user_meta.pk.name)} AND a.{col(address, 'is_active')}) "
+        f"FROM {quote(user_meta.db_table)} u "
+        f"LEFT JOIN {quote(profile.db_table)} p ON p.{col(profile, 'user')} = "
+        f"u.{col(user_meta, user_meta.pk.name)} "
+        f"WHERE u.{col(user_meta, user_meta.pk.name)} = ANY(%s)"
+    )

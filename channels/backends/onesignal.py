@@ -18,6 +18,7 @@ external ids are never deactivated: they are user ids that other channels read t
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import httpx
@@ -80,7 +81,9 @@ class OneSignalBackend(HttpBackend):
             "target_channel": "push",
             "contents": dict.fromkeys(sorted(languages), message.text or message.subject),
             "data": {"notifier_id": message.uuid, "event": message.event_key},
-            "idempotency_key": message.uuid,
+            # OneSignal has asked for a v3 or v4 UUID here; a message's UUID is a v7 one. Its
+            # version bits are the same in every message, so setting them to 4 keeps it unique.
+            "idempotency_key": str(uuid.UUID(message.uuid, version=4)),
         }
         if self.target == "subscription_id":
             data["include_subscription_ids"] = [message.address]

@@ -12,11 +12,10 @@ from playwright.sync_api import expect
 
 from campaigns.api import notify
 from campaigns.broadcast.fanout import campaign_schedule
-from campaigns.conf import app_settings
 from campaigns.models import Audience, Campaign, CampaignStatus, Message
 from channels.backends import locmem
 from tests import factories
-from tests.conftest import output
+from tests.conftest import output, worker_queues
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct-horse-battery"
@@ -128,7 +127,7 @@ def test_marketing_builds_tests_and_sends_a_campaign_and_watches_it_finish(
     ]
 
     # Send now, with a worker process running, and watch the bar.
-    worker = spawn("rqworker", app_settings.QUEUE, "--worker-class", "rq.worker.SimpleWorker")
+    worker = spawn("rqworker", *worker_queues(), "--worker-class", "rq.worker.SimpleWorker")
     page.get_by_role("link", name="Back to the campaign").click()
     confirms = []
 

@@ -19,7 +19,7 @@ from campaigns.api import notify
 from campaigns.conf import app_settings
 from campaigns.models import Message
 from tests import factories
-from tests.conftest import free_port, output
+from tests.conftest import free_port, output, worker_queues
 
 pytestmark = pytest.mark.slow  # starts processes of its own
 
@@ -138,7 +138,13 @@ def private_redis(tmp_path):
     server.stop()
 
 
-WORKER = ("rqworker", "notifier", "default", "--worker-class", "campaigns.workers.SimpleWorker")
+WORKER = (
+    "rqworker",
+    *worker_queues(),
+    "default",
+    "--worker-class",
+    "campaigns.workers.SimpleWorker",
+)
 CRON = ("notifier_cron",)  # the worker and the scheduler as scripts/run.sh starts them
 
 

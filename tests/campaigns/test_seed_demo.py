@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from campaigns.management.commands import seed_demo
 from campaigns.models import Campaign, Contact, Event, Message, MessageStatus, Template
+from campaigns.outbox.dispatch import message_content
 from channels.models import ChannelConfig
 
 
@@ -99,9 +100,10 @@ def test_seed_demo_sends_a_round_of_messages_in_three_states():
     for message in messages:
         if message.status == MessageStatus.SENT:
             assert message.sent_at is not None and message.tag == seed_demo.TAG
-            assert message.subject and message.text
+            subject, text, html = message_content(message)
+            assert subject and text
             if message.channel.key == "email":  # the MJML body was compiled to HTML
-                assert "<html" in message.html.lower() and "<mjml" not in message.html
+                assert "<html" in html.lower() and "<mjml" not in html
         elif message.status == MessageStatus.SCHEDULED:
             assert message.scheduled_at > before and message.tag == seed_demo.TAG
         else:  # left for the RQ worker

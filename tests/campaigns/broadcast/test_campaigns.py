@@ -29,6 +29,7 @@ from campaigns.models import (
     OptOut,
     RecipientProfile,
 )
+from campaigns.outbox.queueing import BULK, ready_take
 from channels.backends import locmem
 from tests import factories
 
@@ -252,49 +253,111 @@ def _fan_out(campaign) -> None:
         chunk_fan_out(chunk.pk)
 
 
-def test_pause_holds_messages_and_chunks_resume_sends_everything(setup, run_worker, committed):
+def test_a_chunk_job_sends_its_own_messages_without_claiming_them(setup, committed):
+    """The chunk job writes the messages due now straight into ``sending`` under its lease
+    and, once they commit, sends them itself: one attempt each, nothing left to a drain."""
+    event, mail, _ = setup
+    campaign = make_campaign(event, contact_list("L", people(20)))  # chunks of 7
+    campaign.channels.set([mail])
+    with committed():
+        campaign_schedule(campaign)
+    first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
+    with committed():
+        report = chunk_fan_out(first.pk)
+        assert report["sending"] == 7
+        written = Message.objects.filter(campaign=campaign)
+        assert set(written.values_list("status", "attempts")) == {("sending", 1)}
+        assert locmem.outbox == []  # not before the rows commit
+    assert len(locmem.outbox) == 7
+    assert set(written.values_list("status", "attempts")) == {("sent", 1)}
+    assert sorted(m.address for m in locmem.outbox) == sorted(
+        written.values_list("address", flat=True)
+    )
+    assert ready_take(BULK, 100) == []
+
+
+def test_a_chunk_job_out_of_time_leaves_the_rest_to_the_bulk_lane(setup, committed, settings):
+    """After ``DRAIN_BUDGET`` seconds (here: after its first batch) the chunk job hands what
+    it has not sent to the bulk lane's drain job, unattempted."""
+    settings.NOTIFIER = {**settings.NOTIFIER, "BATCH_SIZE": 3, "DRAIN_BUDGET": 0}
     event, mail, _ = setup
     campaign = make_campaign(event, contact_list("L", people(20)))
     campaign.channels.set([mail])
     with committed():
         campaign_schedule(campaign)
     first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
-    chunk_fan_out(first.pk)  # 7 messages queued, 2 chunks still pending
+    with committed():
+        chunk_fan_out(first.pk)
+    statuses = Counter(Message.objects.values_list("status", "attempts"))
+    assert statuses == {("sent", 1): 3, ("queued", 0): 4}
+    queued = Message.objects.filter(status="queued").values_list("pk", flat=True)
+    assert sorted(ready_take(BULK, 100)) == sorted(queued)
 
-    assert campaign_pause(campaign) == 7
-    run_worker()  # the chunk jobs see the pause; dispatch finds nothing claimable
-    assert locmem.outbox == []
-    assert Counter(Message.objects.values_list("status", flat=True)) == {"paused": 7}
+
+def _holding_setup(setup, committed, settings):
+    """A campaign of 20 (chunks of 7) whose first chunk job sent 3 messages and left 4 to the
+    bulk lane (``BATCH_SIZE`` 3, no time budget), with 2 chunks still pending."""
+    settings.NOTIFIER = {**settings.NOTIFIER, "BATCH_SIZE": 3, "DRAIN_BUDGET": 0}
+    event, mail, _ = setup
+    campaign = make_campaign(event, contact_list("L", people(20)))
+    campaign.channels.set([mail])
+    with committed():
+        campaign_schedule(campaign)
+    first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
+    with committed():
+        chunk_fan_out(first.pk)
+    assert len(locmem.outbox) == 3
+    return campaign
+
+
+def test_pause_holds_messages_and_chunks_resume_sends_everything(
+    setup, run_worker, committed, settings
+):
+    campaign = _holding_setup(setup, committed, settings)
+
+    assert campaign_pause(campaign) == 4
+    run_worker()  # the chunk jobs see the pause; the drain finds nothing claimable
+    assert len(locmem.outbox) == 3
+    assert Counter(Message.objects.values_list("status", flat=True)) == {"sent": 3, "paused": 4}
     assert CampaignChunk.objects.filter(status="pending").count() == 2
     with pytest.raises(CampaignError, match="Only a running campaign"):
         campaign_pause(campaign)
 
     with committed():
-        assert campaign_resume(campaign) == 7
+        assert campaign_resume(campaign) == 4
     run_worker()
     assert len(locmem.outbox) == 20
+    assert len({m.address for m in locmem.outbox}) == 20
     campaigns_tick()
     campaign.refresh_from_db()
     assert campaign_progress(campaign).status == CampaignStatus.DONE
 
 
-def test_cancel_stops_pending_messages_and_chunks_and_keeps_what_was_sent(
-    setup, run_worker, committed
-):
+def test_a_pause_between_a_chunks_commit_and_its_send_holds_the_chunk(setup, committed):
+    """The pause comes after the chunk job committed its rows (in ``sending``: the pause
+    cannot hold them) and before it sends them: the job asks the campaign's state before
+    each message, and holds them itself."""
     event, mail, _ = setup
-    campaign = make_campaign(event, contact_list("L", people(20)))
+    campaign = make_campaign(event, contact_list("L", people(5)))
     campaign.channels.set([mail])
     with committed():
         campaign_schedule(campaign)
-    first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
-    chunk_fan_out(first.pk)
-    sent = Message.objects.filter(campaign=campaign)[:3]
-    Message.objects.filter(pk__in=[m.pk for m in sent]).update(status="sent")
+    with committed():
+        _fan_out(campaign)
+        assert campaign_pause(campaign) == 0
+    assert locmem.outbox == []
+    assert set(Message.objects.values_list("status", "attempts")) == {("paused", 0)}
+
+
+def test_cancel_stops_pending_messages_and_chunks_and_keeps_what_was_sent(
+    setup, run_worker, committed, settings
+):
+    campaign = _holding_setup(setup, committed, settings)
 
     result = campaign_cancel(campaign)
     assert (result.stopped, result.sending) == (4, 0)
     run_worker()
-    assert locmem.outbox == []
+    assert len(locmem.outbox) == 3
     assert Counter(Message.objects.values_list("status", flat=True)) == {"sent": 3, "cancelled": 4}
     assert set(CampaignChunk.objects.values_list("status", flat=True)) == {"done", "cancelled"}
     progress = campaign_progress(campaign)
@@ -303,25 +366,19 @@ def test_cancel_stops_pending_messages_and_chunks_and_keeps_what_was_sent(
         campaign_cancel(campaign)
 
 
-def test_a_batch_claimed_before_the_cancel_does_not_send(setup, committed):
+def test_a_batch_claimed_before_the_cancel_does_not_send(setup, committed, settings):
     """A worker that claimed a batch and sends it after the cancel stops before each
     message: the dispatch asks the campaign's state as it goes."""
     from campaigns.outbox.dispatch import message_dispatch
 
-    event, mail, _ = setup
-    campaign = make_campaign(event, contact_list("L", people(5)))
-    campaign.channels.set([mail])
-    with committed():
-        campaign_schedule(campaign)
-    _fan_out(campaign)
-    ids = list(Message.objects.values_list("pk", flat=True))
+    campaign = _holding_setup(setup, committed, settings)
+    ids = list(Message.objects.filter(status="queued").values_list("pk", flat=True))
     Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.CANCELLED)
     summary = message_dispatch(message_ids=ids)
-    assert summary.as_dict() == {"claimed": 5, "cancelled": 5}
-    assert locmem.outbox == []
-    assert set(Message.objects.values_list("status_reason", "attempts")) == {
-        ("campaign cancelled", 0)
-    }
+    assert summary.as_dict() == {"claimed": 4, "cancelled": 4}
+    assert len(locmem.outbox) == 3
+    cancelled = Message.objects.filter(status="cancelled")
+    assert set(cancelled.values_list("status_reason", "attempts")) == {("campaign cancelled", 0)}
 
 
 def test_report_rows_cover_every_message(setup, run_worker, committed):
@@ -406,7 +463,8 @@ def test_a_channel_turned_off_mid_campaign_pauses_it_with_the_reason(setup, run_
     with committed():
         campaign_schedule(campaign)
     first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
-    chunk_fan_out(first.pk)
+    with committed():
+        chunk_fan_out(first.pk)
     mail.is_active = False
     mail.save()
 

@@ -15,11 +15,10 @@ import pytest
 from campaigns.broadcast.control import campaign_cancel, campaign_sending
 from campaigns.broadcast.fanout import campaign_schedule
 from campaigns.broadcast.report import campaign_progress
-from campaigns.conf import app_settings
 from campaigns.models import Audience, Campaign, CampaignChunk, Contact, Message
 from channels.conf import channel_settings
 from tests import factories
-from tests.conftest import ROOT, free_port, output
+from tests.conftest import ROOT, free_port, output, worker_queues
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -76,7 +75,7 @@ def workers(spawn, env: dict, n: int = 2) -> list[subprocess.Popen]:
     return [
         spawn(
             "rqworker",
-            app_settings.QUEUE,
+            *worker_queues(),
             "--worker-class",
             "rq.worker.SimpleWorker",
             env_overrides=env,
@@ -89,7 +88,9 @@ def workers(spawn, env: dict, n: int = 2) -> list[subprocess.Popen]:
 def wait_for(condition, processes, *, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: " + "\n".join(
+            output(process)[-3000:] for process in processes
+        )
         for process in processes:
             assert process.poll() is None, output(process)
         time.sleep(0.05)
@@ -98,16 +99,19 @@ def wait_for(condition, processes, *, timeout: float, what: str) -> None:
 def test_5000_contacts_two_workers_one_killed_mid_fan_out_each_served_once(
     sink, spawn, close_db_after, settings
 ):
-    """Chunk jobs are enqueued before any dispatch job, so while chunks are pending both
-    workers are writing them: SIGKILL one then, and its chunk's transaction rolls back. The
-    sweep enqueues that chunk again; in the end each contact has exactly one message, and the
-    SMTP server sees each Message-ID once."""
+    """Both workers take chunk jobs, each writing its chunk and then sending it: SIGKILL one
+    then. Killed while writing, its chunk's transaction rolls back and the sweep enqueues the
+    chunk again; killed while sending, its rows stay under their lease until the sweep takes
+    them back (what the journal says was sent is recorded as sent). In the end each contact has
+    exactly one message, and the SMTP server sees each Message-ID once, except at most the one
+    that was in flight."""
     port, ids = sink
     campaign = newsletter(port, 5000)
     env = {
         "NOTIFIER_CAMPAIGN_CHUNK": "100",
         "NOTIFIER_QUEUED_TIMEOUT": "2",
         "NOTIFIER_BATCH_SIZE": "200",
+        "NOTIFIER_LEASE_SECONDS": "5",
     }
     settings.NOTIFIER = {**settings.NOTIFIER, "CAMPAIGN_CHUNK": 100}  # chunks planned here
     victim, survivor = workers(spawn, env)
@@ -147,7 +151,7 @@ def test_5000_contacts_two_workers_one_killed_mid_fan_out_each_served_once(
         f"<{uuid}@{channel_settings.EMAIL_DOMAIN}>"
         for uuid in messages.values_list("uuid", flat=True)
     }
-    assert max(counts.values()) == 1
+    assert sum(counts.values()) - len(counts) <= 1
 
 
 def test_cancel_mid_run_nothing_is_sent_once_no_batch_is_sending(sink, spawn, close_db_after):
@@ -164,7 +168,9 @@ def test_cancel_mid_run_nothing_is_sent_once_no_batch_is_sending(sink, spawn, cl
     asked = time.monotonic()
     result = campaign_cancel(campaign)
     assert time.monotonic() - asked < 1.0  # no web worker waits for the batches
-    assert result.stopped > 0
+    # Rows waiting (stopped now) and rows the chunk jobs hold for their next batches
+    # (cancelled by those jobs, which ask the campaign's state before each message).
+    assert result.stopped + result.sending > 0
     wait_for(lambda: campaign_sending(campaign) == 0, processes, timeout=10, what="batches to stop")
     assert campaign_progress(campaign).finished
     received_at_answer = len(ids())

@@ -8,13 +8,12 @@ import time
 import pytest
 
 from campaigns.api import notify
-from campaigns.conf import app_settings
 from campaigns.models import Message
 from campaigns.outbox.dispatch import message_dispatch
 from campaigns.outbox.ratelimit import RateLimiter
 from tests import factories
 from tests.channels.fakes import FakeServer, Reply
-from tests.conftest import output
+from tests.conftest import output, worker_queues
 
 pytestmark = pytest.mark.slow  # starts processes of its own
 
@@ -45,7 +44,7 @@ def test_two_workers_stay_under_the_channels_rate(spawn, close_db_after):
         workers = [
             spawn(
                 "rqworker",
-                app_settings.QUEUE,
+                *worker_queues(),
                 "--burst",
                 "--worker-class",
                 "rq.worker.SimpleWorker",

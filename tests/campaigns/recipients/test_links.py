@@ -12,6 +12,7 @@ from django.test import Client
 
 from campaigns.api import notify
 from campaigns.models import Event, Message, OptOut
+from campaigns.outbox.dispatch import message_content
 from campaigns.outbox.sweep import drain
 from campaigns.recipients.links import unsubscribe_token
 from channels.backends.base import Outgoing
@@ -69,7 +70,7 @@ def test_every_email_carries_list_unsubscribe_headers(email, settings):
     assert https[1:-1] in sent.alternatives[0][0]
     assert f"Manage: {SITE}/preferences/link/" in sent.body
     assert sent.body.rstrip().endswith(https[1:-1])
-    assert "Unsubscribe: " in Message.objects.get().text
+    assert "Unsubscribe: " in message_content(Message.objects.get())[1]
 
 
 #: RFC 2369: a comma-separated list of angle-bracketed URIs; ours is the https link, then

@@ -1,0 +1,176 @@
+"""What rarely changes, read once per process and kept: events, channels (with a backend
+object each, to read and check addresses), which templates exist, and availability windows.
+
+``notify()`` and every dispatch batch need all of it, and reading it from the database on
+every call cost more than the rest of the call. Operators change it rarely, from the admin;
+so each process keeps a snapshot and checks, on every use, one Redis key that any change
+bumps (``catalog_changed``, connected to the models' save and delete signals, after commit):
+a change made in the admin is seen by every worker at its next call. The thread that made
+the change reads the database until its transaction ends (it sees its own uncommitted change,
+and a rollback leaves nothing stale behind). When Redis cannot be reached, the snapshot is
+read from the database on every use (correct, only slower).
+
+The snapshot holds model instances that callers must treat as read-only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from redis.exceptions import RedisError
+
+from campaigns.connections import redis_connection, redis_run
+from campaigns.domain.windows import Window
+from campaigns.models import AvailabilityWindow, Event, Template
+from channels.backends.base import BaseBackend
+from channels.models import ChannelConfig
+
+logger = logging.getLogger("notifier.catalog")
+
+KEY = "notifier:catalog"
+
+
+@dataclass(slots=True)
+class Catalog:
+    version: bytes | None
+    events: dict[str, Event] = field(default_factory=dict)  # by key
+    events_by_id: dict[int, Event] = field(default_factory=dict)
+    #: Every channel by id, and the active ones by key.
+    channels_by_id: dict[int, ChannelConfig] = field(default_factory=dict)
+    active: dict[str, ChannelConfig] = field(default_factory=dict)
+    #: A backend object per active channel (not opened: for reading and checking addresses),
+    #: or the error that building it raised.
+    backends: dict[int, BaseBackend | Exception] = field(default_factory=dict)
+    #: (event id, channel id) -> {language: template id} of the active templates
+    templates: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
+    #: The active templates by id, with their sources (dispatch renders them)
+    templates_by_id: dict[int, Template] = field(default_factory=dict)
+    event_windows: dict[int, list[Window]] = field(default_factory=dict)
+    channel_windows: dict[int, list[Window]] = field(default_factory=dict)
+
+    def windows(self, event_id: int, channel_ids) -> tuple[list[Window], dict[int, list[Window]]]:
+        """As ``selectors.windows_for``: the event's windows and each channel's."""
+        return (
+            self.event_windows.get(event_id, []),
+            {pk: self.channel_windows.get(pk, []) for pk in channel_ids},
+        )
+
+
+def _load(version: bytes | None) -> Catalog:
+    catalog = Catalog(version=version)
+    for event in Event.objects.all():
+        catalog.events[event.key] = event
+        catalog.events_by_id[event.pk] = event
+    for channel in ChannelConfig.objects.all():
+        catalog.channels_by_id[channel.pk] = channel
+        if channel.is_active:
+            catalog.active[channel.key] = channel
+            try:
+                catalog.backends[channel.pk] = channel.get_backend()
+            except Exception as error:  # misconfigured: refused when a call names it
+                catalog.backends[channel.pk] = error
+    templates: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
+    for template in Template.objects.filter(is_active=True):
+        templates[(template.event_id, template.channel_id)][template.language] = template.pk
+        catalog.templates_by_id[template.pk] = template
+    catalog.templates = dict(templates)
+    for event_id, channel_id, weekdays, start, end in AvailabilityWindow.objects.order_by(
+        "start_time", "id"
+    ).values_list("event_id", "channel_id", "weekdays", "start_time", "end_time"):
+        window = Window(weekdays, start, end)
+        if event_id is not None:
+            catalog.event_windows.setdefault(event_id, []).append(window)
+        else:
+            catalog.channel_windows.setdefault(channel_id, []).append(window)
+    return catalog
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._catalog: Catalog | None = None
+        self._changing = threading.local()  # this thread changed the catalog, uncommitted
+
+    def get(self) -> Catalog:
+        if getattr(self._changing, "value", False):
+            if transaction.get_connection().in_atomic_block:
+                return _load(None)  # its own change is not committed: not for the others
+            self._changing.value = False  # committed (and announced) or rolled back
+            self.clear()
+        try:
+            (version,) = redis_run(("GET", KEY))
+            version = version or b"0"
+        except RedisError as error:
+            logger.warning("catalog version unknown (%s): reading from the database", error)
+            return _load(None)
+        current = self._catalog
+        if current is not None and current.version == version:
+            return current
+        catalog = _load(version)
+        with self._lock:
+            self._catalog = catalog
+        return catalog
+
+    def clear(self) -> None:
+        with self._lock:
+            self._catalog = None
+
+    def changed(self) -> None:
+        self.clear()
+        if transaction.get_connection().in_atomic_block:
+            self._changing.value = True
+
+    def settled(self) -> None:
+        """The current transaction's catalog changes count as done (tests, which never
+        commit, say so before measuring)."""
+        self._changing.value = False
+        self.clear()
+
+
+_cache = _Cache()
+
+
+def catalog() -> Catalog:
+    """The snapshot of events, channels, templates and windows (see the module's doc)."""
+    return _cache.get()
+
+
+def catalog_clear() -> None:
+    """Forget this process's snapshot (the next use reads the database)."""
+    _cache.clear()
+
+
+def _bump() -> None:
+    try:
+        redis_connection().incr(KEY)
+    except RedisError as error:  # other processes read the database until Redis is back
+        logger.warning("could not announce a catalog change: %s", error)
+
+
+def catalog_changed(sender: Any = None, **kwargs: Any) -> None:
+    """A row of the catalog changed: every process reads it anew at its next use (the others
+    once the transaction commits)."""
+    _cache.changed()
+    transaction.on_commit(_bump)
+
+
+def catalog_settled() -> None:
+    """Treat the current transaction's catalog changes as committed in this thread: a test
+    that never commits calls it before it measures what a call costs."""
+    _cache.settled()
+
+
+#: The models whose rows the snapshot holds.
+CATALOG_MODELS = (Event, ChannelConfig, Template, AvailabilityWindow)
+
+
+def catalog_signals_connect() -> None:
+    for model in CATALOG_MODELS:
+        for signal in (post_save, post_delete):
+            signal.connect(catalog_changed, sender=model, dispatch_uid=f"catalog-{model.__name__}")
