@@ -26,6 +26,7 @@ from campaigns.conf import app_settings
 from campaigns.domain.rendering import TemplateError, template_compile, template_render
 from campaigns.domain.windows import recipient_delivery_time
 from campaigns.models import Message, MessageStatus, Template
+from campaigns.ops.telemetry import batch_report
 from campaigns.outbox.claim import messages_claim
 from campaigns.outbox.journal import JournalWriter, journal_clear
 from campaigns.outbox.outcomes import (
@@ -104,6 +105,7 @@ def _render(
 
 def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
     """Claim the given messages, render and send them, record every result."""
+    started = time.monotonic()
     summary = DispatchSummary()
     messages = messages_claim(message_ids=message_ids)
     summary.claimed = len(messages)
@@ -142,6 +144,7 @@ def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
         messages_succeeded.send(sender=Message, messages=sent)
     if failed:
         messages_failed.send(sender=Message, messages=failed)
+    batch_report(messages=messages, outcomes=outcomes, started=started)  # logs and counters
     return summary
 
 
