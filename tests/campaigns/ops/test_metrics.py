@@ -5,7 +5,9 @@ counted in Redis; each batch and each failure logged by id, never by content."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import re
 
 import pytest
 from django.test import override_settings
@@ -14,7 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from campaigns.api import notify
 from campaigns.models import Message
+from campaigns.ops.health import sweep_mark
 from tests import factories
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db
 TOKEN = "metrics-token-for-the-tests-0123456789abcdef"
@@ -137,3 +141,25 @@ def test_a_batch_is_counted_by_outcome_and_error_class_and_logged_by_id(
     said = "\n".join(f"{r.getMessage()} {vars(r)}" for r in records)
     for secret in ("Private", "@example.com", "no such user", "try again later"):
         assert secret not in said
+
+
+@override_settings(METRICS_TOKEN=TOKEN)
+def test_the_grafana_dashboard_asks_only_for_metrics_that_exist(
+    email_channel, smtp, run_worker, committed, client
+):
+    secret_event(email_channel)
+    smtp.replies = ["451 4.3.0 try again later"]
+    with committed():
+        notify("order-shipped", [{"email": "a@example.com"}, {"email": "b@example.com"}], CONTEXT)
+    run_worker()
+    sweep_mark()
+    exposed = {name for name, _ in scrape(client)}
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bnotifier_\w+", target["expr"])
+    }
+    assert len(queried) >= 10
+    assert queried - exposed == set()
