@@ -15,10 +15,10 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml ./
-# Every dependency has a wheel for glibc Linux (x86-64 and arm64): no compiler is needed, and
-# --only-binary makes a missing wheel an error here rather than a slow build from source.
+# The dependencies come as wheels for glibc Linux, but for pure-Python ones published as
+# source only (http-ece), which build without a compiler: the slim image needs none.
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
-    && pip install --only-binary=:all: -r requirements.txt
+    && pip install --prefer-binary -r requirements.txt
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
