@@ -1,5 +1,5 @@
 # The README's commands. Extra pytest arguments: make test ARGS="tests/campaigns/test_seed_demo.py -x"
-.PHONY: run test bootstrap smoke
+.PHONY: run test bootstrap smoke bench-workers
 
 run:
 	bash scripts/run.sh
@@ -12,3 +12,7 @@ bootstrap:
 
 smoke:
 	bash scripts/smoke_run.sh
+
+# docs/scaling.md's measurement: bench_campaign with 1, 2 and 4 workers (DATABASE_URL=postgres://…)
+bench-workers:
+	bash scripts/bench_workers.sh

@@ -43,3 +43,24 @@ def check_esp_webhook_secret(app_configs=None, **kwargs):
             id="notifier.E010",
         )
     ]
+
+
+#: Shorter bearer tokens could be guessed; /metrics counts no failed tries.
+METRICS_TOKEN_MIN_LENGTH = 32
+
+
+@register("notifier")
+def check_metrics_token(app_configs=None, **kwargs):
+    """A metrics token is a password for /metrics: a short one would be guessed."""
+    token = getattr(settings, "METRICS_TOKEN", "")
+    if not token or len(token) >= METRICS_TOKEN_MIN_LENGTH:
+        return []
+    return [
+        Error(
+            f"METRICS_TOKEN is {len(token)} characters long: /metrics needs a bearer token of at "
+            f"least {METRICS_TOKEN_MIN_LENGTH}.",
+            hint="Make one with python -c 'import secrets; print(secrets.token_urlsafe(32))', "
+            "or leave METRICS_TOKEN unset (then /metrics answers 404).",
+            id="notifier.E020",
+        )
+    ]

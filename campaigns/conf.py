@@ -79,6 +79,12 @@ class AppSettings:
     SWEEP_CHUNK = Option(
         int, 5000, "Rows one sweep statement claims at most; a sweep loops until nothing is due."
     )
+    SWEEP_STALE_AFTER = Option(
+        int,
+        120,
+        "Seconds after the last sweep pass ended at which ``/readyz`` and ``notifier_status`` "
+        "call the sweep stale (the sweep is an RQ job: under a long queue it runs late).",
+    )
     PUSH_RECEIPT_DELAY = Option(
         int,
         900,

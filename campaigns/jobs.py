@@ -7,6 +7,7 @@ import datetime as dt
 
 from campaigns.broadcast.dry_run import dry_run_job
 from campaigns.broadcast.fanout import campaigns_tick, chunk_fan_out
+from campaigns.ops.health import sweep_mark
 from campaigns.outbox.dispatch import message_dispatch, messages_drain
 from campaigns.outbox.sweep import SweepSummary
 from campaigns.outbox.sweep import sweep as outbox_sweep
@@ -26,6 +27,7 @@ def sweep_pass(*, now: dt.datetime | None = None) -> SweepSummary:
     and finished campaigns (RQ's cron job and ``process_notifications``)."""
     summary = outbox_sweep(now=now)
     summary.campaigns = sum(campaigns_tick(now=now).values())
+    sweep_mark()  # what /readyz reads: "the sweep ran recently"
     return summary
 
 

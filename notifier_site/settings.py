@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.templatetags.static import static
 from django.utils.csp import CSP
 
@@ -47,7 +48,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "notifier_site.probes.ProbesMiddleware",  # /healthz, /readyz, /metrics: before any check
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, right after security
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "notifier_site.csp.PolicyByNamespaceMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -89,6 +92,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # An unreachable server fails a connection in 5 s instead of the OS's minutes, so a probe
+    # (/readyz) or a worker does not hang on it (?connect_timeout= in DATABASE_URL wins).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -108,6 +114,17 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+# STATIC_MANIFEST=1 (the image sets it, after collectstatic): files served by WhiteNoise under
+# content-hashed names, compressed, cached for a year. Off, names stay as written (make run,
+# tests), which needs no collectstatic.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if env.bool("STATIC_MANIFEST", default=False)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 
 LOGIN_URL = "login"  # end users' login page; the admin keeps its own
 LOGIN_REDIRECT_URL = "/inbox/"
@@ -266,6 +283,30 @@ LOGGING = {
         "notifier": {"handlers": ["console"], "level": env.str("NOTIFIER_LOG_LEVEL", "INFO")},
     },
 }
+# LOG_FORMAT=json: every line one JSON object (time, level, logger, message and the record's
+# fields: a dispatch batch's channel, counts and message ids …), from Notifier, Django, RQ and
+# the workers alike, for a log pipeline to index. The default stays plain text.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: expected 'text' or 'json'")
+if LOG_FORMAT == "json":
+    LOGGING["formatters"] = {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        }
+    }
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+    # The root too, so Django's and RQ's own lines (RQ adds no handler of its own when one is
+    # there) come out as JSON.
+    LOGGING["root"] = {"handlers": ["console"], "level": "INFO"}
+    LOGGING["loggers"]["notifier"]["propagate"] = False
+
+# /metrics: Prometheus's scrape needs "Authorization: Bearer <METRICS_TOKEN>"; without a token
+# the endpoint answers 404. A system check refuses a token shorter than 32 characters.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- ESP webhooks (django-anymail) -----------------------------------------------------------
 # The basic-auth credentials ("user:password") ESPs must send to /anymail/<esp>/tracking/;

@@ -26,6 +26,7 @@ from campaigns.conf import app_settings
 from campaigns.domain.rendering import TemplateError, template_compile, template_render
 from campaigns.domain.windows import recipient_delivery_time
 from campaigns.models import Message, MessageStatus, Template
+from campaigns.ops.telemetry import batch_report
 from campaigns.outbox.catalog import catalog
 from campaigns.outbox.claim import messages_claim
 from campaigns.outbox.journal import JournalWriter, journal_clear
@@ -194,6 +195,7 @@ def messages_send(messages: list[Message], *, fresh: bool = False) -> DispatchSu
     """Render, send and record a batch of messages held in ``sending`` by this job. ``fresh``
     rows were planned by this job a moment ago, from the users and opt-outs it had just
     read: they are not read again."""
+    started = time.monotonic()
     summary = DispatchSummary()
     summary.claimed = len(messages)
     if not messages:
@@ -234,6 +236,7 @@ def messages_send(messages: list[Message], *, fresh: bool = False) -> DispatchSu
         messages_succeeded.send(sender=Message, messages=sent)
     if failed:
         messages_failed.send(sender=Message, messages=failed)
+    batch_report(messages=messages, outcomes=outcomes, started=started)  # logs and counters
     return summary
 
 
