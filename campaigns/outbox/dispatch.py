@@ -162,7 +162,7 @@ def _messages_recheck(messages: list[Message]) -> tuple[list[dict[str, Any]], li
         user_ids={m.user_id for m in messages},
         addresses={m.address for m in messages},
         event_ids={m.event_id for m in messages},
-        channel_ids={m.channel_id for m in messages},
+        channels={m.channel for m in messages},
     )
     outcomes, sendable = [], []
     for message in messages:

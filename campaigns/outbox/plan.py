@@ -306,7 +306,7 @@ def _messages(
         user_ids=(p.get("user_id") for p, _, _ in addresses),
         addresses=(a for _, _, a in addresses),
         event_ids=[event.pk],
-        channel_ids=[c.pk for c in chosen],
+        channels=chosen,
     )
     event_windows, channel_windows = windows_for(
         event_id=event.pk, channel_ids=[c.pk for c in chosen]

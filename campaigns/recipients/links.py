@@ -27,6 +27,8 @@ from django.urls import NoReverseMatch, reverse
 from campaigns.conf import app_settings
 from campaigns.models import Event, Message, OptOut
 from campaigns.models.events import UnsubscribeScope
+from campaigns.models.optouts import PERSON_KINDS
+from campaigns.recipients.optouts import channel_kind
 from channels.models import ChannelConfig
 
 UNSUBSCRIBE_SALT = "notifier.unsubscribe"
@@ -195,9 +197,13 @@ def unsubscribe_apply(token: str) -> Unsubscription:
     marketing event. Repeating it creates nothing more. Raises InvalidLink, changing
     nothing."""
     found = unsubscribe_read(token)
-    channel = None
+    scope: dict[str, Any] = {"channel": None, "kind": ""}
     if found.scope == "event":
         channel = ChannelConfig.objects.filter(key=found.channel_key).first()
+        kind = channel_kind(channel) if channel is not None else ""
+        # "Unsubscribe" from an email means by email: every email channel, as the person sees
+        # it, not only the channel configuration this message went through.
+        scope = {"kind": kind} if kind in PERSON_KINDS else {"channel": channel, "kind": ""}
     user_model = OptOut._meta.get_field("user").related_model
     user_id = (
         found.user_id
@@ -206,18 +212,16 @@ def unsubscribe_apply(token: str) -> Unsubscription:
     )
     reason = "unsubscribe link"
     if found.scope == "event":
-        targets = [
-            {"event": event, "channel": channel, "marketing": False} for event in found.events
-        ]
+        targets = [{"event": event, **scope, "marketing": False} for event in found.events]
     else:  # one opt-out that also covers marketing events created later
-        targets = [{"event": None, "channel": None, "marketing": True}]
+        targets = [{"event": None, "channel": None, "kind": "", "marketing": True}]
     with transaction.atomic():
         for target in targets:
-            OptOut.objects.get_or_create(
+            OptOut.objects.active().get_or_create(
                 user_id=user_id,
                 address=found.address.strip().lower(),
                 **target,
-                defaults={"reason": reason},
+                defaults={"reason": reason, "source": OptOut.Source.LINK},
             )
     return found
 

@@ -8,8 +8,18 @@ from collections.abc import Callable, Iterable
 from django.db.models import Q
 
 from campaigns.models import OptOut
+from channels.models import ChannelConfig
 
 Matcher = Callable[..., bool]
+
+
+def channel_kind(channel: ChannelConfig) -> str:
+    """The kind of channel a person knows it as (its backend's category), or "" when its
+    backend cannot be loaded."""
+    try:
+        return channel.backend_class.category
+    except Exception:  # an unknown backend: its messages fail at dispatch, not here
+        return ""
 
 
 def optouts_matcher(
@@ -17,27 +27,32 @@ def optouts_matcher(
     user_ids: Iterable[int | None],
     addresses: Iterable[str],
     event_ids: Iterable[int],
-    channel_ids: Iterable[int],
+    channels: Iterable[ChannelConfig],
 ) -> Matcher:
-    """Load every opt-out that can match and return ``opted_out(user_id, address, event_id,
-    channel_id)``. Addresses compare case-insensitively (opt-outs are stored lower-case)."""
+    """Load every opt-out in force that can match and return ``opted_out(user_id, address,
+    event_id, channel_id, marketing=False)``. Addresses compare case-insensitively (opt-outs
+    are stored lower-case). An opt-out of a kind of channel matches every channel whose
+    backend has that category; revoked opt-outs match nothing."""
     users = {u for u in user_ids if u is not None}
     addresses = {a.lower() for a in addresses if a}
+    kinds = {channel.pk: channel_kind(channel) for channel in channels}
     if not users and not addresses:
-        return lambda user_id, address, event_id, channel_id: False
+        return lambda user_id, address, event_id, channel_id, marketing=False: False
     rows = (
-        OptOut.objects.filter(Q(user_id__in=users) | Q(address__in=addresses))
+        OptOut.objects.active()
+        .filter(Q(user_id__in=users) | Q(address__in=addresses))
         .filter(Q(event__isnull=True) | Q(event__in=set(event_ids)))
-        .filter(Q(channel__isnull=True) | Q(channel__in=set(channel_ids)))
-        .values_list("user_id", "address", "event_id", "channel_id", "marketing")
+        .filter(Q(channel__isnull=True) | Q(channel__in=set(kinds)))
+        .filter(Q(kind="") | Q(kind__in={kind for kind in kinds.values() if kind}))
+        .values_list("user_id", "address", "event_id", "channel_id", "kind", "marketing")
     )
     by_user: dict[int, set] = defaultdict(set)
     by_address: dict[str, set] = defaultdict(set)
-    for user_id, address, event_id, channel_id, marketing_only in rows:
+    for user_id, address, event_id, channel_id, kind, marketing_only in rows:
         if user_id is not None:
-            by_user[user_id].add((event_id, channel_id, marketing_only))
+            by_user[user_id].add((event_id, channel_id, kind, marketing_only))
         if address:
-            by_address[address].add((event_id, channel_id, marketing_only))
+            by_address[address].add((event_id, channel_id, kind, marketing_only))
 
     def opted_out(
         user_id: int | None,
@@ -46,11 +61,13 @@ def optouts_matcher(
         channel_id: int,
         marketing: bool = False,
     ) -> bool:
+        kind = kinds.get(channel_id, "")
         for scopes in (by_user.get(user_id, ()), by_address.get(address.lower(), ())):
-            for scope_event, scope_channel, marketing_only in scopes:
+            for scope_event, scope_channel, scope_kind, marketing_only in scopes:
                 if (
                     scope_event in (None, event_id)
                     and scope_channel in (None, channel_id)
+                    and scope_kind in ("", kind)
                     and (marketing or not marketing_only)
                 ):
                     return True
