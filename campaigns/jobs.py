@@ -7,6 +7,7 @@ import datetime as dt
 
 from campaigns.broadcast.dry_run import dry_run_job
 from campaigns.broadcast.fanout import campaigns_tick, chunk_fan_out
+from campaigns.outbox.decisions import decisions_purge
 from campaigns.outbox.dispatch import message_dispatch
 from campaigns.outbox.sweep import SweepSummary
 from campaigns.outbox.sweep import sweep as outbox_sweep
@@ -39,3 +40,7 @@ def push_receipts() -> dict[str, int]:
 
 def campaign_dry_run(campaign_id: int) -> dict:
     return dry_run_job(campaign_id)
+
+
+def decisions_purge_job() -> int:
+    return decisions_purge()

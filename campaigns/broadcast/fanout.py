@@ -29,6 +29,7 @@ from campaigns.domain.states import ACTIVE
 from campaigns.exceptions import CampaignError, NotifierError
 from campaigns.models import Campaign, CampaignChunk, CampaignStatus, Message
 from campaigns.models.campaigns import ChunkStatus
+from campaigns.outbox.decisions import decisions_record
 from campaigns.outbox.notify import messages_write
 from campaigns.outbox.plan import Skipped
 from campaigns.outbox.queueing import chunks_after_commit
@@ -180,6 +181,7 @@ def _chunk_fan_out(chunk_id: int) -> dict[str, Any]:
             Skipped(m.recipient, m.channel.key, reason) for m, reason in duplicates
         )
         messages_write(messages)
+        decisions_record(result.skipped, event=campaign.event, campaign=campaign, now=now)
         result.messages = messages
         chunk.status = ChunkStatus.DONE
         chunk.written = len(result.messages)

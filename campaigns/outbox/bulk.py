@@ -92,14 +92,17 @@ def _rows_update_orm(model, rows, fields, *, only_if) -> int:
     return model._default_manager.bulk_update(objects, [*fields, *extra], batch_size=500)
 
 
-def rows_insert(model: type[models.Model], objects: list[models.Model]) -> list[models.Model]:
+def rows_insert(
+    model: type[models.Model], objects: list[models.Model], *, ids: bool = True
+) -> list[models.Model]:
     """Insert ``objects`` and set their primary keys, like ``bulk_create``.
 
     On PostgreSQL the ids are taken from the table's sequence in one query and the rows go
     in through ``COPY`` (several times faster than a multi-row INSERT built by the ORM);
     elsewhere ``bulk_create`` is used. Field defaults are already on the instances;
     ``auto_now``/``auto_now_add`` fields get the current time. Constraints hold as for an
-    INSERT (a violation raises IntegrityError and writes nothing).
+    INSERT (a violation raises IntegrityError and writes nothing). With ``ids=False`` the
+    ids are left to the column's default and not read back: one statement, the COPY.
     """
     if not objects:
         return objects
@@ -109,17 +112,18 @@ def rows_insert(model: type[models.Model], objects: list[models.Model]) -> list[
         return model._default_manager.using(alias).bulk_create(objects, batch_size=2000)
     meta = model._meta
     quote = connection.ops.quote_name
-    fields = [f for f in meta.concrete_fields]
+    fields = [f for f in meta.concrete_fields if ids or f is not meta.pk]
     now = timezone.now()
     # COPY goes past Django's cursor wrapper: wrap_database_errors turns psycopg's errors
     # into Django's (a unique violation is an IntegrityError, as from bulk_create).
     with connection.cursor() as cursor, connection.wrap_database_errors:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, meta.pk.column, len(objects)],
-        )
-        for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
-            obj.pk = pk
+        if ids:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [meta.db_table, meta.pk.column, len(objects)],
+            )
+            for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
+                obj.pk = pk
         columns = ", ".join(quote(f.column) for f in fields)
         json_fields = {f.attname for f in fields if isinstance(f, models.JSONField)}
         now_fields = {

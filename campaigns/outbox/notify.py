@@ -39,6 +39,7 @@ from campaigns.exceptions import DuplicateNotification, InvalidArgument, Unknown
 from campaigns.models import Event, Message, MessageRelatedObject, NotifyRequest, Template
 from campaigns.models.events import Trigger
 from campaigns.outbox.bulk import rows_insert
+from campaigns.outbox.decisions import decisions_record
 from campaigns.outbox.plan import (
     PER_CONTENT,
     NotifyResult,
@@ -257,6 +258,7 @@ def _notify(
                     ]
                 )
             messages_write(messages, related=related)
+            decisions_record(skipped, event=event)
     except IntegrityError as error:
         if (
             idempotency_key
