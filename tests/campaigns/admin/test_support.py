@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from campaigns.api import notify
-from campaigns.models import ChannelAddress, Contact, Audience, Message, OptOut
+from campaigns.models import Audience, ChannelAddress, Contact, Message, OptOut
 from campaigns.outbox.sweep import drain
 from campaigns.tracking.delivery import delivery_events_apply
 from channels.models import ChannelConfig
@@ -68,16 +68,14 @@ def test_support_finds_a_person_by_name_username_email_or_phone(alice_story, dja
     for query in ("alice", "Alice Archer", "archer", "ALICE@example.com", "+49 151 1234 5678"):
         html = client.get("/admin/campaigns/message/people/", {"q": query}).content.decode()
         assert f'/admin/campaigns/message/people/user/{alice.pk}/"' in html, query
-        assert "/people/user/%d/" % alice_story["bob"].pk not in html
+        assert f"/people/user/{alice_story['bob'].pk}/" not in html
     html = client.get("/admin/campaigns/message/people/", {"q": "alice"}).content.decode()
     assert "Alice Contact" in html and "contact in Newsletter" in html
     html = client.get("/admin/campaigns/message/people/", {"q": "nobody@x.io"}).content.decode()
     assert "/people/address/nobody@x.io/" in html  # an address, even with no user
 
 
-def test_the_timeline_shows_every_channel_and_why_nothing_went_out(
-    alice_story, django_user_model
-):
+def test_the_timeline_shows_every_channel_and_why_nothing_went_out(alice_story, django_user_model):
     client = staff(django_user_model, "Support")
     alice = alice_story["alice"]
     response = client.get(f"/admin/campaigns/message/people/user/{alice.pk}/")
@@ -168,7 +166,7 @@ def test_cancel_from_the_page_and_who_may(alice_story, django_user_model):
     url = f"/admin/campaigns/message/{message.pk}/cancel_row/"
     marketing = staff(django_user_model, "Marketing")
     assert marketing.post(url, {"_form_submitted": "on"}).status_code == 403
-    assert marketing.get(f"/admin/campaigns/message/people/?q=alice").status_code == 403
+    assert marketing.get("/admin/campaigns/message/people/?q=alice").status_code == 403
     support = staff(django_user_model, "Support")
     response = support.post(url, {"_form_submitted": "on"})  # without htmx: a redirect
     assert response.status_code == 302
@@ -196,4 +194,4 @@ def test_the_status_polls_while_a_message_is_under_way(alice_story, django_user_
     assert 'hx-trigger="every 2s"' in html and 'data-status="queued"' in html
     drain()
     html = client.get(f"/admin/campaigns/message/{message.pk}/summary/").content.decode()
-    assert 'hx-trigger' not in html.split(">", 1)[0] and 'data-status="sent"' in html
+    assert "hx-trigger" not in html.split(">", 1)[0] and 'data-status="sent"' in html
