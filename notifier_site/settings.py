@@ -176,6 +176,10 @@ UNFOLD = {
     "STYLES": [lambda request: static("notifier/admin.css")],
     "SITE_HEADER": "Notifier",
     "SITE_SYMBOL": "notifications",
+    "SITE_FAVICONS": [
+        {"rel": "icon", "type": "image/svg+xml", "href": lambda r: static("notifier/favicon.svg")},
+        {"rel": "icon", "sizes": "32x32", "href": lambda r: static("notifier/favicon.ico")},
+    ],
     "DASHBOARD_CALLBACK": "campaigns.admin.dashboard.dashboard_callback",
     "SHOW_HISTORY": True,
     "SIDEBAR": {

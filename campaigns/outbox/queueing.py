@@ -8,7 +8,9 @@ pending campaign chunks) and the sweep enqueues them again once their lease has 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -16,6 +18,8 @@ import django_rq
 from django.db import transaction
 from redis.exceptions import RedisError
 from rq import Queue, Worker
+from rq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL
+from rq.job import Job
 
 from campaigns.conf import app_settings
 from campaigns.connections import redis_connection
@@ -101,6 +105,17 @@ def dry_run_after_commit(campaign_id: int) -> None:
     transaction.on_commit(lambda: _enqueue(DRY_RUN_JOB, calls, label="campaign dry run"))
 
 
+#: How far back the dashboard's throughput looks, in seconds.
+THROUGHPUT_WINDOW = 300
+
+
+@dataclass(frozen=True, slots=True)
+class FailedJob:
+    description: str
+    failed_at: dt.datetime | None
+    error: str  # the exception's last line
+
+
 @dataclass(frozen=True, slots=True)
 class QueueStats:
     reachable: bool
@@ -108,19 +123,54 @@ class QueueStats:
     started: int = 0
     failed: int = 0
     workers: int = 0
+    busy_workers: int = 0
+    #: Jobs finished and failed in the last ``THROUGHPUT_WINDOW`` seconds.
+    finished_recently: int = 0
+    failed_recently: int = 0
+    #: The newest failed jobs, newest first.
+    last_failures: tuple[FailedJob, ...] = ()
     error: str = ""
 
+    @property
+    def per_minute(self) -> float:
+        return round(self.finished_recently * 60 / THROUGHPUT_WINDOW, 1)
 
-def queue_stats() -> QueueStats:
-    """The queue's depth, running and failed jobs, and workers, from RQ's own data."""
+
+def _recent(registry, ttl: int, now: float) -> int:
+    """Entries of an RQ registry added in the last THROUGHPUT_WINDOW seconds: RQ scores each
+    with the time it was added plus the job's ttl (our jobs keep RQ's default ttls)."""
+    return registry.connection.zcount(registry.key, now + ttl - THROUGHPUT_WINDOW, "+inf")
+
+
+def queue_stats(*, failures: int = 5) -> QueueStats:
+    """The queue's depth, running, finished and failed jobs, and workers, from RQ's own data
+    (its registries and worker records): a few Redis reads, no database query."""
     try:
         queue = get_queue()
+        now = time.time()
+        workers = Worker.all(queue=queue)
+        failed_registry = queue.failed_job_registry
+        newest = failed_registry.get_job_ids(-failures, -1) if failures else []
+        last = []
+        for job in Job.fetch_many(list(reversed(newest)), connection=queue.connection):
+            if job is None:
+                continue
+            trace = (job.exc_info or "").strip().splitlines()
+            last.append(
+                FailedJob(
+                    job.description or job.func_name, job.ended_at, trace[-1] if trace else ""
+                )
+            )
         return QueueStats(
             reachable=True,
             queued=queue.count,
             started=queue.started_job_registry.count,
-            failed=queue.failed_job_registry.count,
-            workers=Worker.count(queue=queue),
+            failed=failed_registry.count,
+            workers=len(workers),
+            busy_workers=sum(1 for w in workers if w.get_state() == "busy"),
+            finished_recently=_recent(queue.finished_job_registry, DEFAULT_RESULT_TTL, now),
+            failed_recently=_recent(failed_registry, DEFAULT_FAILURE_TTL, now),
+            last_failures=tuple(last),
         )
     except RedisError as error:
         return QueueStats(reachable=False, error=str(error))
