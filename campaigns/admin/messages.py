@@ -193,7 +193,7 @@ class MessageAdmin(ModelAdmin):
             raise PermissionDenied
         context = self._summary_context(request, message)
         context["here"] = reverse("admin:campaigns_message_change", args=[message.pk])
-        return TemplateResponse(request, "admin/campaigns/message/_status.html", context)
+        return TemplateResponse(request, "admin/campaigns/message/_page.html", context)
 
     def people_view(self, request):
         if not self.has_view_permission(request):

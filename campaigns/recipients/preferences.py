@@ -53,6 +53,12 @@ class KindChannels:
     def label(self) -> str:
         return PERSON_KINDS[self.kind]
 
+    @property
+    def shown_address(self) -> str:
+        """The address the page shows beside the kind ("" for the in-app inbox, whose
+        address is the user's id)."""
+        return "" if self.kind == "inbox" else self.address
+
 
 @dataclass(slots=True)
 class PreferenceSubject:

@@ -83,10 +83,11 @@ def test_preference_toggle_shows_in_the_admin(page, demo, django_user_model, adm
     assert page.evaluate("window.__noReload") is True
     page.screenshot(path=f"{SHOTS}-preferences.png", full_page=True)
     optout = OptOut.objects.get()
-    assert (optout.user.username, optout.event.key, optout.channel.key) == (
+    assert (optout.user.username, optout.event.key, optout.kind, optout.source) == (
         "alice",
         "order-shipped",
         "email",
+        "preferences",
     )
 
     page.context.clear_cookies()
