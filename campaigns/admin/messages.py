@@ -13,12 +13,13 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
 from campaigns.admin.people import search_page, timeline_page
-from campaigns.models import Message
+from campaigns.models import Message, MessageStatus
 from campaigns.outbox.actions import CANCELLABLE, REQUEUABLE, messages_cancel, messages_requeue
 from campaigns.support.messages import message_content, message_summary
 from campaigns.support.timeline import BADGES
@@ -84,11 +85,13 @@ class UserFilter(admin.SimpleListFilter):
 @admin.register(Message)
 class MessageAdmin(ModelAdmin):
     list_display = (
+        "uuid",
         "created_at",
         "status_badge",
-        "to",
         "event",
         "channel",
+        "address",
+        "person",
         "attempts",
         "delivery_status",
         "sent_at",
@@ -140,16 +143,24 @@ class MessageAdmin(ModelAdmin):
 
     # --- list columns ---------------------------------------------------------------------
 
-    @display(description="Status", ordering="status", label=dict(BADGES))
-    def status_badge(self, obj: Message):
-        return obj.status
+    @display(
+        description="Status",
+        ordering="status",
+        label={MessageStatus(status).label: badge for status, badge in BADGES.items()},
+    )
+    def status_badge(self, obj: Message) -> str:
+        return obj.get_status_display()
 
-    @display(description="To", ordering="address")
-    def to(self, obj: Message) -> str:
-        if obj.user_id:
-            name = obj.user.get_full_name() or obj.user.get_username()
-            return name if obj.address == str(obj.user_id) else f"{name} · {obj.address}"
-        return obj.address
+    @display(description="User")
+    def person(self, obj: Message):
+        """The user it was for, linked to their timeline ("" for a bare address)."""
+        if not obj.user_id:
+            return ""
+        return format_html(
+            '<a class="underline" href="{}">{}</a>',
+            reverse("admin:campaigns_person", args=["user", obj.user_id]),
+            obj.user.get_full_name() or obj.user.get_username(),
+        )
 
     # --- the page -------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='optout',
-            constraint=models.CheckConstraint(condition=models.Q(('channel__isnull', True), ('kind', ''), _connector='OR'), name='optout_channel_or_kind'),
+            constraint=models.CheckConstraint(condition=models.Q(('channel__isnull', True), ('kind', ''), _connector='OR'), name='optout_channel_or_kind', violation_error_message='An opt-out names one channel or one kind of channel, not both.'),
         ),
         migrations.RunPython(sources_from_reasons, migrations.RunPython.noop),
     ]

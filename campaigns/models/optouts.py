@@ -116,7 +116,10 @@ class OptOut(models.Model):
                 condition=Q(user__isnull=False) | ~Q(address=""), name="optout_user_or_address"
             ),
             models.CheckConstraint(
-                condition=Q(channel__isnull=True) | Q(kind=""), name="optout_channel_or_kind"
+                condition=Q(channel__isnull=True) | Q(kind=""),
+                name="optout_channel_or_kind",
+                violation_error_message="An opt-out names one channel or one kind of channel, "
+                "not both.",
             ),
         ]
 

@@ -8,7 +8,10 @@ AXE = "/static/notifier/vendor/axe-4.14.1.min.js"
 #: What fails a page: violations axe rates serious or critical.
 BLOCKING = ("serious", "critical")
 
+# Fonts first: until the admin's icon font has loaded, an icon is its ligature's name in grey
+# text (the sidebar's "manage_search"), which axe would rightly call unreadable.
 RUN = """async () => {
+  await document.fonts.ready;
   const result = await axe.run(document, {resultTypes: ["violations"]});
   return result.violations.map((v) => ({
     id: v.id, impact: v.impact, help: v.help,

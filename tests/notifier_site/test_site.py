@@ -1,3 +1,4 @@
+from django.contrib.auth.models import Group
 from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
 
@@ -25,8 +26,6 @@ def test_root_leads_to_the_admin(client, db):
 
 
 def _staff(client, django_user_model, role: str):
-    from django.contrib.auth.models import Group
-
     user = django_user_model.objects.create_user(role, f"{role}@x.io", "pw", is_staff=True)
     user.groups.add(Group.objects.get(name=role))
     client.force_login(user)

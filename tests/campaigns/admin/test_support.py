@@ -195,3 +195,26 @@ def test_the_status_polls_while_a_message_is_under_way(alice_story, django_user_
     drain()
     html = client.get(f"/admin/campaigns/message/{message.pk}/summary/").content.decode()
     assert "hx-trigger" not in html.split(">", 1)[0] and 'data-status="sent"' in html
+
+
+def test_an_operator_turns_an_opt_out_back_on_and_it_stays_on_record(db, django_user_model):
+    client = staff(django_user_model, "Support")
+    optout = OptOut.objects.create(address="ann@example.com", kind="email", source="link")
+    url = f"/admin/campaigns/optout/{optout.pk}/revoke_row/"
+    assert "Turn this opt-out back on?" in client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    optout.refresh_from_db()
+    assert optout.revoked_at is None  # asking changes nothing
+    response = client.post(url, {"_form_submitted": "on"}, HTTP_HX_REQUEST="true")
+    assert response["HX-Redirect"] == "/admin/campaigns/optout/"
+    optout.refresh_from_db()
+    assert optout.revoked_at and optout.revoked_by.username == "support"
+    assert optout.revoked_source == "operator"
+    assert not OptOut.objects.active().exists()
+    # Deleting the record is for superusers (erasure), not Support.
+    assert client.post(f"/admin/campaigns/optout/{optout.pk}/delete/").status_code == 403
+    response = client.post(
+        "/admin/campaigns/optout/add/", {"address": "bob@example.com", "kind": "sms"}
+    )
+    assert response.status_code == 302
+    added = OptOut.objects.get(address="bob@example.com")
+    assert (added.source, added.created_by.username, added.kind) == ("operator", "support", "sms")

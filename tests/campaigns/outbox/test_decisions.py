@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -124,4 +125,29 @@ def test_decisions_are_purged_after_the_retention_period_in_batches(setup, setti
     assert decisions_purge(now=now, batch=2) == 4  # 8, 9, 10 and 11 days old
     assert sorted(Decision.objects.values_list("address", flat=True)) == sorted(
         f"p{days}@example.com" for days in range(8)
+    )
+
+
+def test_a_campaigns_report_links_to_who_was_skipped(setup, client, django_user_model):
+    event, _, _ = setup
+    audience = Audience.objects.create(name="List", kind="contacts")
+    Contact.objects.create(audience=audience, email="c0@example.com")
+    campaign = Campaign.objects.create(
+        name="Spring", event=event, audience=audience, context=CONTEXT, status="running"
+    )
+    chunk = CampaignChunk.objects.create(
+        campaign=campaign, number=0, first_id=0, last_id=10**9, size=1
+    )
+    chunk_fan_out(chunk.pk)
+    support = django_user_model.objects.create_user("sue", "sue@x.io", "pw", is_staff=True)
+    support.groups.add(Group.objects.get(name="Support"))
+    client.force_login(support)
+    html = client.get(f"/admin/campaigns/campaign/{campaign.pk}/report/").content.decode()
+    link = f"/admin/campaigns/decision/?campaign__id__exact={campaign.pk}"
+    assert f'href="{link}"' in html
+    listing = client.get(link).content.decode()
+    assert "c0@example.com" in listing and "no address" in listing
+    assert (
+        client.post(f"/admin/campaigns/decision/{Decision.objects.get().pk}/delete/").status_code
+        == 403
     )
