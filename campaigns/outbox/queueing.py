@@ -155,7 +155,8 @@ def queue_stats(*, failures: int = 5) -> QueueStats:
         for job in Job.fetch_many(list(reversed(newest)), connection=queue.connection):
             if job is None:
                 continue
-            trace = (job.exc_info or "").strip().splitlines()
+            result = job.latest_result()
+            trace = ((result.exc_string if result else "") or "").strip().splitlines()
             last.append(
                 FailedJob(
                     job.description or job.func_name, job.ended_at, trace[-1] if trace else ""
