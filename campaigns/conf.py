@@ -119,6 +119,12 @@ class AppSettings:
     API_TOKEN_COOLOFF = Option(
         int, 900, "Seconds an address stays refused after its last failed bearer attempt."
     )
+    DECISION_RETENTION_DAYS = Option(
+        int,
+        30,
+        "Days the decision trail (why notify() or a campaign wrote no message for someone) is "
+        "kept; an hourly job deletes older rows.",
+    )
 
 
 #: Every option, in declaration order.

@@ -1,14 +1,14 @@
 """RQ cron configuration: ``python manage.py rqcron campaigns.cron`` runs the sweep every
-``NOTIFIER["SWEEP_INTERVAL"]`` seconds and the poll of Expo push receipts every
-``NOTIFIER["PUSH_RECEIPT_INTERVAL"]`` seconds (as jobs on the notifier queue, so any worker
-runs them). Several cron schedulers at once are safe: every sweep and every poll skips rows
-another one holds."""
+``NOTIFIER["SWEEP_INTERVAL"]`` seconds, the poll of Expo push receipts every
+``NOTIFIER["PUSH_RECEIPT_INTERVAL"]`` seconds and the purge of old decisions every hour (as
+jobs on the notifier queue, so any worker runs them). Several cron schedulers at once are
+safe: every sweep and every poll skips rows another one holds."""
 
 from django.conf import settings
 from rq import cron
 
 from campaigns.conf import app_settings
-from campaigns.jobs import push_receipts, sweep
+from campaigns.jobs import decisions_purge_job, push_receipts, sweep
 
 if not settings.configured:  # pragma: no cover - loaded by manage.py rqcron
     raise RuntimeError("load through 'manage.py rqcron campaigns.cron'")
@@ -29,4 +29,13 @@ cron.register(
     job_timeout=600,
     result_ttl=60,
     name="notifier-push-receipts",
+)
+
+cron.register(
+    decisions_purge_job,
+    queue_name=app_settings.QUEUE,
+    interval=3600,
+    job_timeout=3600,
+    result_ttl=60,
+    name="notifier-decisions-purge",
 )

@@ -51,6 +51,7 @@ OPTIONS = {
     "check_validity": "",
     "user_configurable": False,
     "mandatory": False,
+    "mandatory_reason": "",
     "marketing": False,
     "unsubscribe_scope": "event",
 }

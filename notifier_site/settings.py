@@ -190,8 +190,14 @@ UNFOLD = {
         lambda request: static("notifier/vendor/htmx-2.0.11.min.js"),
         lambda request: static("notifier/admin.js"),  # data-confirm on forms
     ],
+    # The few utilities of Notifier's admin pages that unfold's stylesheet does not carry.
+    "STYLES": [lambda request: static("notifier/admin.css")],
     "SITE_HEADER": "Notifier",
     "SITE_SYMBOL": "notifications",
+    "SITE_FAVICONS": [
+        {"rel": "icon", "type": "image/svg+xml", "href": lambda r: static("notifier/favicon.svg")},
+        {"rel": "icon", "sizes": "32x32", "href": lambda r: static("notifier/favicon.ico")},
+    ],
     "DASHBOARD_CALLBACK": "campaigns.admin.dashboard.dashboard_callback",
     "SHOW_HISTORY": True,
     "SIDEBAR": {
@@ -201,6 +207,12 @@ UNFOLD = {
             {
                 "title": "Notifications",
                 "items": [
+                    {
+                        "title": "People",
+                        "icon": "person_search",
+                        "link": "/admin/campaigns/message/people/",
+                        "permission": "campaigns.admin.permissions.can_view_messages",
+                    },
                     {
                         "title": "Events",
                         "icon": "bolt",

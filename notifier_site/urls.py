@@ -8,7 +8,9 @@ from django.urls import URLPattern, include, path, reverse
 from django.views.generic import RedirectView
 from django_rq import urls as rq_urls
 
-from notifier_site.views import LoginView
+from notifier_site.views import LoginView, favicon
+
+handler403 = "notifier_site.views.permission_denied"
 
 
 def superusers_only(view):
@@ -40,6 +42,8 @@ def rq_dashboard_patterns() -> list[URLPattern]:
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # Browsers ask for /favicon.ico whatever the page says: the same icon, from static.
+    path("favicon.ico", favicon),
     path("admin/", admin.site.urls),
     path("django-rq/", include((rq_dashboard_patterns(), rq_urls.app_name))),
     # ESP tracking webhooks (django-anymail), e.g. /anymail/postmark/tracking/; 403 until

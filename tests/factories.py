@@ -78,3 +78,28 @@ def email_channel(*, port: int, key: str = "email") -> ChannelConfig:
 
 def memory_channel(key: str = "memory") -> ChannelConfig:
     return ChannelFactory(key=key, backend="channels.backends.locmem.LocmemBackend")
+
+
+#: Credentials of the fake Twilio (tests/channels/backends/test_twilio.py's FakeTwilio).
+TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+TWILIO_AUTH_TOKEN = "twilio-auth-token-0001"
+
+
+def sms_channel(*, base_url: str = "http://127.0.0.1:9", key: str = "sms") -> ChannelConfig:
+    """An SMS channel (Twilio's API) pointed at ``base_url`` (a fake Twilio, or nowhere)."""
+    channel, _ = ChannelConfig.objects.update_or_create(
+        key=key,
+        defaults={
+            "name": "SMS",
+            "backend": "channels.backends.sms.TwilioSmsBackend",
+            "config": {
+                "account_sid": TWILIO_ACCOUNT_SID,
+                "auth_token": TWILIO_AUTH_TOKEN,
+                "from_number": "+15005550006",
+                "base_url": base_url,
+                "track_delivery": "off",
+            },
+            "is_active": True,
+        },
+    )
+    return channel

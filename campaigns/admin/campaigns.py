@@ -436,6 +436,11 @@ class CampaignAdmin(ModelAdmin):
             totals=totals,
             progress=campaign_progress(campaign),
             messages_url=self._messages_url(request, campaign),
+            decisions_url=(
+                f"{reverse('admin:campaigns_decision_changelist')}?campaign__id__exact={campaign.pk}"
+                if request.user.has_perm("campaigns.view_message")
+                else ""
+            ),
         )
 
     def _messages_url(self, request, campaign) -> str:

@@ -1,5 +1,7 @@
-"""The admin's start page (unfold's DASHBOARD_CALLBACK): delivery KPIs, a chart of sent and
-failed per day, messages per channel, and the RQ queue."""
+"""The admin's start page (unfold's DASHBOARD_CALLBACK): the support desk's person search,
+delivery KPIs, a chart of sent and failed per day, messages per channel, and the RQ queue
+(depth, throughput, failures, workers: read from RQ, shown read-only to Support and
+Marketing; django-rq's own pages stay for superusers)."""
 
 from __future__ import annotations
 
@@ -40,6 +42,9 @@ def dashboard_callback(request, context):
             ],
         }
         context["messages_url"] = reverse("admin:campaigns_message_changelist")
-    if user.is_superuser:
+    if user.is_superuser or any(
+        user.has_perm(p) for p in ("campaigns.view_message", "campaigns.view_campaign")
+    ):
         context["queue"] = queue_stats()
+        context["queue_dashboard"] = "/django-rq/" if user.is_superuser else ""
     return context

@@ -148,23 +148,41 @@ class OptOutResource(resources.ModelResource):
 
     class Meta:
         model = OptOut
-        fields = ("user", "address", "channel", "event", "marketing", "reason")
+        fields = (
+            "user",
+            "address",
+            "channel",
+            "kind",
+            "event",
+            "marketing",
+            "reason",
+            "source",
+            "created_at",
+        )
         # The scope is part of who refused what: a marketing-only opt-out and one of everything
         # for the same address are two rows.
-        import_id_fields = ("user", "address", "channel", "event", "marketing")
+        import_id_fields = ("user", "address", "channel", "kind", "event", "marketing")
         clean_model_instances = True
         skip_unchanged = True
         report_skipped = True
 
+    def get_queryset(self):
+        """The opt-outs in force: the revoked ones are the consent record, kept where they
+        were made (the admin lists them), not moved between sites."""
+        return super().get_queryset().filter(revoked_at__isnull=True)
+
     def before_import(self, dataset, **kwargs):
         if "marketing" not in dataset.headers:  # a file without it: not marketing-only
             dataset.append_col([False] * len(dataset), header="marketing")
+        if "kind" not in dataset.headers:  # an older file: no kinds
+            dataset.append_col([""] * len(dataset), header="kind")
 
     def before_import_row(self, row, **kwargs):
         # As OptOut.save() stores it, so a row matches the opt-out it was exported from.
         row["address"] = str(row.get("address") or "").strip().lower()
         if row["marketing"] in (None, ""):
             row["marketing"] = False
+        row["kind"] = str(row.get("kind") or "").strip().lower()
 
 
 class EventResource(WindowsResourceMixin, resources.ModelResource):
@@ -186,6 +204,7 @@ class EventResource(WindowsResourceMixin, resources.ModelResource):
             "check_validity",
             "user_configurable",
             "mandatory",
+            "mandatory_reason",
             "marketing",
             "unsubscribe_scope",
             "windows",

@@ -37,6 +37,7 @@ from campaigns.domain.states import ACTIVE
 from campaigns.exceptions import CampaignError, NotifierError
 from campaigns.models import Campaign, CampaignChunk, CampaignStatus, Message
 from campaigns.models.campaigns import ChunkStatus
+from campaigns.outbox.decisions import decisions_record
 from campaigns.outbox.dispatch import messages_send_leased
 from campaigns.outbox.notify import messages_write
 from campaigns.outbox.plan import Skipped
@@ -198,6 +199,7 @@ def _chunk_fan_out(chunk_id: int) -> dict[str, Any]:
             messages, now=now, lease_until=now + dt.timedelta(seconds=app_settings.LEASE_SECONDS)
         )
         messages_write(messages, lane=BULK)
+        decisions_record(result.skipped, event=campaign.event, campaign=campaign, now=now)
         result.messages = messages
         chunk.status = ChunkStatus.DONE
         chunk.written = len(result.messages)

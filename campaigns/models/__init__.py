@@ -9,6 +9,7 @@ from campaigns.models.campaigns import (
     CampaignStatus,
     Contact,
 )
+from campaigns.models.decisions import Decision
 from campaigns.models.events import Event
 from campaigns.models.messages import Message, MessageAttempt, MessageRelatedObject, NotifyRequest
 from campaigns.models.optouts import OptOut
@@ -26,6 +27,7 @@ __all__ = [
     "CampaignStatus",
     "ChannelAddress",
     "Contact",
+    "Decision",
     "Event",
     "Message",
     "MessageAttempt",

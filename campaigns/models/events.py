@@ -64,6 +64,13 @@ class Event(models.Model):
         help_text="Cannot be turned off (e.g. password reset): shown in the preference centre "
         "as always on; its emails' unsubscribe link turns off marketing instead",
     )
+    mandatory_reason = models.CharField(
+        "why it is required",
+        max_length=255,
+        blank=True,
+        help_text="Shown in the preference centre beside a mandatory event, e.g. 'Security "
+        "notices about your account cannot be turned off.'",
+    )
     marketing = models.BooleanField(
         default=False, help_text="Promotional: text emails get an unsubscribe footer line"
     )

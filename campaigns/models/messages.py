@@ -99,6 +99,8 @@ class Message(models.Model):
     )
     seen_at = models.DateTimeField(null=True, blank=True)
     consumed_at = models.DateTimeField(null=True, blank=True)
+    #: An inbox item the person put away (``recipients.inbox``): not its delivery state.
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -102,15 +102,18 @@ def _database_metrics() -> Iterator[Metric]:
 
 def _redis_metrics() -> Iterator[Metric]:
     client = probe_redis()
-    queue = Queue(app_settings.QUEUE, connection=client)
+    queues = [
+        Queue(name, connection=client) for name in (app_settings.QUEUE, app_settings.BULK_QUEUE)
+    ]
     jobs = GaugeMetricFamily(
         "notifier_queue_jobs",
-        "Jobs of the notifier RQ queue: waiting, running, failed.",
+        "Jobs of the notifier's RQ queues (the transactional and the bulk lane): waiting, "
+        "running, failed.",
         labels=["state"],
     )
-    jobs.add_metric(["queued"], queue.count)
-    jobs.add_metric(["started"], queue.started_job_registry.count)
-    jobs.add_metric(["failed"], queue.failed_job_registry.count)
+    jobs.add_metric(["queued"], sum(queue.count for queue in queues))
+    jobs.add_metric(["started"], sum(queue.started_job_registry.count for queue in queues))
+    jobs.add_metric(["failed"], sum(queue.failed_job_registry.count for queue in queues))
     yield jobs
     workers = GaugeMetricFamily(
         "notifier_workers", "Live RQ workers on the notifier queue.", labels=["state"]

@@ -111,7 +111,9 @@ def bound_cursor(connection):
 INSERT_ROWS_MAX = 50
 
 
-def rows_insert(model: type[models.Model], objects: list[models.Model]) -> list[models.Model]:
+def rows_insert(
+    model: type[models.Model], objects: list[models.Model], *, ids: bool = True
+) -> list[models.Model]:
     """Insert ``objects`` and set their primary keys, like ``bulk_create``.
 
     On PostgreSQL a few rows go in with one ``INSERT … RETURNING id`` statement; more have
@@ -119,7 +121,8 @@ def rows_insert(model: type[models.Model], objects: list[models.Model]) -> list[
     (several times faster than a multi-row INSERT built by the ORM). Elsewhere
     ``bulk_create`` is used. Field defaults are already on the instances;
     ``auto_now``/``auto_now_add`` fields get the current time. Constraints hold as for an
-    INSERT (a violation raises IntegrityError and writes nothing).
+    INSERT (a violation raises IntegrityError and writes nothing). With ``ids=False`` the
+    ids are left to the column's default and not read back: always one statement.
     """
     if not objects:
         return objects
@@ -144,11 +147,20 @@ def rows_insert(model: type[models.Model], objects: list[models.Model]) -> list[
         if len(objects) <= INSERT_ROWS_MAX:
             values = ", ".join([layout.placeholders] * len(rows))
             skip = layout.pk_index
+            returning = f" RETURNING {layout.pk}" if ids else ""
             cursor.execute(
-                f"{layout.insert} VALUES {values} RETURNING {layout.pk}",
+                f"{layout.insert} VALUES {values}{returning}",
                 [value for row in rows for i, value in enumerate(row) if i != skip],
             )
+            if not ids:
+                return objects
             ids = cursor.fetchall()
+        elif not ids:
+            skip = layout.pk_index
+            with cursor.copy(layout.copy_without_pk) as copy:
+                for row in rows:
+                    copy.write_row([value for i, value in enumerate(row) if i != skip])
+            return objects
         else:
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -178,6 +190,7 @@ class _InsertLayout:
     placeholders: str
     insert: str
     copy: str
+    copy_without_pk: str
 
 
 @functools.cache
@@ -207,4 +220,8 @@ def _insert_layout(model: type[models.Model], alias: str) -> _InsertLayout:
         placeholders=placeholders,
         insert=f"INSERT INTO {quote(meta.db_table)} ({names})",
         copy=f"COPY {quote(meta.db_table)} ({names}) FROM STDIN",
+        copy_without_pk=(
+            f"COPY {quote(meta.db_table)} "
+            f"({', '.join(quote(f.column) for f in fields if f is not meta.pk)}) FROM STDIN"
+        ),
     )

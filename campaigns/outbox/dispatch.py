@@ -258,7 +258,7 @@ def _messages_recheck(
             user_ids={m.user_id for m in messages},
             addresses={m.address for m in messages},
             event_ids={m.event_id for m in messages},
-            channel_ids=channel_ids,
+            channels={m.channel_id: m.channel for m in messages}.values(),
         )
     else:
         inactive, opted_out = set(), _nobody_opted_out

@@ -40,6 +40,7 @@ from campaigns.models import Event, Message, MessageRelatedObject, NotifyRequest
 from campaigns.models.events import Trigger
 from campaigns.outbox.bulk import rows_insert
 from campaigns.outbox.catalog import catalog
+from campaigns.outbox.decisions import decisions_record
 from campaigns.outbox.plan import (
     PER_CONTENT,
     NotifyResult,
@@ -242,9 +243,15 @@ def _notify(
         cat=cat,
     )
     messages, skipped = planned.messages, planned.skipped
-    if not idempotency_key and not any(m.dedupe_key for m in messages) and not related:
+    if (
+        not idempotency_key
+        and not skipped
+        and not related
+        and not any(m.dedupe_key for m in messages)
+    ):
         # One statement writes every row: atomic without a transaction of its own (and the
         # dispatch is enqueued when it is done, or when the caller's transaction commits).
+        # Skips go with their decision trail, in one transaction with the messages.
         messages_write(messages)
         return NotifyResult(messages=messages, skipped=skipped)
     try:
@@ -265,6 +272,7 @@ def _notify(
                     ]
                 )
             messages_write(messages, related=related)
+            decisions_record(skipped, event=event)
     except IntegrityError as error:
         if (
             idempotency_key

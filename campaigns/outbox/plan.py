@@ -180,7 +180,7 @@ def plan(
 
     also = options.trigger_user_id if options.trigger_user_unchecked else None
     facts = recipient_facts_load(  # the trigger user's id is checked with the recipients'
-        people=people, also=also, event_ids=[event.pk], channel_ids=[c.pk for c in chosen]
+        people=people, also=also, event_ids=[event.pk], channels=chosen
     )
     if also is not None and also not in facts.users:
         raise InvalidArgument("trigger_user", f"{also} is no user's id")

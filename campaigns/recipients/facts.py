@@ -21,7 +21,8 @@ from django.db import connection
 from campaigns.models import ChannelAddress, OptOut, RecipientProfile
 from campaigns.outbox.bulk import bound_cursor
 from campaigns.recipients.addresses import user_name_fields, users_load
-from campaigns.recipients.optouts import Matcher, matcher_from, optouts_matcher
+from campaigns.recipients.optouts import Matcher, channel_kinds, matcher_from, optouts_matcher
+from channels.models import ChannelConfig
 
 
 @dataclass(slots=True)
@@ -52,7 +53,7 @@ def recipient_facts_load(
     people: list[dict[str, Any]],
     also: int | None,
     event_ids: Iterable[int],
-    channel_ids: Iterable[int],
+    channels: Iterable[ChannelConfig],
 ) -> RecipientFacts:
     """The facts about ``people`` (normalised recipients) and user ``also`` (the trigger
     user, checked to exist) for these events and channels."""
@@ -60,7 +61,9 @@ def recipient_facts_load(
     if also is not None:
         user_ids.add(also)
     given = candidate_addresses(people)
-    event_ids, channel_ids = sorted(set(event_ids)), sorted(set(channel_ids))
+    channels = list(channels)
+    kinds = channel_kinds(channels)
+    event_ids = sorted(set(event_ids))
     if connection.vendor != "postgresql":
         users = users_load(people, also=also)
         for user in users.values():
@@ -74,11 +77,11 @@ def recipient_facts_load(
             )
         )
         matcher = optouts_matcher(
-            user_ids=users, addresses=given, event_ids=event_ids, channel_ids=channel_ids
+            user_ids=users, addresses=given, event_ids=event_ids, channels=channels
         )
         return RecipientFacts(users=users, opted_out=matcher, dead=dead)
     if not user_ids and not given:
-        return RecipientFacts(users={}, opted_out=matcher_from([]), dead=set())
+        return RecipientFacts(users={}, opted_out=matcher_from([], kinds), dead=set())
     with bound_cursor(connection) as cursor:
         cursor.execute(
             _facts_sql(),
@@ -86,7 +89,8 @@ def recipient_facts_load(
                 "users": sorted(user_ids),
                 "given": sorted(given | {str(pk) for pk in user_ids}),
                 "events": event_ids,
-                "channels": channel_ids,
+                "channels": sorted(kinds),
+                "kinds": sorted({kind for kind in kinds.values() if kind}),
             },
         )
         rows = cursor.fetchall()
@@ -102,10 +106,10 @@ def recipient_facts_load(
             row["addresses"] = found
             users[row["pk"]] = row
         elif tag == "o":
-            optouts.append(values[width + 1 : width + 6])
+            optouts.append(values[width + 1 : width + 7])
         else:
-            dead.add((values[width + 6], values[width + 7]))
-    return RecipientFacts(users=users, opted_out=matcher_from(optouts), dead=dead)
+            dead.add((values[width + 7], values[width + 8]))
+    return RecipientFacts(users=users, opted_out=matcher_from(optouts, kinds), dead=dead)
 
 
 @functools.cache
@@ -126,7 +130,7 @@ def _facts_sql() -> str:
     a_user, a_address, a_kind = col(address, "user"), col(address, "address"), col(address, "kind")
     a_active = col(address, "is_active")
     # Identifiers come from model metadata; every value is a named parameter. Each branch
-    # fills its own columns: users, then opt-outs (5), then dead addresses (2).
+    # fills its own columns: users, then opt-outs in force (6), then dead addresses (2).
     return (
         "WITH u AS ("  # noqa: S608
         f"SELECT {', '.join('u.' + c for c in user_columns)}, "
@@ -140,16 +144,19 @@ def _facts_sql() -> str:
         f"UNION SELECT {col(user_meta, 'email')} FROM u "
         f"UNION SELECT a.{a_address} FROM {addresses_table} a "
         f"WHERE a.{a_user} = ANY(%(users)s) AND a.{a_active}) "
-        f"SELECT 'u', u.*, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM u "
+        f"SELECT 'u', u.*, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM u "
         f"UNION ALL SELECT 'o', {pad}, o.{col(optout, 'user')}, o.{col(optout, 'address')}, "
-        f"o.{col(optout, 'event')}, o.{col(optout, 'channel')}, o.{col(optout, 'marketing')}, "
-        f"NULL, NULL FROM {optouts_table} o "
-        f"WHERE (o.{col(optout, 'user')} = ANY(%(users)s) "
+        f"o.{col(optout, 'event')}, o.{col(optout, 'channel')}, o.{col(optout, 'kind')}, "
+        f"o.{col(optout, 'marketing')}, NULL, NULL FROM {optouts_table} o "
+        f"WHERE o.{col(optout, 'revoked_at')} IS NULL "
+        f"AND (o.{col(optout, 'user')} = ANY(%(users)s) "
         f"OR o.{col(optout, 'address')} IN (SELECT lower(address) FROM c)) "
         f"AND (o.{col(optout, 'event')} IS NULL OR o.{col(optout, 'event')} = ANY(%(events)s)) "
         f"AND (o.{col(optout, 'channel')} IS NULL "
         f"OR o.{col(optout, 'channel')} = ANY(%(channels)s)) "
-        f"UNION ALL SELECT 'd', {pad}, NULL, NULL, NULL, NULL, NULL, a.{a_kind}, a.{a_address} "
+        f"AND (o.{col(optout, 'kind')} = '' OR o.{col(optout, 'kind')} = ANY(%(kinds)s)) "
+        f"UNION ALL SELECT 'd', {pad}, NULL, NULL, NULL, NULL, NULL, NULL, "
+        f"a.{a_kind}, a.{a_address} "
         f"FROM {addresses_table} a WHERE a.{a_address} IN (SELECT address FROM c) "
         f"AND NOT a.{a_active}"
     )
@@ -160,15 +167,17 @@ def recheck_facts_load(
     user_ids: Iterable[int | None],
     addresses: Iterable[str],
     event_ids: Iterable[int],
-    channel_ids: Iterable[int],
+    channels: Iterable[ChannelConfig],
 ) -> tuple[set[int], Matcher]:
     """Just before sending a batch: which of these users were deactivated, and the opt-outs
     that can match these messages; one query on PostgreSQL (none for nobody)."""
     users = sorted({u for u in user_ids if u is not None})
     wanted = sorted({a.lower() for a in addresses if a})
-    event_ids, channel_ids = sorted(set(event_ids)), sorted(set(channel_ids))
+    channels = list(channels)
+    kinds = channel_kinds(channels)
+    event_ids = sorted(set(event_ids))
     if not users and not wanted:
-        return set(), matcher_from([])
+        return set(), matcher_from([], kinds)
     if connection.vendor != "postgresql":
         inactive = set(
             get_user_model()
@@ -176,17 +185,23 @@ def recheck_facts_load(
             .values_list("pk", flat=True)
         )
         matcher = optouts_matcher(
-            user_ids=users, addresses=wanted, event_ids=event_ids, channel_ids=channel_ids
+            user_ids=users, addresses=wanted, event_ids=event_ids, channels=channels
         )
         return inactive, matcher
     with bound_cursor(connection) as cursor:
         cursor.execute(
             _recheck_sql(),
-            {"users": users, "addresses": wanted, "events": event_ids, "channels": channel_ids},
+            {
+                "users": users,
+                "addresses": wanted,
+                "events": event_ids,
+                "channels": sorted(kinds),
+                "kinds": sorted({kind for kind in kinds.values() if kind}),
+            },
         )
         rows = cursor.fetchall()
     inactive = {row[1] for row in rows if row[0] == "i"}
-    return inactive, matcher_from(row[1:6] for row in rows if row[0] == "o")
+    return inactive, matcher_from((row[1:7] for row in rows if row[0] == "o"), kinds)
 
 
 @functools.cache
@@ -200,12 +215,16 @@ def _recheck_sql() -> str:
     pk = col(user_meta, user_meta.pk.name)
     # Identifiers come from model metadata; every value is a named parameter.
     return (
-        f"SELECT 'i', {pk}, NULL, NULL, NULL, NULL FROM {quote(user_meta.db_table)} "  # noqa: S608
+        f"SELECT 'i', {pk}, NULL, NULL, NULL, NULL, NULL "  # noqa: S608
+        f"FROM {quote(user_meta.db_table)} "
         f"WHERE {pk} = ANY(%(users)s) AND NOT {col(user_meta, 'is_active')} "
         f"UNION ALL SELECT 'o', {col(optout, 'user')}, {col(optout, 'address')}, "
-        f"{col(optout, 'event')}, {col(optout, 'channel')}, {col(optout, 'marketing')} "
-        f"FROM {quote(optout.db_table)} WHERE ({col(optout, 'user')} = ANY(%(users)s) "
+        f"{col(optout, 'event')}, {col(optout, 'channel')}, {col(optout, 'kind')}, "
+        f"{col(optout, 'marketing')} FROM {quote(optout.db_table)} "
+        f"WHERE {col(optout, 'revoked_at')} IS NULL "
+        f"AND ({col(optout, 'user')} = ANY(%(users)s) "
         f"OR {col(optout, 'address')} = ANY(%(addresses)s)) "
         f"AND ({col(optout, 'event')} IS NULL OR {col(optout, 'event')} = ANY(%(events)s)) "
-        f"AND ({col(optout, 'channel')} IS NULL OR {col(optout, 'channel')} = ANY(%(channels)s))"
+        f"AND ({col(optout, 'channel')} IS NULL OR {col(optout, 'channel')} = ANY(%(channels)s)) "
+        f"AND ({col(optout, 'kind')} = '' OR {col(optout, 'kind')} = ANY(%(kinds)s))"
     )

@@ -1,9 +1,12 @@
 """The in-app inbox: a user's messages on the inbox channel(s), and what they do with them.
 
 An inbox item is a ``sent`` Message on a channel whose backend is the inbox backend. Shown in
-a list, it is *seen* (``seen_at``); opened (its link or "done"), it is *consumed*
-(``consumed_at``). "Unread" means not consumed yet: the badge counts those, with one indexed
-query (``message_user_unread_idx``).
+a list, it is *seen* (``seen_at``); opened (its link, "done", or the signed "mark as read"
+link of an email about it), it is *consumed* (``consumed_at``). "Unread" means not consumed
+yet: the badge counts those, with one indexed query (``message_user_unread_idx``).
+*Archived* (``archived_at``, a column of its own, not a delivery state) items are put away:
+the lists leave them out but the archive's, and archiving reads them too, so the count's
+index stays as it is.
 
 Every function takes the user and filters on it, so nobody reaches another user's items.
 """
@@ -41,6 +44,7 @@ LIST_FIELDS = (
     "created_at",
     "seen_at",
     "consumed_at",
+    "archived_at",
 )
 
 
@@ -81,6 +85,10 @@ def inbox_unread_count(*, user, channel_ids: Iterable[int] | None = None) -> int
     )
 
 
+#: The lists of the inbox: everything not archived, the unread among it, the archive.
+VIEWS = ("all", "unread", "archived")
+
+
 @dataclass(slots=True)
 class InboxPage:
     items: list[Message]
@@ -111,15 +119,22 @@ def inbox_page(
     user,
     cursor: str = "",
     unread_only: bool = False,
+    archived: bool = False,
     size: int = PAGE_SIZE,
 ) -> InboxPage:
     """One page of the inbox after ``cursor`` (keyset pagination: stable while new items
-    arrive). Reads only; a fixed number of queries whatever the inbox holds."""
+    arrive): items not archived (the unread among them with ``unread_only``), or the
+    archived ones. Reads only; a fixed number of queries whatever the inbox holds."""
     channel_ids = inbox_channel_ids()
     base = inbox_messages(user=user, channel_ids=channel_ids)
     unread = base.filter(consumed_at__isnull=True).count()
     unseen = base.filter(seen_at__isnull=True).count()
-    items_qs = base.filter(consumed_at__isnull=True) if unread_only else base
+    if archived:
+        items_qs = base.filter(archived_at__isnull=False)
+    else:
+        items_qs = base.filter(archived_at__isnull=True)
+        if unread_only:
+            items_qs = items_qs.filter(consumed_at__isnull=True)
     if cursor:
         when, pk = cursor_decode(cursor)
         items_qs = items_qs.filter(Q(created_at__lt=when) | Q(created_at=when, id__lt=pk))
@@ -175,6 +190,40 @@ def inbox_mark_consumed(*, user, uuid) -> Message:
     if fields:
         message.save(update_fields=fields)
     return message
+
+
+def inbox_archive(*, user, uuid) -> Message:
+    """Put one of the user's items away: archived, and read (an archived item is not waiting
+    for anyone). Repeating it changes nothing. ``Message.DoesNotExist`` for anyone else's."""
+    message = inbox_message_get(user=user, uuid=uuid)
+    now = timezone.now()
+    fields = [
+        name for name in ("archived_at", "consumed_at", "seen_at") if not getattr(message, name)
+    ]
+    for name in fields:
+        setattr(message, name, now)
+    if fields:
+        message.save(update_fields=fields)
+    return message
+
+
+def message_mark_read(*, uuid) -> list[Message]:
+    """What the signed "mark as read" link of a message does: the message is read, and so
+    are its user's inbox items written with it (the same event, in the same call: the same
+    ``created_at``). Returns the messages it marked (none when all were read already)."""
+    message = Message.objects.select_related("event").filter(uuid=uuid).first()
+    if message is None:
+        return []
+    same = Message.objects.filter(pk=message.pk)
+    if message.user_id is not None:
+        same |= inbox_messages(user=message.user_id).filter(
+            event_id=message.event_id, created_at=message.created_at
+        )
+    now = timezone.now()
+    marked = list(same.filter(consumed_at__isnull=True))
+    Message.objects.filter(pk__in=[m.pk for m in marked]).update(consumed_at=now)
+    Message.objects.filter(pk__in=[m.pk for m in marked], seen_at__isnull=True).update(seen_at=now)
+    return marked
 
 
 def inbox_item_link(message: Message) -> str:

@@ -7,7 +7,9 @@ link changes nothing:
 
 - unsubscribe: ``{"a": address, "e": event key, "c": channel key, "u": user id or None}``;
 - preferences: ``{"u": user id}``, or ``{"a": address, "c": channel key}`` for a recipient
-  without a user.
+  without a user;
+- mark as read: ``{"m": message uuid}`` (the message, and its user's inbox items written with
+  it). Its GET only asks; a POST marks (mail scanners follow links with GET).
 
 Settings: ``app_settings.LINK_MAX_AGE`` (seconds a link stays valid, default 90 days);
 ``SITE_URL`` makes the links absolute. The ``List-Unsubscribe`` headers are the email
@@ -27,10 +29,13 @@ from django.urls import NoReverseMatch, reverse
 from campaigns.conf import app_settings
 from campaigns.models import Event, Message, OptOut
 from campaigns.models.events import UnsubscribeScope
+from campaigns.models.optouts import PERSON_KINDS
+from campaigns.recipients.optouts import channel_kind
 from channels.models import ChannelConfig
 
 UNSUBSCRIBE_SALT = "notifier.unsubscribe"
 PREFERENCES_SALT = "notifier.preferences"
+READ_SALT = "notifier.read"
 
 
 class InvalidLink(Exception):
@@ -88,7 +93,17 @@ def preferences_url(*, user_id: Any = None, address: str = "", channel_key: str 
     return absolute(reverse("notifier:preferences-link", args=[token]))
 
 
-LINK_NAMES = ("unsubscribe_url", "preferences_url")
+def mark_read_token(*, message_uuid: Any) -> str:
+    return _sign({"m": str(message_uuid)}, READ_SALT)
+
+
+def mark_read_url(*, message_uuid: Any) -> str:
+    return absolute(
+        reverse("notifier:mark-read", args=[mark_read_token(message_uuid=message_uuid)])
+    )
+
+
+LINK_NAMES = ("unsubscribe_url", "preferences_url", "mark_read_url")
 _PLACEHOLDER = "notifier-token-placeholder"
 
 
@@ -100,6 +115,7 @@ def link_prefixes() -> dict[str, str] | None:
         return {
             "unsubscribe_url": absolute(reverse("notifier:unsubscribe", args=[_PLACEHOLDER])),
             "preferences_url": absolute(reverse("notifier:preferences-link", args=[_PLACEHOLDER])),
+            "mark_read_url": absolute(reverse("notifier:mark-read", args=[_PLACEHOLDER])),
         }
     except NoReverseMatch:
         return None
@@ -111,9 +127,10 @@ def message_links(
     prefixes: dict[str, str] | bool | None = True,
     wanted: tuple[str, ...] = LINK_NAMES,
 ) -> dict[str, str]:
-    """``unsubscribe_url`` and ``preferences_url`` for a message's templates (no query: the
-    message's event and channel are loaded with it). Only the ``wanted`` ones are signed;
-    the others, and all when the site does not include ``campaigns.urls``, are empty.
+    """``unsubscribe_url``, ``preferences_url`` and ``mark_read_url`` for a message's
+    templates (no query: the message's event and channel are loaded with it). Only the
+    ``wanted`` ones are signed; the others, and all when the site does not include
+    ``campaigns.urls``, are empty.
     ``prefixes`` is what ``link_prefixes()`` gave for the batch."""
     if prefixes is True:
         prefixes = link_prefixes()
@@ -134,6 +151,9 @@ def message_links(
             user_id=user_id, address=message.address, channel_key=message.channel.key
         )
         links["preferences_url"] = prefixes["preferences_url"].replace(_PLACEHOLDER, token)
+    if "mark_read_url" in wanted:
+        token = mark_read_token(message_uuid=message.uuid)
+        links["mark_read_url"] = prefixes["mark_read_url"].replace(_PLACEHOLDER, token)
     return links
 
 
@@ -159,6 +179,8 @@ class Unsubscription:
     events: list[Event]
     scope: str
     preferences_url: str
+    #: What the person knows the channel as ("email"), for the page.
+    kind_label: str = ""
 
 
 def unsubscribe_read(token: str) -> Unsubscription:
@@ -179,7 +201,10 @@ def unsubscribe_read(token: str) -> Unsubscription:
     else:  # a mandatory event's link, or the event says so: every marketing event
         scope = "marketing"
         events = list(Event.objects.filter(marketing=True, mandatory=False).order_by("name"))
+    channel = ChannelConfig.objects.filter(key=channel_key).first() if channel_key else None
+    kind = channel_kind(channel) if channel is not None else ""
     return Unsubscription(
+        kind_label=PERSON_KINDS.get(kind, "").lower().replace("sms", "SMS"),
         address=address,
         user_id=user_id,
         event=event,
@@ -195,9 +220,13 @@ def unsubscribe_apply(token: str) -> Unsubscription:
     marketing event. Repeating it creates nothing more. Raises InvalidLink, changing
     nothing."""
     found = unsubscribe_read(token)
-    channel = None
+    scope: dict[str, Any] = {"channel": None, "kind": ""}
     if found.scope == "event":
         channel = ChannelConfig.objects.filter(key=found.channel_key).first()
+        kind = channel_kind(channel) if channel is not None else ""
+        # "Unsubscribe" from an email means by email: every email channel, as the person sees
+        # it, not only the channel configuration this message went through.
+        scope = {"kind": kind} if kind in PERSON_KINDS else {"channel": channel, "kind": ""}
     user_model = OptOut._meta.get_field("user").related_model
     user_id = (
         found.user_id
@@ -206,18 +235,16 @@ def unsubscribe_apply(token: str) -> Unsubscription:
     )
     reason = "unsubscribe link"
     if found.scope == "event":
-        targets = [
-            {"event": event, "channel": channel, "marketing": False} for event in found.events
-        ]
+        targets = [{"event": event, **scope, "marketing": False} for event in found.events]
     else:  # one opt-out that also covers marketing events created later
-        targets = [{"event": None, "channel": None, "marketing": True}]
+        targets = [{"event": None, "channel": None, "kind": "", "marketing": True}]
     with transaction.atomic():
         for target in targets:
-            OptOut.objects.get_or_create(
+            OptOut.objects.active().get_or_create(
                 user_id=user_id,
                 address=found.address.strip().lower(),
                 **target,
-                defaults={"reason": reason},
+                defaults={"reason": reason, "source": OptOut.Source.LINK},
             )
     return found
 
@@ -230,3 +257,11 @@ def preferences_subject_read(token: str) -> dict[str, Any]:
     if isinstance(payload.get("a"), str) and payload["a"]:
         return {"address": payload["a"], "channel_key": str(payload.get("c") or "")}
     raise InvalidLink("This link is not valid.")
+
+
+def mark_read_read(token: str) -> str:
+    """The message uuid a "mark as read" link names; raises InvalidLink."""
+    payload = _unsign(token, READ_SALT)
+    if not isinstance(payload.get("m"), str) or not payload["m"]:
+        raise InvalidLink("This link is not valid.")
+    return payload["m"]

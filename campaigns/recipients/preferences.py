@@ -1,11 +1,20 @@
-"""The preference centre: which user-configurable events a person gets on which channels.
+"""The preference centre: what a person gets, in the words they know — kinds of channel
+(email, SMS, push, chat, in-app), never the operators' channel configurations.
 
 A person is a user (every channel they have an address on) or, reached through a signed
-link, an address on one channel. A cell of the matrix is on unless an opt-out matches it;
-turning it off writes an opt-out of that event on that channel (scope ``event_channel``),
-turning it on removes the opt-outs that matched it. Mandatory events are shown always on and
-cannot change; cells turned off by a broader opt-out (everything, or a whole channel, set by
-an operator) are shown off and locked.
+link, an address on one channel. The page offers, from the broadest to the narrowest:
+
+- **everything** that is not required (an opt-out of everything);
+- **all marketing** (an opt-out of every marketing event, as the unsubscribe link writes);
+- **each kind** of channel they have (an opt-out of that kind: every channel of it);
+- **each event on each kind** among the events marked user-configurable (an opt-out of that event
+  on that kind). Mandatory events are shown on, with why they cannot be turned off.
+
+Channels of the operators' categories (webhook, social, other) never appear. Turning a switch
+off writes an opt-out (source "preference centre"); turning it on *revokes* the opt-outs that
+held it off (they stay, with who turned them back on and when: the consent record). Opt-outs
+a person cannot undo here — of one channel, after a bounce or set by an operator — show the
+switch off and locked, with the reason.
 """
 
 from __future__ import annotations
@@ -16,13 +25,39 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from campaigns.models import ChannelAddress, Event, OptOut
+from campaigns.models.optouts import PERSON_KINDS
+from campaigns.recipients.optouts import channel_kind
 from channels.models import ChannelConfig
 
 REASON = "preference centre"
+#: Why a required event is always sent, when its event does not say.
+REQUIRED_DEFAULT = "Required: it concerns your account, so it cannot be turned off."
 logger = logging.getLogger("notifier.preferences")
+
+Source = OptOut.Source
+
+
+@dataclass(slots=True)
+class KindChannels:
+    """One kind of channel of a person: its channels and the address shown for it."""
+
+    kind: str
+    channels: list[ChannelConfig]
+    address: str
+
+    @property
+    def label(self) -> str:
+        return PERSON_KINDS[self.kind]
+
+    @property
+    def shown_address(self) -> str:
+        """The address the page shows beside the kind ("" for the in-app inbox, whose
+        address is the user's id)."""
+        return "" if self.kind == "inbox" else self.address
 
 
 @dataclass(slots=True)
@@ -35,45 +70,99 @@ class PreferenceSubject:
     addresses: dict[int, str] = field(default_factory=dict)
     label: str = ""
 
-    def optouts(self):
+    @property
+    def kinds(self) -> list[KindChannels]:
+        grouped: dict[str, KindChannels] = {}
+        for channel in self.channels:
+            kind = channel_kind(channel)
+            entry = grouped.setdefault(kind, KindChannels(kind, [], self.addresses[channel.pk]))
+            entry.channels.append(channel)
+        return [grouped[kind] for kind in PERSON_KINDS if kind in grouped]
+
+    def optouts(self) -> QuerySet[OptOut]:
+        """The subject's opt-outs in force."""
         who = Q(address__in={a.lower() for a in self.addresses.values()})
         if self.user_id is not None:
             who |= Q(user_id=self.user_id)
-        return OptOut.objects.filter(who)
+        return OptOut.objects.active().filter(who)
+
+    def new_optout(self, *, by, **scope) -> OptOut:
+        """An opt-out of ``scope`` for the subject: by user, or by address for a subject
+        reached through an address link (the address of its one channel)."""
+        address = "" if self.user_id else next(iter(self.addresses.values()))
+        return OptOut.objects.create(
+            user_id=self.user_id,
+            address=address,
+            reason=REASON,
+            source=Source.PREFERENCES,
+            created_by=by,
+            **scope,
+        )
+
+
+@dataclass(slots=True)
+class Switch:
+    """One on/off choice of the page. ``disabled``: a broader switch holds it off (turning
+    that on frees it); ``locked``: why the person cannot change it here."""
+
+    name: str
+    label: str
+    on: bool
+    locked: str = ""
+    disabled: bool = False
+
+    @property
+    def editable(self) -> bool:
+        return not (self.locked or self.disabled)
 
 
 @dataclass(slots=True)
 class Cell:
     event: Event
-    channel: ChannelConfig
-    on: bool
-    locked: str = ""  # why it cannot change, or ""
+    kind: KindChannels
+    switch: Switch
 
     @property
     def name(self) -> str:
-        return f"pref-{self.event.pk}-{self.channel.pk}"
+        return self.switch.name
 
 
 @dataclass(slots=True)
 class Row:
     event: Event
     cells: list[Cell]
+    #: Why a mandatory event is always sent ("" for the others).
+    required: str = ""
 
 
-def preferences_subject_for_user(user) -> PreferenceSubject:
-    """A user's subject: the active channels on which they have an address."""
-    recipient = {"user_id": user.pk, "email": user.email or ""}
-    for kind, address in (
-        ChannelAddress.objects.filter(user=user, is_active=True)
-        .order_by("is_verified", "updated_at")
-        .values_list("kind", "address")
-    ):
-        recipient[kind] = address  # verified and newest last, so they win
+@dataclass(slots=True)
+class Preferences:
+    subject: PreferenceSubject
+    everything: Switch
+    marketing: Switch | None
+    kinds: list[tuple[KindChannels, Switch]]
+    rows: list[Row]
+
+    def switches(self) -> Iterable[Switch]:
+        yield self.everything
+        if self.marketing is not None:
+            yield self.marketing
+        for _, switch in self.kinds:
+            yield switch
+        for row in self.rows:
+            for cell in row.cells:
+                yield cell.switch
+
+
+def _person_channels(recipient: dict) -> tuple[list[ChannelConfig], dict[int, str]]:
+    """The active channels of the kinds people know on which ``recipient`` has an
+    address, and that address on each."""
     channels, addresses = [], {}
     for channel in ChannelConfig.objects.filter(is_active=True).order_by("name", "key"):
-        if not channel.backend_class.reaches_people:  # e.g. the site's social accounts
-            continue
         try:
+            backend_class = channel.backend_class
+            if not backend_class.reaches_people or backend_class.category not in PERSON_KINDS:
+                continue  # the operators' channels: the site's social accounts, webhooks …
             address = channel.get_backend().address(recipient)
         except Exception:  # a misconfigured channel is the operators' problem, not this page's
             logger.warning("channel %s cannot be shown in preferences", channel.key, exc_info=True)
@@ -81,6 +170,20 @@ def preferences_subject_for_user(user) -> PreferenceSubject:
         if address is not None:
             channels.append(channel)
             addresses[channel.pk] = address
+    return channels, addresses
+
+
+def preferences_subject_for_user(user) -> PreferenceSubject:
+    """A user's subject: the active channels of the kinds people know on which they have an
+    address."""
+    recipient = {"user_id": user.pk, "email": user.email or ""}
+    for kind, address in (
+        ChannelAddress.objects.filter(user=user, is_active=True)
+        .order_by("is_verified", "updated_at")
+        .values_list("kind", "address")
+    ):
+        recipient[kind] = address  # verified and newest last, so they win
+    channels, addresses = _person_channels(recipient)
     return PreferenceSubject(
         user_id=user.pk,
         channels=channels,
@@ -90,12 +193,13 @@ def preferences_subject_for_user(user) -> PreferenceSubject:
 
 
 def preferences_subject_for_link(*, user_id=None, address: str = "", channel_key: str = ""):
-    """The subject a signed preference link names; None when its user or channel is gone."""
+    """The subject a signed preference link names; None when its user or channel is gone
+    (or the channel is not one people know)."""
     if user_id is not None:
         user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
         return preferences_subject_for_user(user) if user else None
     channel = ChannelConfig.objects.filter(key=channel_key, is_active=True).first()
-    if channel is None or not address:
+    if channel is None or not address or channel_kind(channel) not in PERSON_KINDS:
         return None
     return PreferenceSubject(
         user_id=None, channels=[channel], addresses={channel.pk: address}, label=address
@@ -110,82 +214,138 @@ def preference_events() -> list[Event]:
     )
 
 
-def preferences_matrix(subject: PreferenceSubject) -> list[Row]:
-    """The matrix of events by channels, each cell on or off, locked or not: two queries."""
+def required_reason(event: Event) -> str:
+    return event.mandatory_reason or REQUIRED_DEFAULT
+
+
+def _lock_reason(optouts: list[OptOut]) -> str:
+    """Why a person cannot turn back on what these (channel-wide) opt-outs hold off."""
+    if any(o.source == Source.BOUNCE for o in optouts):
+        return "Off because messages to this address bounced. Ask us to check it."
+    return "Turned off by our support team. Ask us to turn it back on."
+
+
+def preferences_read(subject: PreferenceSubject) -> Preferences:
+    """Every switch of the page, on or off, locked or not: two queries."""
     events = preference_events()
-    rows = list(
-        subject.optouts().values_list("user_id", "address", "event_id", "channel_id", "marketing")
-    )
-    matrix = []
+    optouts = list(subject.optouts())
+    broad = [o for o in optouts if o.event_id is None and o.channel_id is None]
+    everything_off = any(not o.kind and not o.marketing for o in broad)
+    marketing_off = any(o.marketing for o in optouts)
+    everything = Switch("everything", "All notifications that are not required", not everything_off)
+    marketing = None
+    if any(e.marketing and not e.mandatory for e in events) or marketing_off:
+        marketing = Switch(
+            "marketing",
+            "News and offers (marketing)",
+            not marketing_off,
+            disabled=everything_off,
+        )
+    kinds = []
+    kind_off: dict[str, bool] = {}
+    for kind in subject.kinds:
+        wide = [o for o in broad if o.kind == kind.kind and not o.marketing]
+        channel_wide = [o for o in optouts if o.event_id is None and o.channel_id is not None]
+        held = [o for o in channel_wide if o.channel_id in {c.pk for c in kind.channels}]
+        all_held = {c.pk for c in kind.channels} <= {o.channel_id for o in held}
+        kind_off[kind.kind] = bool(wide) or all_held
+        kinds.append(
+            (
+                kind,
+                Switch(
+                    f"kind-{kind.kind}",
+                    kind.label,
+                    on=not kind_off[kind.kind],
+                    locked=_lock_reason(held) if all_held and not wide else "",
+                    disabled=everything_off,
+                ),
+            )
+        )
+    rows = []
     for event in events:
         cells = []
-        for channel in subject.channels:
-            address = subject.addresses.get(channel.pk, "").lower()
-            matching = [
-                (event_id, channel_id)
-                for user_id, opt_address, event_id, channel_id, marketing_only in rows
-                if (user_id is not None and user_id == subject.user_id)
-                or (opt_address and opt_address == address)
-                if event_id in (None, event.pk)
-                and channel_id in (None, channel.pk)
-                and not marketing_only
-            ]
-            marketing_off = event.marketing and any(
-                marketing_only
-                and ((user_id is not None and user_id == subject.user_id) or opt_address == address)
-                for user_id, opt_address, _, _, marketing_only in rows
-            )
+        for kind in subject.kinds:
+            name = f"pref-{event.pk}-{kind.kind}"
             if event.mandatory:
-                cell = Cell(event, channel, on=True, locked="Always sent")
-            elif marketing_off:
-                cell = Cell(event, channel, on=False, locked="Turned off with all marketing")
-            elif any(event_id is None for event_id, _ in matching):
-                what = "everything" if any(c is None for e, c in matching if e is None) else ""
-                cell = Cell(
-                    event,
-                    channel,
-                    on=False,
-                    locked=f"Turned off for {what or 'every notification on ' + channel.name}",
-                )
+                switch = Switch(name, kind.label, on=True, locked=required_reason(event))
+            elif everything_off or kind_off[kind.kind] or (event.marketing and marketing_off):
+                switch = Switch(name, kind.label, on=False, disabled=True)
             else:
-                cell = Cell(event, channel, on=not matching)
-            cells.append(cell)
-        matrix.append(Row(event, cells))
-    return matrix
+                pks = {c.pk for c in kind.channels}
+                # Event-specific opt-outs only: the broader ones are the switches above (a
+                # channel-wide one that leaves another channel of the kind is not the
+                # person's choice of this event).
+                matching = [
+                    o
+                    for o in optouts
+                    if o.event_id == event.pk
+                    and not o.marketing
+                    and (o.channel_id in pks or (not o.channel_id and o.kind in ("", kind.kind)))
+                ]
+                switch = Switch(name, kind.label, on=not matching)
+            cells.append(Cell(event, kind, switch))
+        rows.append(Row(event, cells, required_reason(event) if event.mandatory else ""))
+    return Preferences(subject, everything, marketing, kinds, rows)
 
 
-def preferences_save(*, subject: PreferenceSubject, on: Iterable[str]) -> dict[str, int]:
-    """Save the matrix: ``on`` holds the names of the cells wanted on (``pref-<event>-<channel>``,
-    as a form posts its checked boxes). Locked cells and unknown names are ignored. Returns
-    how many opt-outs were created and removed."""
+def _revoke(queryset: QuerySet[OptOut], *, by) -> int:
+    return queryset.update(
+        revoked_at=timezone.now(), revoked_by=by, revoked_source=Source.PREFERENCES
+    )
+
+
+def preferences_save(*, subject: PreferenceSubject, on: Iterable[str], by=None) -> dict[str, int]:
+    """Save the page: ``on`` holds the names of the switches wanted on (as a form posts its
+    checked boxes: ``everything``, ``marketing``, ``kind-<kind>``, ``pref-<event>-<kind>``).
+    Switches the person could not change (locked, or held off by a broader one when the page
+    was shown) and unknown names are ignored. ``by``: the signed-in user who saves (None
+    through a signed link). Returns how many opt-outs were created and revoked."""
     wanted = set(on)
-    created = removed = 0
+    created = revoked = 0
     with transaction.atomic():
-        matrix = preferences_matrix(subject)
-        for row in matrix:
-            editable = [cell for cell in row.cells if not cell.locked]
-            turn_on = [c for c in editable if not c.on and c.name in wanted]
-            turn_off = [c for c in editable if c.on and c.name not in wanted]
+        page = preferences_read(subject)
+        mine = subject.optouts()
+        if page.everything.on and "everything" not in wanted:
+            subject.new_optout(by=by)
+            created += 1
+        elif not page.everything.on and "everything" in wanted:
+            revoked += _revoke(
+                mine.filter(event=None, channel=None, kind="", marketing=False), by=by
+            )
+        if page.marketing is not None and page.marketing.editable:
+            if page.marketing.on and "marketing" not in wanted:
+                subject.new_optout(by=by, marketing=True)
+                created += 1
+            elif not page.marketing.on and "marketing" in wanted:
+                revoked += _revoke(mine.filter(marketing=True), by=by)
+        for kind, switch in page.kinds:
+            if not switch.editable or switch.on == (switch.name in wanted):
+                continue
+            if switch.on:
+                subject.new_optout(by=by, kind=kind.kind)
+                created += 1
+            else:
+                revoked += _revoke(mine.filter(event=None, kind=kind.kind, marketing=False), by=by)
+        for row in page.rows:
+            editable = [cell for cell in row.cells if cell.switch.editable]
+            turn_on = [c for c in editable if not c.switch.on and c.name in wanted]
+            turn_off = [c for c in editable if c.switch.on and c.name not in wanted]
             if turn_on:
-                # An event-wide opt-out (from the admin) becomes per-channel ones: the cells
-                # still wanted off keep theirs.
-                event_wide = subject.optouts().filter(event=row.event, channel__isnull=True)
+                # An event-wide opt-out (from the admin) becomes one per kind: the kinds still
+                # wanted off keep theirs.
+                event_wide = mine.filter(event=row.event, channel=None, kind="")
                 if event_wide.exists():
-                    removed += event_wide.delete()[0]
-                    turn_off += [c for c in editable if not c.on and c.name not in wanted]
+                    revoked += _revoke(event_wide, by=by)
+                    turn_off += [c for c in editable if not c.switch.on and c.name not in wanted]
             for cell in turn_on:
-                removed += (
-                    subject.optouts().filter(event=row.event, channel=cell.channel).delete()[0]
+                revoked += _revoke(
+                    mine.filter(event=row.event).filter(
+                        Q(kind=cell.kind.kind) | Q(channel__in=cell.kind.channels)
+                    ),
+                    by=by,
                 )
             for cell in turn_off:
-                exists = subject.optouts().filter(event=row.event, channel=cell.channel).exists()
-                if not exists:
-                    OptOut.objects.create(
-                        user_id=subject.user_id,
-                        address="" if subject.user_id else subject.addresses[cell.channel.pk],
-                        event=row.event,
-                        channel=cell.channel,
-                        reason=REASON,
-                    )
+                if not mine.filter(event=row.event, kind=cell.kind.kind).exists():
+                    subject.new_optout(by=by, event=row.event, kind=cell.kind.kind)
                     created += 1
-    return {"created": created, "removed": removed}
+    return {"created": created, "revoked": revoked}

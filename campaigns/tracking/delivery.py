@@ -178,13 +178,14 @@ def delivery_events_apply(events: Iterable[DeliveryEvent]) -> Applied:
         addresses_deactivate(kind=kind, dead=addresses)
         applied.deactivated += len(addresses)
     for (channel_id, address), reason in suppress.items():
-        _, created = OptOut.objects.get_or_create(
+        _, created = OptOut.objects.active().get_or_create(
             address=address,
             user=None,
             event=None,
             channel_id=channel_id,
+            kind="",
             marketing=False,
-            defaults={"reason": reason},
+            defaults={"reason": reason, "source": OptOut.Source.BOUNCE},
         )
         applied.suppressed += created
     return applied

@@ -5,7 +5,9 @@ involved).
 GET  /api/inbox/?filter=unread&cursor=…   items, next_cursor, unread, unseen
 GET  /api/inbox/unread-count/             {"unread": n}
 POST /api/inbox/seen/                     {"ids": [uuid, …]} or {"all": true}
-POST /api/inbox/<uuid>/consume/           the item, consumed
+POST /api/inbox/<uuid>/consume/           the item, consumed (read)
+POST /api/inbox/<uuid>/archive/           the item, archived (and read)
+GET  /api/inbox/?filter=archived          the archived items
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from campaigns.domain.untrusted_json import InvalidJSON, json_parse
 from campaigns.models import Message
 from campaigns.recipients.inbox import (
     InvalidCursor,
+    inbox_archive,
     inbox_item_link,
     inbox_mark_consumed,
     inbox_mark_seen,
@@ -88,6 +91,7 @@ def item_json(message: Message) -> dict:
         "created_at": message.created_at.isoformat(),
         "seen_at": message.seen_at.isoformat() if message.seen_at else None,
         "consumed_at": message.consumed_at.isoformat() if message.consumed_at else None,
+        "archived_at": message.archived_at.isoformat() if message.archived_at else None,
     }
 
 
@@ -99,6 +103,7 @@ def inbox_list(request: HttpRequest) -> JsonResponse:
             user=request.user,
             cursor=request.GET.get("cursor", ""),
             unread_only=request.GET.get("filter") == "unread",
+            archived=request.GET.get("filter") == "archived",
         )
     except InvalidCursor as error:
         return _error(400, str(error))
@@ -146,6 +151,16 @@ def mark_seen(request: HttpRequest) -> JsonResponse:
 def consume(request: HttpRequest, uuid) -> JsonResponse:
     try:
         message = inbox_mark_consumed(user=request.user, uuid=uuid)
+    except Message.DoesNotExist:
+        return _error(404, "no such message in your inbox")
+    return JsonResponse(item_json(message))
+
+
+@require_POST
+@api_view
+def archive(request: HttpRequest, uuid) -> JsonResponse:
+    try:
+        message = inbox_archive(user=request.user, uuid=uuid)
     except Message.DoesNotExist:
         return _error(404, "no such message in your inbox")
     return JsonResponse(item_json(message))

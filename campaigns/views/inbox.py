@@ -8,7 +8,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from campaigns.models import Message
 from campaigns.recipients.inbox import (
+    VIEWS,
     InvalidCursor,
+    inbox_archive,
     inbox_item_link,
     inbox_mark_consumed,
     inbox_mark_seen,
@@ -32,7 +34,8 @@ def _back(request: HttpRequest) -> str:
 
 
 def _filter(request: HttpRequest) -> str:
-    return "unread" if request.GET.get("filter") == "unread" else "all"
+    selected = request.GET.get("filter", "all")
+    return selected if selected in VIEWS else "all"
 
 
 @require_GET
@@ -45,6 +48,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
             user=request.user,
             cursor=request.GET.get("cursor", ""),
             unread_only=selected == "unread",
+            archived=selected == "archived",
         )
     except InvalidCursor as error:
         return HttpResponseBadRequest(str(error))
@@ -94,6 +98,32 @@ def mark_all_seen(request: HttpRequest) -> HttpResponse:
         response["HX-Trigger"] = CHANGED
         return response
     return redirect(_back(request))
+
+
+@require_POST
+@login_required
+def archive(request: HttpRequest, uuid) -> HttpResponse:
+    """ "Archive": the item is put away (and read). htmx gets nothing back (the item leaves
+    the list) and the count refreshes; a form post, a redirect."""
+    try:
+        inbox_archive(user=request.user, uuid=uuid)
+    except Message.DoesNotExist:
+        raise Http404("No such message in your inbox") from None
+    if request.htmx:
+        response = HttpResponse("")
+        response["HX-Trigger"] = CHANGED
+        return response
+    return redirect(_back(request))
+
+
+@require_GET
+@login_required
+def summary(request: HttpRequest) -> HttpResponse:
+    """The inbox's heading line ("2 unread"), for htmx: refreshed when the inbox changes and
+    every 10 seconds, so it follows items read here and items arriving."""
+    return render(
+        request, "notifier/inbox/_summary.html", {"unread": inbox_unread_count(user=request.user)}
+    )
 
 
 @require_GET

@@ -5,7 +5,14 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from campaigns.recipients.links import InvalidLink, unsubscribe_apply, unsubscribe_read
+from campaigns.models import Message
+from campaigns.recipients.inbox import message_mark_read
+from campaigns.recipients.links import (
+    InvalidLink,
+    mark_read_read,
+    unsubscribe_apply,
+    unsubscribe_read,
+)
 
 
 def link_invalid(request: HttpRequest, error: Exception) -> HttpResponse:
@@ -27,4 +34,24 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         request,
         "notifier/unsubscribe.html",
         {"found": found, "done": request.method == "POST"},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def mark_read(request: HttpRequest, token: str) -> HttpResponse:
+    """The signed "mark as read" link of a message (``{{ mark_read_url }}``). GET asks and
+    changes nothing (mail scanners and link previews follow links with GET); the page's
+    button POSTs (CSRF as every form) and marks the message and its inbox items read."""
+    try:
+        uuid = mark_read_read(token)
+    except InvalidLink as error:
+        return link_invalid(request, error)
+    message = Message.objects.select_related("event").filter(uuid=uuid).first()
+    if message is None:
+        return render(request, "notifier/mark_read.html", {"gone": True}, status=404)
+    marked = message_mark_read(uuid=uuid) if request.method == "POST" else None
+    return render(
+        request,
+        "notifier/mark_read.html",
+        {"message": message, "done": marked is not None, "marked": marked or []},
     )

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods
 from campaigns.recipients.links import InvalidLink, preferences_subject_read
 from campaigns.recipients.preferences import (
     PreferenceSubject,
-    preferences_matrix,
+    preferences_read,
     preferences_save,
     preferences_subject_for_link,
     preferences_subject_for_user,
@@ -20,15 +20,16 @@ def _page(request: HttpRequest, subject: PreferenceSubject, *, via_link: bool) -
     saved = False
     if request.method == "POST":
         preferences_save(
-            subject=subject, on=[name for name in request.POST if name.startswith("pref-")]
+            subject=subject,
+            on=list(request.POST),
+            by=request.user if request.user.is_authenticated and not via_link else None,
         )
         if not request.htmx:
             return redirect(f"{request.path}?saved=1")
         saved = True
     context = {
         "subject": subject,
-        "channels": subject.channels,
-        "matrix": preferences_matrix(subject),
+        "page": preferences_read(subject),
         "saved": saved or request.GET.get("saved") == "1",
         "via_link": via_link,
     }

@@ -85,9 +85,9 @@ def test_messages_changelist_filters_and_detail(page, superuser, admin_login):
     expect(rows).to_have_count(2)
     ann = rows.filter(has_text="ann@example.com")
     expect(ann.locator("td.field-address")).to_have_text("ann@example.com")
-    expect(ann.locator("td.field-status")).to_have_text("Sent")
+    expect(ann.locator("td.field-status_badge")).to_have_text("Sent")
     bob = rows.filter(has_text="bob@example.com")
-    expect(bob.locator("td.field-status")).to_have_text("Scheduled")
+    expect(bob.locator("td.field-status_badge")).to_have_text("Scheduled")
     assert_unfold_styled(page)
     page.screenshot(path=SCREENSHOT, full_page=True)
 

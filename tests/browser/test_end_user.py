@@ -10,9 +10,14 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
+from campaigns.api import notify
 from campaigns.management.commands.seed_demo import DEMO_PASSWORD
-from campaigns.models import Event, OptOut
+from campaigns.models import ChannelAddress, Event, OptOut
+from campaigns.outbox.sweep import drain
 from tests import factories
+from tests.browser.axe import assert_accessible
+from tests.channels.backends.test_twilio import FakeTwilio
+from tests.channels.fakes import FakeServer
 
 pytestmark = pytest.mark.browser
 
@@ -58,15 +63,30 @@ def test_inbox_badge_drops_without_a_reload(page, demo):
     expect(page.locator(".nt-new")).to_have_count(2)
     page.screenshot(path=f"{SHOTS}-inbox.png", full_page=True)
 
+    expect(page.locator("#inbox-summary")).to_have_text("2 unread")
+    expect(items.first.locator(".nt-unread")).to_have_text("Unread")  # in words, not colour
+    assert_accessible(page)
+
     page.evaluate("window.__noReload = true")
     items.first.get_by_role("button", name="Done").click()
     expect(items.first.locator(".nt-done")).to_have_text("Done")
     expect(badge_count(page)).to_have_text("1")
+    expect(page.locator("#inbox-summary")).to_have_text("1 unread")  # the heading follows
+    expect(items.first.locator(".nt-unread")).to_have_count(0)
     assert page.evaluate("window.__noReload") is True  # the page was not reloaded
 
-    page.get_by_role("link", name="Unread", exact=True).click()
+    items.last.get_by_role("button", name=re.compile("^Archive")).click()
+    expect(items).to_have_count(1)  # put away, without a reload
+    expect(page.locator("#inbox-summary")).to_have_text("All read")
+    expect(badge_count(page)).to_be_hidden()
+    assert page.evaluate("window.__noReload") is True
+    page.get_by_role("link", name="Archived", exact=True).click()
     expect(items).to_have_count(1)
     expect(items.first).to_contain_text("Welcome")
+    page.get_by_role("link", name="All", exact=True).click()
+
+    page.get_by_role("link", name="Unread", exact=True).click()
+    expect(page.locator(".nt-empty")).to_have_text("Nothing unread.")
 
 
 def test_preference_toggle_shows_in_the_admin(page, demo, django_user_model, admin_login):
@@ -83,10 +103,11 @@ def test_preference_toggle_shows_in_the_admin(page, demo, django_user_model, adm
     assert page.evaluate("window.__noReload") is True
     page.screenshot(path=f"{SHOTS}-preferences.png", full_page=True)
     optout = OptOut.objects.get()
-    assert (optout.user.username, optout.event.key, optout.channel.key) == (
+    assert (optout.user.username, optout.event.key, optout.kind, optout.source) == (
         "alice",
         "order-shipped",
         "email",
+        "preferences",
     )
 
     page.context.clear_cookies()
@@ -121,3 +142,70 @@ def test_unsubscribe_link_from_a_received_mail(page, demo):
 
     page.goto(link.replace("/unsubscribe/", "/unsubscribe/x"))
     expect(page.get_by_role("heading", level=1)).to_have_text("This link does not work")
+
+
+PHONE = "+4915112345678"
+PHONE_SIZE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def twilio():
+    server = FakeServer(FakeTwilio()).start()
+    yield server
+    server.stop()
+
+
+def test_alice_turns_sms_off_from_her_phone_and_required_events_still_reach_her(
+    page, smtp_server, twilio, django_user_model
+):
+    smtp, port = smtp_server
+    email = factories.email_channel(port=port)
+    sms = factories.sms_channel(base_url=twilio.url)
+    factories.ChannelFactory(key="console", name="Console", backend="console")  # operators'
+    shipped = factories.EventFactory(
+        key="order-shipped", name="Order shipped", user_configurable=True
+    )
+    security = factories.EventFactory(
+        key="security-alert",
+        name="Security alert",
+        mandatory=True,
+        mandatory_reason="We tell you when someone signs in to your account from a new device.",
+    )
+    for event in (shipped, security):
+        for channel in (email, sms):
+            factories.TemplateFactory(
+                event=event, channel=channel, text_body=f"{event.name} {{{{ order_id }}}}"
+            )
+    alice = django_user_model.objects.create_user("alice", "alice@example.com", "alice-pw-123")
+    ChannelAddress.objects.create(user=alice, kind="phone", address=PHONE)
+
+    page.set_viewport_size(PHONE_SIZE)
+    user_login(page, "alice", "alice-pw-123")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Notification preferences")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_SIZE["width"]
+    expect(page.locator("body")).not_to_contain_text("Console")  # an operators' channel
+    expect(page.locator("body")).to_contain_text("someone signs in to your account")
+    expect(page.get_by_label("Security alert by SMS")).to_be_disabled()
+    assert_accessible(page)
+
+    sms_switch = page.get_by_role("switch", name=re.compile(r"^SMS"))
+    expect(sms_switch).to_be_checked()
+    page.evaluate("window.__noReload = true")
+    sms_switch.click()  # saves at once
+    expect(page.locator(".nt-saved")).to_have_text("Saved.")
+    expect(page.get_by_role("switch", name=re.compile(r"^SMS"))).not_to_be_checked()
+    expect(page.get_by_label("Order shipped by SMS")).to_be_disabled()
+    expect(page.get_by_label("Order shipped by SMS")).not_to_be_checked()
+    expect(page.get_by_label("Order shipped by Email")).to_be_checked()
+    assert page.evaluate("window.__noReload") is True
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_SIZE["width"]
+    assert_accessible(page)
+    page.screenshot(path=f"{SHOTS}-preferences-phone.png", full_page=True)
+
+    for key in ("order-shipped", "security-alert"):
+        notify(key, alice, {"order_id": "A-1"})
+    drain()
+    texts = [request.form()["Body"] for request in twilio.requests]
+    assert texts == ["Security alert A-1"]  # no SMS but the required one
+    assert all(request.form()["To"] == PHONE for request in twilio.requests)
+    assert sorted(m["Subject"] for m in smtp.messages) == ["Order A-1 shipped"] * 2

@@ -1,3 +1,4 @@
+from django.contrib.auth.models import Group
 from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
 
@@ -22,3 +23,31 @@ def test_server_error_page_renders_without_a_request():
 def test_root_leads_to_the_admin(client, db):
     response = client.get("/")
     assert (response.status_code, response["Location"]) == (302, "/admin/")
+
+
+def _staff(client, django_user_model, role: str):
+    user = django_user_model.objects.create_user(role, f"{role}@x.io", "pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    client.force_login(user)
+    return user
+
+
+def test_a_refused_admin_page_keeps_the_admins_navigation(client, db, django_user_model):
+    _staff(client, django_user_model, "Marketing")
+    for path in ("/admin/campaigns/message/", "/django-rq/"):
+        response = client.get(path)
+        html = response.content.decode()
+        assert response.status_code == 403, path
+        assert 'id="nav-sidebar"' in html and 'href="/admin/campaigns/event/"' in html, path
+        assert "403" in html and 'href="/admin/campaigns/message/"' not in html, path
+
+
+def test_the_site_has_a_favicon(client, db):
+    response = client.get("/favicon.ico")
+    assert (response.status_code, response["Location"]) == (301, "/static/notifier/favicon.ico")
+    with open(finders.find("notifier/favicon.ico"), "rb") as icon:
+        assert icon.read(4) == b"\x00\x00\x01\x00"  # an ICO file
+    assert finders.find("notifier/favicon.svg")
+    for page in ("/accounts/login/", "/admin/login/"):
+        html = client.get(page).content.decode()
+        assert 'rel="icon"' in html and "/static/notifier/favicon.svg" in html, page

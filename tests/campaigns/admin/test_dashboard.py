@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rq import SimpleWorker
 
 from campaigns.api import notify
 from campaigns.models import Message
@@ -55,6 +56,20 @@ def test_queue_stats_read_rq(db, redis_connection):
     assert (stats.reachable, stats.queued, stats.workers) == (True, 1, 0)
 
 
+def test_queue_stats_count_throughput_and_failures_from_rqs_registries(db, redis_connection):
+    queue = get_queue()
+    for _ in range(3):
+        queue.enqueue("campaigns.jobs.dispatch", [])
+    queue.enqueue("campaigns.jobs.no_such_job", description="a broken job")
+    SimpleWorker([queue], connection=redis_connection).work(burst=True, logging_level="WARNING")
+    stats = queue_stats()
+    assert (stats.queued, stats.started, stats.failed) == (0, 0, 1)
+    assert (stats.finished_recently, stats.failed_recently) == (3, 1)
+    assert stats.per_minute == 0.6  # 3 jobs in the last 5 minutes
+    (failure,) = stats.last_failures
+    assert failure.description == "a broken job" and "no_such_job" in failure.error
+
+
 def test_superusers_see_the_kpis(outbox, admin_client):
     html = admin_client.get("/admin/").content.decode()
     assert re.search(r'data-kpi="sent-24h">\s*3<', html)
@@ -63,9 +78,15 @@ def test_superusers_see_the_kpis(outbox, admin_client):
     assert "Messages per channel" in html
 
 
-def test_marketing_sees_no_delivery_figures(outbox, client, django_user_model):
-    mia = django_user_model.objects.create_user("mia", "mia@x.io", "pw", is_staff=True)
-    mia.groups.add(Group.objects.get(name="Marketing"))
-    client.force_login(mia)
-    html = client.get("/admin/").content.decode()
-    assert "data-kpi" not in html
+def test_marketing_and_support_see_the_queue_read_only_and_no_django_rq_link(
+    outbox, client, django_user_model
+):
+    for role in ("Marketing", "Support"):
+        person = django_user_model.objects.create_user(role, f"{role}@x.io", "pw", is_staff=True)
+        person.groups.add(Group.objects.get(name=role))
+        client.force_login(person)
+        html = client.get("/admin/").content.decode()
+        assert 'data-kpi="queue-depth"' in html and 'data-kpi="queue-throughput"' in html
+        assert 'href="/django-rq/"' not in html
+        assert client.get("/django-rq/").status_code == 403
+        assert ('data-kpi="sent-24h"' in html) is (role == "Support")  # messages: Support's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 
 import pytest
@@ -389,3 +390,97 @@ def test_marking_seen_with_an_id_not_in_your_inbox_is_404_and_marks_nothing(
     other_own.refresh_from_db()
     foreign.refresh_from_db()
     assert other_own.seen_at is None and foreign.seen_at is None
+
+
+# --- archive, the live heading, unread beyond colour, the signed "mark as read" link ---------
+
+
+def test_archive_puts_an_item_away_and_reads_it(alice, bob, event, inbox_channel):
+    first, second = inbox_items(alice, 2, event=event, channel=inbox_channel)
+    client = logged_in(alice)
+    response = client.post(f"/inbox/{second.uuid}/archive/", HTTP_HX_REQUEST="true")
+    assert (response.status_code, response.content) == (200, b"")  # the item leaves the list
+    assert response["HX-Trigger"] == "notifier:inbox-changed"
+    second.refresh_from_db()
+    assert second.archived_at and second.consumed_at and second.status == "sent"
+    html = client.get("/inbox/").content.decode()
+    assert "Item 0" in html and "Item 1" not in html
+    html = client.get("/inbox/?filter=archived").content.decode()
+    assert "Item 1" in html and "Item 0" not in html and "<h1" in html and ">Archive<" in html
+    assert client.get("/inbox/summary/").content.decode().count("1 unread") == 1
+    response = client.post(f"/inbox/{first.uuid}/archive/")  # without htmx: back to the inbox
+    assert (response.status_code, response["Location"]) == (302, "/inbox/")
+    assert logged_in(bob).post(f"/inbox/{first.uuid}/archive/").status_code == 404
+
+
+def test_the_heading_follows_the_unread_count(alice, event, inbox_channel):
+    (item,) = inbox_items(alice, 1, event=event, channel=inbox_channel)
+    client = logged_in(alice)
+    html = client.get("/inbox/").content.decode()
+    summary = html[html.index('id="inbox-summary"') - 30 :]
+    summary = summary[: summary.index("</p>")]
+    assert "1 unread" in summary
+    assert 'hx-get="/inbox/summary/"' in summary and "notifier:inbox-changed from:body" in summary
+    client.post(f"/inbox/{item.uuid}/done/", HTTP_HX_REQUEST="true")  # triggers the refresh
+    assert "All read" in client.get("/inbox/summary/").content.decode()
+
+
+def test_unread_items_say_so_in_words_not_colour_only(alice, event, inbox_channel):
+    read, unread = inbox_items(alice, 2, event=event, channel=inbox_channel)
+    Message.objects.filter(pk=read.pk).update(consumed_at=timezone.now())
+    html = logged_in(alice).get("/inbox/").content.decode()
+    items = {
+        uid: body
+        for uid, body in (
+            (chunk.split('"', 1)[0], chunk) for chunk in html.split('id="message-')[1:]
+        )
+    }
+    assert ">Unread</span>" in items[str(unread.uuid)]
+    assert ">Unread</span>" not in items[str(read.uuid)]
+
+
+def test_json_api_archives_and_lists_the_archive(alice, bob, event, inbox_channel):
+    (item,) = inbox_items(alice, 1, event=event, channel=inbox_channel)
+    client = logged_in(alice)
+    response = client.post(f"/api/inbox/{item.uuid}/archive/")
+    body = response.json()
+    assert response.status_code == 200 and body["archived_at"] and body["consumed_at"]
+    assert client.get("/api/inbox/").json()["items"] == []
+    archived = client.get("/api/inbox/?filter=archived").json()
+    assert [i["id"] for i in archived["items"]] == [str(item.uuid)]
+    assert archived["unread"] == 0
+    assert logged_in(bob).post(f"/api/inbox/{item.uuid}/archive/").status_code == 404
+
+
+def test_emails_carry_a_signed_mark_as_read_link_whose_get_only_asks(
+    alice, event, inbox_channel, email_channel, smtp
+):
+    factories.TemplateFactory(event=event, channel=inbox_channel, subject="{{ title }}")
+    factories.TemplateFactory(
+        event=event,
+        channel=email_channel,
+        subject="{{ title }}",
+        text_body="{{ title }}\nRead it: {{ mark_read_url }}",
+    )
+    notify("news", alice, {"title": "Hello"})
+    drain()
+    (received,) = smtp.messages  # as the SMTP server got it, quoted-printable undone
+    body = received.get_body(("plain",)).get_content()
+    match = re.search(r"Read it: http://\S+(/read/\S+/)", body)
+    assert match, body
+    path = match.group(1)
+    email_message = Message.objects.get(channel=email_channel)
+    inbox_message = Message.objects.get(channel=inbox_channel)
+    client = Client(enforce_csrf_checks=True)  # from the mail: no session
+    page = client.get(path)
+    assert page.status_code == 200 and "Mark as read</button>" in page.content.decode()
+    inbox_message.refresh_from_db()
+    assert inbox_message.consumed_at is None  # a mail scanner's GET changes nothing
+    assert client.post(path).status_code == 403  # the button's POST carries CSRF
+    token = client.cookies["csrftoken"].value
+    done = client.post(path, HTTP_X_CSRFTOKEN=token)
+    assert done.status_code == 200 and "Marked as read" in done.content.decode()
+    inbox_message.refresh_from_db()
+    email_message.refresh_from_db()
+    assert inbox_message.consumed_at and email_message.consumed_at
+    assert Client().get(path.replace("/read/", "/read/x")).status_code == 400

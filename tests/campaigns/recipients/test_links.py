@@ -131,10 +131,11 @@ def test_list_unsubscribe_goes_over_smtp_as_literal_uris(email_channel, smtp, se
     )
     assert response.status_code == 200
     optout = OptOut.objects.get()
-    assert (optout.address, optout.event.key, optout.channel) == (
+    assert (optout.address, optout.event.key, optout.kind, optout.source) == (
         address.lower(),
         "promo",
-        email_channel,
+        "email",  # by email: every email channel, not only the one this mail came through
+        "link",
     )
     assert notify("promo", {"email": address}, {}).skipped[0].reason == "opted out"
 
@@ -164,16 +165,42 @@ def test_one_click_post_opts_the_address_out_of_the_event(email, django_user_mod
     assert response.status_code == 200
     assert "You are unsubscribed" in response.content.decode()
     optout = OptOut.objects.get()
-    assert (optout.user, optout.address, optout.event, optout.channel) == (
+    assert (optout.user, optout.address, optout.event, optout.kind, optout.channel) == (
         user,
         "ann@example.com",
         promo,
-        email,
+        "email",
+        None,
     )
     assert client.post(path).status_code == 200  # repeating is harmless
     assert OptOut.objects.count() == 1
     assert notify("promo", user, {}).skipped[0].reason == "opted out"
     assert notify("other", user, {}).messages
+
+
+def test_unsubscribing_by_email_covers_every_email_channel(email, django_user_model):
+    """The issue's case: an operator has two email channels (the site's and an SMTP relay);
+    unsubscribing from an email sent through one leaves the person subscribed through
+    neither, and a push channel is not touched."""
+    relay = factories.ChannelFactory(
+        key="relay", name="SMTP relay", backend="channels.backends.email.EmailBackend"
+    )
+    push = factories.ChannelFactory(
+        key="push", backend="tests.notify_app.backends.TokenBackend", config={}
+    )
+    user = django_user_model.objects.create_user("ann", "ann@example.com", "pw-ann-123")
+    make_event("promo", email, marketing=True)
+    for channel in (relay, push):
+        factories.TemplateFactory(event=Event.objects.get(key="promo"), channel=channel)
+    sent = send("promo", user)
+    path = link_path(sent.extra_headers["List-Unsubscribe"][1:-1])
+    assert Client().post(path).status_code == 200
+    result = notify("promo", {"user_id": user.pk, "push_token": "tok-1"}, {})
+    assert sorted((s.channel, s.reason) for s in result.skipped) == [
+        ("email", "opted out"),
+        ("relay", "opted out"),
+    ]
+    assert [m.channel.key for m in result.messages] == ["push"]
 
 
 def test_get_shows_a_confirmation_page_and_changes_nothing(email):

@@ -1,5 +1,6 @@
-"""The preference centre: events x channels, opt-outs written and removed, mandatory events,
-and the signed link that opens it without a login."""
+"""The preference centre: kinds of channel people know (never the operators' channels),
+switches for everything, marketing, each kind and each event on each kind; opt-outs kept as
+a consent record (revoked, not deleted); the signed link that opens it without a login."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import pytest
 from django.core import signing
 from django.test import Client
 
+from campaigns.api import notify
 from campaigns.models import ChannelAddress, OptOut
 from campaigns.recipients.links import preferences_url
+from campaigns.recipients.preferences import preferences_read, preferences_subject_for_user
 from channels.models import ChannelConfig
 from tests import factories
 
 pytestmark = pytest.mark.django_db
+
+PHONE = "+4915112345678"
 
 
 @pytest.fixture
@@ -22,19 +27,30 @@ def setup(django_user_model):
     email = factories.ChannelFactory(
         key="email", name="Email", backend="channels.backends.email.EmailBackend"
     )
-    sms = factories.ChannelFactory(
-        key="sms",
-        name="SMS",
-        backend="channels.backends.locmem.LocmemBackend",
-        config={"address_key": "phone"},
+    relay = factories.ChannelFactory(
+        key="relay", name="SMTP relay", backend="channels.backends.email.EmailBackend"
     )
+    console = factories.ChannelFactory(
+        key="console", name="Console", backend="channels.backends.console.ConsoleBackend"
+    )
+    sms = factories.sms_channel()
     news = factories.EventFactory(key="newsletter", name="Newsletter", user_configurable=True)
-    tips = factories.EventFactory(key="tips", name="Tips", user_configurable=True)
-    reset = factories.EventFactory(key="account-reset", name="Password reset", mandatory=True)
+    tips = factories.EventFactory(key="tips", name="Tips", user_configurable=True, marketing=True)
+    reset = factories.EventFactory(
+        key="account-reset",
+        name="Password reset",
+        mandatory=True,
+        mandatory_reason="We send it only when you ask for a new password.",
+    )
     hidden = factories.EventFactory(key="internal", name="Internal")
+    for event in (news, tips, reset, hidden):
+        for channel in (email, relay, console, sms):
+            factories.TemplateFactory(event=event, channel=channel, text_body="Hi {{ order_id }}")
     user = django_user_model.objects.create_user("ann", "ann@example.com", "pw-ann-123")
     return {
         "email": email,
+        "relay": relay,
+        "console": console,
         "sms": sms,
         "news": news,
         "tips": tips,
@@ -50,93 +66,164 @@ def logged_in(user, csrf=False) -> Client:
     return client
 
 
-def cells(response) -> dict[str, tuple[bool, bool]]:
-    """{"<event key>/<channel key>": (on, locked)} of the page's matrix."""
-    return {
-        f"{cell.event.key}/{cell.channel.key}": (cell.on, bool(cell.locked))
-        for row in response.context["matrix"]
-        for cell in row.cells
-    }
+def switches(response) -> dict[str, tuple[bool, bool]]:
+    """{switch name: (on, editable)} of the page."""
+    page = response.context["page"]
+    return {s.name: (s.on, s.editable) for s in page.switches()}
 
 
-def test_matrix_shows_configurable_and_mandatory_events_on_the_users_channels(setup):
+def form_of(response, **changes: bool) -> dict[str, str]:
+    """What the page's form posts (its editable boxes that are checked), with changes."""
+    page = response.context["page"]
+    wanted = {s.name: s.on for s in page.switches() if s.editable}
+    wanted.update({name.replace("_", "-"): on for name, on in changes.items()})
+    return {name: "on" for name, on in wanted.items() if on}
+
+
+def sent_on(setup, user, event="newsletter") -> list[str]:
+    result = notify(event, user, {"order_id": "1"})
+    return sorted(m.channel.key for m in result.messages)
+
+
+def test_people_choose_kinds_of_channel_never_the_operators_channels(setup):
     client = logged_in(setup["user"])
     response = client.get("/preferences/")
     assert response.status_code == 200
-    # No phone address: no SMS column. Internal events are not shown.
-    assert cells(response) == {
-        "account-reset/email": (True, True),
-        "newsletter/email": (True, False),
-        "tips/email": (True, False),
-    }
-    ChannelAddress.objects.create(user=setup["user"], kind="phone", address="+4915100000")
-    response = client.get("/preferences/")
-    assert set(cells(response)) == {
-        f"{e}/{c}" for e in ("account-reset", "newsletter", "tips") for c in ("email", "sms")
-    }
     html = response.content.decode()
-    assert "required" in html and 'name="pref-' in html and "disabled" in html
+    # Two email channels are one "Email"; the console (an operators' channel) is not shown;
+    # no phone: no SMS. Internal events are not shown.
+    assert [kind.kind for kind, _ in response.context["page"].kinds] == ["email"]
+    assert "SMTP relay" not in html and "Console" not in html and "Internal" not in html
+    assert switches(response)[f"pref-{setup['news'].pk}-email"] == (True, True)
+    ChannelAddress.objects.create(user=setup["user"], kind="phone", address=PHONE)
+    response = client.get("/preferences/")
+    assert [kind.kind for kind, _ in response.context["page"].kinds] == ["email", "sms"]
+    assert "SMS" in response.content.decode() and PHONE in response.content.decode()
 
 
-def test_saving_writes_and_removes_opt_outs(setup):
-    user, news, tips, email, reset = (setup[k] for k in ("user", "news", "tips", "email", "reset"))
+def test_required_events_say_why_and_cannot_be_turned_off(setup):
+    client = logged_in(setup["user"])
+    response = client.get("/preferences/")
+    reset = setup["reset"]
+    assert switches(response)[f"pref-{reset.pk}-email"] == (True, False)
+    html = response.content.decode()
+    assert "We send it only when you ask for a new password." in html
+    client.post("/preferences/", form_of(response, everything=False))
+    assert sent_on(setup, setup["user"], "account-reset") == ["console", "email", "relay"]
+
+
+def test_turning_an_event_off_by_email_covers_every_email_channel_and_keeps_history(setup):
+    user, news = setup["user"], setup["news"]
     client = logged_in(user)
-    keep = {f"pref-{tips.pk}-{email.pk}": "on"}
-    response = client.post("/preferences/", keep)  # newsletter off; reset "off" is ignored
+    response = client.get("/preferences/")
+    name = f"pref-{news.pk}-email"
+    response = client.post("/preferences/", form_of(response, **{name: False}))
     assert (response.status_code, response["Location"]) == (302, "/preferences/?saved=1")
     optout = OptOut.objects.get()
-    assert (optout.user, optout.event, optout.channel, optout.scope) == (
-        user,
-        news,
-        email,
-        "event_channel",
-    )
-    assert cells(client.get("/preferences/?saved=1"))["newsletter/email"] == (False, False)
+    assert (optout.user, optout.event, optout.kind, optout.channel) == (user, news, "email", None)
+    assert (optout.source, optout.created_by) == ("preferences", user)
+    assert sent_on(setup, user) == ["console"]  # neither email channel; operators' one stays
+    response = client.get("/preferences/?saved=1")
+    assert switches(response)[name] == (False, True)
 
-    client.post("/preferences/", keep)  # the same again: nothing more
+    client.post("/preferences/", form_of(response))  # the same again: nothing more
     assert OptOut.objects.count() == 1
 
-    both = {**keep, f"pref-{news.pk}-{email.pk}": "on"}
-    response = client.post("/preferences/", both, HTTP_HX_REQUEST="true")
+    response = client.post(
+        "/preferences/", form_of(response, **{name: True}), HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200 and "Saved." in response.content.decode()
     assert "<html" not in response.content.decode()
-    assert not OptOut.objects.exists()
-    assert not OptOut.objects.filter(event=reset).exists()
+    optout.refresh_from_db()  # not deleted: revoked, by whom and how
+    assert optout.revoked_at is not None
+    assert (optout.revoked_by, optout.revoked_source) == (user, "preferences")
+    assert sent_on(setup, user) == ["console", "email", "relay"]
+
+
+def test_turning_off_a_whole_kind_stops_it_for_every_event_but_required_ones(setup):
+    user = setup["user"]
+    ChannelAddress.objects.create(user=user, kind="phone", address=PHONE)
+    client = logged_in(user)
+    response = client.get("/preferences/")
+    client.post("/preferences/", form_of(response, kind_sms=False))
+    optout = OptOut.objects.get()
+    assert (optout.kind, optout.event, optout.channel, optout.source) == (
+        "sms",
+        None,
+        None,
+        "preferences",
+    )
+    assert "sms" not in sent_on(setup, user) and "sms" not in sent_on(setup, user, "tips")
+    assert "sms" in sent_on(setup, user, "account-reset")
+    response = client.get("/preferences/")
+    assert switches(response)["kind-sms"] == (False, True)
+    assert switches(response)[f"pref-{setup['news'].pk}-sms"] == (False, False)  # held by it
+
+
+def test_everything_off_leaves_only_required_events(setup):
+    user = setup["user"]
+    client = logged_in(user)
+    response = client.get("/preferences/")
+    client.post("/preferences/", form_of(response, everything=False))
+    optout = OptOut.objects.get()
+    assert optout.scope == OptOut.Scope.ALL
+    assert sent_on(setup, user) == [] and sent_on(setup, user, "tips") == []
+    assert sent_on(setup, user, "account-reset") == ["console", "email", "relay"]
+    response = client.get("/preferences/")
+    assert switches(response)["everything"] == (False, True)
+    client.post("/preferences/", form_of(response, everything=True))
+    assert not OptOut.objects.active().exists()
+    assert sent_on(setup, user) == ["console", "email", "relay"]
+
+
+def test_the_marketing_switch_covers_marketing_events_only(setup):
+    user = setup["user"]
+    client = logged_in(user)
+    response = client.get("/preferences/")
+    client.post("/preferences/", form_of(response, marketing=False))
+    assert OptOut.objects.get().scope == OptOut.Scope.MARKETING
+    assert sent_on(setup, user, "tips") == []  # marketing, on every channel
+    assert sent_on(setup, user) == ["console", "email", "relay"]
 
 
 def test_turning_on_splits_an_event_wide_opt_out(setup):
-    user, news, email, sms = (setup[k] for k in ("user", "news", "email", "sms"))
-    ChannelAddress.objects.create(user=user, kind="phone", address="+4915100000")
+    user, news = setup["user"], setup["news"]
+    ChannelAddress.objects.create(user=user, kind="phone", address=PHONE)
     OptOut.objects.create(user=user, event=news, reason="admin")  # every channel
     client = logged_in(user)
-    assert cells(client.get("/preferences/"))["newsletter/sms"] == (False, False)
-    wanted = {
-        f"pref-{news.pk}-{email.pk}": "on",
-        f"pref-{setup['tips'].pk}-{email.pk}": "on",
-        f"pref-{setup['tips'].pk}-{sms.pk}": "on",
-    }
-    client.post("/preferences/", wanted)
-    remaining = OptOut.objects.get()
-    assert (remaining.event, remaining.channel) == (news, sms)
+    response = client.get("/preferences/")
+    assert switches(response)[f"pref-{news.pk}-sms"] == (False, True)
+    client.post("/preferences/", form_of(response, **{f"pref-{news.pk}-email": True}))
+    (remaining,) = OptOut.objects.active()
+    assert (remaining.event, remaining.kind) == (news, "sms")
+    assert OptOut.objects.get(reason="admin").revoked_at is not None
 
 
-def test_broader_opt_outs_lock_the_cells(setup):
-    user, email = setup["user"], setup["email"]
-    OptOut.objects.create(user=user, channel=email)
+def test_a_bounced_address_locks_its_kind_with_the_reason(setup):
+    user = setup["user"]
+    for channel in (setup["email"], setup["relay"]):
+        OptOut.objects.create(address="ann@example.com", channel=channel, source="bounce")
     client = logged_in(user)
-    assert cells(client.get("/preferences/"))["newsletter/email"] == (False, True)
-    client.post("/preferences/", {f"pref-{setup['news'].pk}-{email.pk}": "on"})
-    assert OptOut.objects.count() == 1
+    response = client.get("/preferences/")
+    assert switches(response)["kind-email"] == (False, False)
+    assert "bounced" in response.content.decode()
+    client.post("/preferences/", {**form_of(response), "kind-email": "on"})
+    assert OptOut.objects.active().count() == 2
 
 
-def test_an_unsubscribed_address_shows_off(setup):
-    user, news, email = setup["user"], setup["news"], setup["email"]
-    OptOut.objects.create(address="ANN@example.com", event=news, channel=email)
-    assert cells(logged_in(user).get("/preferences/"))["newsletter/email"] == (False, False)
+def test_an_unsubscribe_from_one_channel_shows_off_and_turning_on_revokes_it(setup):
+    user, news, relay = setup["user"], setup["news"], setup["relay"]
+    OptOut.objects.create(address="ANN@example.com", event=news, channel=relay, source="link")
+    client = logged_in(user)
+    response = client.get("/preferences/")
+    name = f"pref-{news.pk}-email"
+    assert switches(response)[name] == (False, True)
+    client.post("/preferences/", form_of(response, **{name: True}))
+    assert not OptOut.objects.active().exists()
 
 
 def test_signed_link_opens_the_preferences_without_login(setup):
-    user, news, email = setup["user"], setup["news"], setup["email"]
+    user, news, tips = setup["user"], setup["news"], setup["tips"]
     path = preferences_url(user_id=user.pk).removeprefix("http://127.0.0.1:8000")
     client = Client(enforce_csrf_checks=True)
     response = client.get(path)
@@ -144,27 +231,39 @@ def test_signed_link_opens_the_preferences_without_login(setup):
     assert "ann" in response.content.decode()
     token = client.cookies["csrftoken"].value
     assert client.post(path, {}).status_code == 403  # CSRF applies
-    response = client.post(
-        path, {f"pref-{setup['tips'].pk}-{email.pk}": "on"}, HTTP_X_CSRFTOKEN=token
-    )
+    form = form_of(response, **{f"pref-{news.pk}-email": False})
+    response = client.post(path, form, HTTP_X_CSRFTOKEN=token)
     assert response.status_code == 302
-    assert OptOut.objects.get().event == news
+    optout = OptOut.objects.get()
+    assert (optout.event, optout.kind, optout.created_by) == (news, "email", None)
+    assert tips.pk  # untouched
+    assert OptOut.objects.filter(event=tips).count() == 0
 
 
-def test_address_link_manages_one_channel(setup):
-    news, email = setup["news"], setup["email"]
+def test_address_link_manages_one_kind(setup):
+    news = setup["news"]
     path = preferences_url(address="guest@example.com", channel_key="email").removeprefix(
         "http://127.0.0.1:8000"
     )
     client = Client()
-    assert set(cells(client.get(path))) == {
-        "account-reset/email",
-        "newsletter/email",
-        "tips/email",
-    }
-    client.post(path, {f"pref-{setup['tips'].pk}-{email.pk}": "on"})
+    response = client.get(path)
+    assert [kind.kind for kind, _ in response.context["page"].kinds] == ["email"]
+    client.post(path, form_of(response, **{f"pref-{news.pk}-email": False}))
     optout = OptOut.objects.get()
-    assert (optout.user, optout.address, optout.event) == (None, "guest@example.com", news)
+    assert (optout.user, optout.address, optout.event, optout.kind) == (
+        None,
+        "guest@example.com",
+        news,
+        "email",
+    )
+    assert notify("newsletter", {"email": "guest@example.com"}, {"order_id": "1"}).skipped
+
+
+def test_an_operators_channel_link_opens_nothing(setup):
+    path = preferences_url(address="guest@example.com", channel_key="console").removeprefix(
+        "http://127.0.0.1:8000"
+    )
+    assert Client().get(path).status_code == 404
 
 
 def test_tampered_or_expired_preference_links_get_400(setup, settings):
@@ -183,35 +282,23 @@ def test_preferences_need_a_login(client, setup):
     assert client.get("/preferences/")["Location"] == "/accounts/login/?next=/preferences/"
 
 
-def test_an_all_marketing_opt_out_shows_marketing_events_off_only(db, django_user_model):
-    from campaigns.recipients.preferences import preferences_matrix, preferences_subject_for_user
-
-    email = factories.ChannelFactory(key="email-pref", backend="email")
-    promo = factories.EventFactory(key="promo-x", user_configurable=True, marketing=True)
-    news = factories.EventFactory(key="news-x", user_configurable=True)
-    for event in (promo, news):
-        factories.TemplateFactory(event=event, channel=email)
-    ann = django_user_model.objects.create_user("ann-x", "ann-x@example.com")
-    OptOut.objects.create(address="ann-x@example.com", marketing=True)
-    matrix = preferences_matrix(preferences_subject_for_user(ann))
-    state = {
-        row.event.key: [(c.on, c.locked) for c in row.cells if c.channel == email] for row in matrix
-    }
-    assert state["promo-x"] == [(False, "Turned off with all marketing")]
-    assert [(on, bool(locked)) for on, locked in state["news-x"]] == [(True, False)]
+def test_an_all_marketing_opt_out_shows_marketing_events_off_only(setup):
+    user, news, tips = setup["user"], setup["news"], setup["tips"]
+    OptOut.objects.create(address="ann@example.com", marketing=True, source="link")
+    page = preferences_read(preferences_subject_for_user(user))
+    state = {s.name: (s.on, s.editable) for s in page.switches()}
+    assert state["marketing"] == (False, True)
+    assert state[f"pref-{tips.pk}-email"] == (False, False)
+    assert state[f"pref-{news.pk}-email"] == (True, True)
 
 
-def test_the_sites_social_accounts_are_not_peoples_channels(db, django_user_model):
+def test_the_sites_social_accounts_are_not_peoples_channels(setup):
     """A VK channel with a default wall gives every user an "address", but it posts to the
     site's own wall: people cannot opt out of it in their preference centre."""
-    from campaigns.recipients.preferences import preferences_subject_for_user
-
-    factories.ChannelFactory(key="email-pref", backend="email")
     factories.ChannelFactory(
         key="vk-wall",
         backend="social.vk",
         config={"access_token": "vk1.a.token", "owner_id": "-123456"},
     )
-    ann = django_user_model.objects.create_user("ann-y", "ann-y@example.com")
-    keys = [channel.key for channel in preferences_subject_for_user(ann).channels]
-    assert "email-pref" in keys and "vk-wall" not in keys
+    keys = [channel.key for channel in preferences_subject_for_user(setup["user"]).channels]
+    assert "email" in keys and "vk-wall" not in keys and "console" not in keys

@@ -26,7 +26,7 @@ def brin_drop(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0017_partial_user_and_content_indexes'),
+        ('campaigns', '0020_inbox_archive'),
         ('channels', '0004_encrypt_channel_secrets'),
         ('contenttypes', '0002_remove_content_type_name'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

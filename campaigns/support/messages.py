@@ -1,0 +1,77 @@
+"""What the message page shows: a message's content as sent, its attempts, and what happened
+around it — reads only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from campaigns.domain.states import ACTIVE
+from campaigns.models import Message, MessageAttempt, MessageStatus
+from campaigns.outbox.actions import CANCELLABLE, REQUEUABLE
+from campaigns.outbox.dispatch import message_content as content_made_again
+from campaigns.support.timeline import BAD_DELIVERY, BADGES
+
+
+@dataclass(slots=True)
+class Content:
+    subject: str
+    text: str
+    html: str
+    #: False while the message was not rendered yet (it renders when it is sent).
+    rendered: bool
+    #: True when the bodies were made again from the template (the row keeps only an inbox
+    #: message's bodies); their links are signed anew.
+    remade: bool = False
+
+
+def message_content(message: Message) -> Content:
+    """The message as it was sent. An inbox message keeps its subject, text and HTML on its
+    row; any other keeps its subject, and its bodies are made again from its template (links
+    signed anew). A message not tried yet has nothing to show."""
+    if message.text or message.html:
+        return Content(message.subject, message.text, message.html, rendered=True)
+    if not (message.attempts or message.sent_at or message.subject):
+        return Content("", "", "", rendered=False)
+    subject, text, html = content_made_again(message)
+    return Content(subject, text, html, rendered=True, remade=bool(text or html))
+
+
+@dataclass(slots=True)
+class Summary:
+    """The essentials on top of the message page."""
+
+    message: Message
+    attempts: list[MessageAttempt]
+    badge: str
+    active: bool
+    can_resend: bool
+    can_cancel: bool
+    delivery_bad: bool
+
+
+def message_summary(message: Message) -> Summary:
+    """Status, attempts and what may be done with it now: one query (the attempts)."""
+    attempts = list(message.attempt_log.order_by("number", "id"))
+    if not attempts and message.status == MessageStatus.SENT and message.attempts == 1:
+        # A first try that was sent is not logged apart: the message itself says it all.
+        attempts = [
+            MessageAttempt(
+                message=message,
+                number=1,
+                status=MessageStatus.SENT,
+                provider_id=message.provider_id,
+                at=message.sent_at,
+            )
+        ]
+    return Summary(
+        message=message,
+        attempts=attempts,
+        badge=BADGES.get(message.status, "info"),
+        active=message.status in ACTIVE,
+        can_resend=message.status in REQUEUABLE,
+        can_cancel=message.status in CANCELLABLE,
+        delivery_bad=message.delivery_status in BAD_DELIVERY,
+    )
+
+
+__all__ = ["Content", "Summary", "message_content", "message_summary"]
