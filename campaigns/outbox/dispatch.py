@@ -23,7 +23,12 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from campaigns.conf import app_settings
-from campaigns.domain.rendering import TemplateError, template_compile, template_render
+from campaigns.domain.rendering import (
+    TemplateError,
+    plain_text,
+    template_compile,
+    template_render,
+)
 from campaigns.domain.windows import recipient_delivery_time
 from campaigns.models import Message, MessageStatus, Template
 from campaigns.ops.telemetry import batch_report
@@ -116,7 +121,9 @@ def message_content(message: Message) -> tuple[str, str, str]:
         outgoing = _render(copy.copy(message), template, link_prefixes())
     except TemplateError:
         return message.subject, "", ""
-    return message.subject or outgoing.subject, outgoing.text, outgoing.html
+    # Plain ``str``: the HTML engine's output is marked safe, and a page that puts it in an
+    # attribute (an iframe's srcdoc) must escape it like any other value.
+    return message.subject or outgoing.subject, outgoing.text, plain_text(outgoing.html)
 
 
 def messages_drain(*, lane: str) -> DispatchSummary:

@@ -141,6 +141,29 @@ def test_content_as_sent_is_escaped_and_html_is_sandboxed(email_channel, django_
     assert re.search(r'<iframe[^>]*sandbox=""[^>]*srcdoc="&lt;p&gt;Hi &amp;lt;script', html)
 
 
+def test_an_authors_quotes_cannot_leave_the_sandboxed_frame(email_channel, django_user_model):
+    """The HTML made again from the template is the escaping engine's output, marked safe:
+    put in the frame's srcdoc it must still be escaped, or a template's quote would end the
+    attribute and its markup run in the support desk's page."""
+    event = factories.EventFactory(key="hello", variables=[])
+    factories.TemplateFactory(
+        event=event,
+        channel=email_channel,
+        subject="Hi",
+        text_body="Hi",
+        html_body='<p title="x">Hi</p>"><script>alert(2)</script><img src=x onerror=alert(3)>',
+    )
+    notify("hello", {"email": "x@example.com"}, {})
+    drain()
+    message = Message.objects.get()
+    assert message.html == ""  # not kept on the row: made again for the page
+    client = staff(django_user_model, "Support")
+    html = client.get(f"/admin/campaigns/message/{message.pk}/change/").content.decode()
+    assert "<script>alert(2)" not in html and "<img src=x" not in html
+    frame = re.search(r'<iframe[^>]*sandbox=""[^>]*srcdoc="([^"]*)"></iframe>', html)
+    assert frame and "&lt;script&gt;alert(2)" in frame.group(1)
+
+
 def test_send_again_is_confirmed_in_a_dialog_then_queues_it(alice_story, django_user_model):
     client = staff(django_user_model, "Support")
     failed = Message.objects.get(user=alice_story["alice"], channel__key="email")
