@@ -51,18 +51,20 @@ class Summary:
 
 def message_summary(message: Message) -> Summary:
     """Status, attempts and what may be done with it now: one query (the attempts)."""
-    attempts = list(message.attempt_log.order_by("number", "id"))
-    if not attempts and message.status == MessageStatus.SENT and message.attempts == 1:
-        # A first try that was sent is not logged apart: the message itself says it all.
-        attempts = [
+    attempts = list(message.attempt_log.order_by("id"))
+    last = attempts[-1] if attempts else None
+    if message.status == MessageStatus.SENT and (last is None or last.status != "sent"):
+        # A first try that was sent (of a message, or of a message sent again) is not logged
+        # apart: the message itself says it all.
+        attempts.append(
             MessageAttempt(
                 message=message,
-                number=1,
+                number=message.attempts,
                 status=MessageStatus.SENT,
                 provider_id=message.provider_id,
                 at=message.sent_at,
             )
-        ]
+        )
     return Summary(
         message=message,
         attempts=attempts,
