@@ -1,8 +1,9 @@
 """Claim → render → send → record, for one batch of message ids.
 
 The number of SQL queries is the same for a batch of 10 and of 500: one claim (select and
-lease), one read of the templates, one write of all results. Each result is journaled in
-Redis right after its send (see ``journal``), so a crash repeats at most one message.
+lease), one read of the messages' template versions, one write of all results. Each result is
+journaled in Redis right after its send (see ``journal``), so a crash repeats at most one
+message.
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from campaigns.conf import app_settings
-from campaigns.domain.rendering import TemplateError, template_compile, template_render
+from campaigns.domain.rendering import (
+    CompiledTemplate,
+    TemplateError,
+    template_compile,
+    template_render,
+)
 from campaigns.domain.windows import recipient_delivery_time
-from campaigns.models import Message, MessageStatus, Template
+from campaigns.models import Message, MessageStatus, TemplateVersion
 from campaigns.outbox.claim import messages_claim
 from campaigns.outbox.journal import JournalWriter, journal_clear
 from campaigns.outbox.outcomes import (
@@ -63,27 +69,28 @@ class DispatchSummary:
         return {"claimed": self.claimed, **self.counts}
 
 
-def links_wanted(template: Template, channel: ChannelConfig) -> tuple[str, ...]:
-    """The links a message needs signed: those its template uses, and the unsubscribe link
-    of every email (its List-Unsubscribe header, a marketing event's footer)."""
-    source = f"{template.subject}{template.text_body}{template.html_body}"
+def links_wanted(compiled: CompiledTemplate, channel: ChannelConfig) -> tuple[str, ...]:
+    """The links a message needs signed: those its template (with its layout and partials)
+    mentions, and the unsubscribe link of every email (its List-Unsubscribe header, a
+    marketing event's footer)."""
     return tuple(
         name
         for name in LINK_NAMES
-        if name in source
+        if name in compiled.words
         or (name == "unsubscribe_url" and channel.backend_class.unsubscribe_headers)
     )
 
 
 def _render(
-    message: Message, template: Template | None, prefixes: dict[str, str] | None
+    message: Message, version: TemplateVersion | None, prefixes: dict[str, str] | None
 ) -> Outgoing:
-    if template is None:
+    if version is None:
         raise TemplateError(f"template {message.template_key} was deleted")
-    wanted = links_wanted(template, message.channel)
+    compiled = template_compile(version)  # cached by the version's id: it never changes
+    wanted = links_wanted(compiled, message.channel)
     links = message_links(message, prefixes=prefixes, wanted=wanted)
     rendered = template_render(
-        template_compile(template), {**message.context, "recipient": message.recipient, **links}
+        compiled, {**message.context, "recipient": message.recipient, **links}
     )
     text = footer_add(rendered.text, message=message, links=links)
     message.subject, message.text, message.html = rendered.subject, text, rendered.html
@@ -99,6 +106,9 @@ def _render(
         event_key=message.event.key,
         language=message.language,
         links=links,
+        link=rendered.link,
+        image=rendered.image,
+        body=rendered.data,
     )
 
 
@@ -109,15 +119,19 @@ def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
     summary.claimed = len(messages)
     if not messages:
         return summary
-    template_ids = {m.template_id for m in messages if m.template_id}
-    templates = {t.pk: t for t in Template.objects.filter(pk__in=template_ids)}
+    # The version each message was made with (a scheduled or retried one keeps its own).
+    version_ids = {m.template_version_id for m in messages if m.template_version_id}
+    versions = {
+        v.pk: v
+        for v in TemplateVersion.objects.filter(pk__in=version_ids).select_related("layout_version")
+    }
     outcomes, sendable = _messages_recheck(messages)
     by_channel: dict[int, list[Message]] = defaultdict(list)
     for message in sendable:
         by_channel[message.channel_id].append(message)
 
     for channel_messages in by_channel.values():
-        outcomes.extend(_channel_send(channel_messages, templates))
+        outcomes.extend(_channel_send(channel_messages, versions))
 
     with transaction.atomic():  # one commit (one WAL flush) for all of the batch's results
         outcomes_record(outcomes, RESULT_FIELDS)
@@ -234,14 +248,15 @@ def _validity_check(message: Message) -> bool:
     return bool(import_string(message.event.check_validity)(message))
 
 
-def _channel_send(messages: list[Message], templates: dict[int, Template]) -> list[dict]:
+def _channel_send(messages: list[Message], versions: dict[int, TemplateVersion]) -> list[dict]:
     outcomes: list[dict[str, Any]] = []
     now = timezone.now()
     ready: list[tuple[Message, Outgoing]] = []
     prefixes = link_prefixes()
     for message in messages:
         try:
-            ready.append((message, _render(message, templates.get(message.template_id), prefixes)))
+            version = versions.get(message.template_version_id)
+            ready.append((message, _render(message, version, prefixes)))
         except Exception as error:
             summary = "".join(traceback.format_exception_only(error)).strip()
             outcomes.append(

@@ -174,9 +174,9 @@ def plan(
     else:
         templates = {
             (t.channel_id, t.language): t
-            for t in Template.objects.filter(event=event, channel__in=chosen, is_active=True).only(
-                "id", "channel_id", "language"
-            )
+            for t in Template.objects.filter(
+                event=event, channel__in=chosen, is_active=True, published__isnull=False
+            ).only("id", "channel_id", "language", "published_id")
         }
     if channels is None:  # all channels the event has templates for
         with_templates = {channel_id for channel_id, _ in templates}
@@ -370,6 +370,7 @@ def _messages(
                     "event_id": event.pk,
                     "channel_id": channel.pk,
                     "template_id": chosen_template.pk,
+                    "template_version_id": chosen_template.published_id,
                     "template_key": f"{event.key}/{channel.key}/{chosen_template.language}",
                     "language": chosen_template.language,
                     "address": address,

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from campaigns.broadcast.fanout import campaign_schedule
 from campaigns.conf import app_settings
+from campaigns.content.versions import template_publish
 from campaigns.models import (
     Audience,
     Campaign,
@@ -135,13 +136,14 @@ class Command(BaseCommand):
             name="Benchmark",
             variables=[{"name": "headline", "label": "Headline", "sample": "News"}],
         )
-        Template.objects.create(
+        template = Template.objects.create(
             event=event,
             channel=channel,
             language="en",
             subject="{{ headline }}",
             text_body="Hello {{ recipient.name }}, {{ headline }}. Your plan: {{ recipient.plan }}",
         )
+        template_publish(template=template, note="Benchmark")
         audience = Audience.objects.create(name=KEY, kind="contacts")
         self.contacts_write(audience, recipients)
         campaign = Campaign.objects.create(

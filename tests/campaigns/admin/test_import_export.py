@@ -187,8 +187,12 @@ def values(obj, *, skip=()) -> dict:
         if f.name in LOCAL or f.name in skip:
             continue
         value = getattr(obj, f.name)
-        if f.is_relation:
-            value = value and (getattr(value, "key", None) or value.get_username())
+        if f.is_relation:  # by key, name, version number or username
+            for name in ("key", "name", "number", "get_username"):
+                if value is not None and hasattr(value, name):
+                    value = getattr(value, name)
+                    value = value() if callable(value) else value
+                    break
         row[f.name] = value
     if isinstance(obj, (Event, ChannelConfig)):  # and their availability windows
         row["windows"] = sorted(
