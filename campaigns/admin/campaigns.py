@@ -40,7 +40,7 @@ from campaigns.broadcast.fanout import (
     campaign_schedule,
     campaign_unschedule,
 )
-from campaigns.broadcast.planning import campaign_channels
+from campaigns.broadcast.planning import campaign_channels, campaign_versions
 from campaigns.broadcast.report import (
     campaign_message_counts,
     campaign_message_rows,
@@ -256,6 +256,9 @@ class CampaignAdmin(ModelAdmin):
             context["can_run"] = self.has_run_permission(request)
             if obj.status != CampaignStatus.DRAFT:
                 context["progress"] = campaign_progress(obj)
+                context["pinned"] = sorted(
+                    campaign_versions(obj).values(), key=lambda v: (v.template_id, v.number)
+                )
         if obj is not None and obj.event_id:
             context["event_variables"] = obj.event.variables
         return super().render_change_form(request, context, add, change, form_url, obj)

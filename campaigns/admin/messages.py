@@ -1,8 +1,13 @@
 from django.contrib import admin, messages
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action
 
+from campaigns.content.previews import message_render
+from campaigns.domain.rendering import TemplateError
 from campaigns.models import Message, MessageAttempt
 from campaigns.outbox.actions import CANCELLABLE, REQUEUABLE, messages_cancel, messages_requeue
 
@@ -46,7 +51,29 @@ class MessageAdmin(ModelAdmin):
         return qs
 
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in Message._meta.fields]
+        return [
+            "version",
+            "rendered",
+            *(field.name for field in Message._meta.fields if field.name != "template_version"),
+        ]
+
+    @admin.display(description="Template version")
+    def version(self, obj: Message) -> str:
+        version = obj.template_version
+        if version is None:
+            return "—"
+        url = reverse("admin:campaigns_template_versions", args=[version.template_id])
+        return format_html('<a href="{}">{} v{}</a>', url, obj.template_key, version.number)
+
+    @admin.display(description="Content (made again from its version)")
+    def rendered(self, obj: Message) -> str:
+        try:
+            rendered = message_render(obj)
+        except TemplateError as error:
+            return f"It does not render: {error}"
+        if rendered is None:
+            return "Its template version is gone."
+        return render_to_string("admin/campaigns/message/rendered.html", {"rendered": rendered})
 
     def has_add_permission(self, request) -> bool:
         return False

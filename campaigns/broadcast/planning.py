@@ -39,7 +39,9 @@ def campaign_pins(campaign: Campaign) -> dict[str, int]:
 def campaign_versions(campaign: Campaign) -> dict[int, TemplateVersion]:
     """The versions the campaign was started with, by template id (none for a draft)."""
     pins = campaign.template_versions or {}
-    versions = TemplateVersion.objects.filter(pk__in=pins.values()).select_related("layout_version")
+    versions = TemplateVersion.objects.filter(pk__in=pins.values()).select_related(
+        "layout_version", "template__event", "template__channel"
+    )
     return {version.template_id: version for version in versions}
 
 

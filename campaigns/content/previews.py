@@ -5,6 +5,7 @@ permission (Support), contacts the contacts' (Marketing)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from django.conf import settings
@@ -12,8 +13,10 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from campaigns.domain.context import language_candidates
-from campaigns.models import Contact, Event, Template
+from campaigns.domain.rendering import Rendered, template_compile, template_render
+from campaigns.models import Contact, Event, Message, Template
 from campaigns.recipients.addresses import user_name, users_load
+from campaigns.recipients.links import LINK_NAMES, footer_add, message_links
 
 MAX_FOUND = 10
 _CONTACT_KNOWN = ("email", "phone", "name", "language", "tz")
@@ -96,3 +99,19 @@ def template_for_recipient(event: Event, channel_id: int, recipient: dict) -> Te
         if language in templates:
             return templates[language]
     return None
+
+
+def message_render(message: Message) -> Rendered | None:
+    """The message as its version renders it (subject, text, HTML): what it was sent as,
+    made again for display, so the send path need not keep every rendered body. None when
+    its template version is gone; a TemplateError when it cannot render."""
+    version = message.template_version
+    if version is None:
+        return None
+    compiled = template_compile(version)
+    links = message_links(message, wanted=tuple(n for n in LINK_NAMES if n in compiled.words))
+    rendered = template_render(
+        compiled, {**message.context, "recipient": message.recipient, **links}
+    )
+    text = footer_add(rendered.text, message=message, links=links)
+    return dataclasses.replace(rendered, text=text)

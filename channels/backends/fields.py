@@ -54,7 +54,7 @@ class TemplateField:
 SUBJECT = TemplateField("subject", "line", "Subject", required=True, max_length=200)
 TEXT = TemplateField("text", "text", "Text", required=True)
 HTML = TemplateField(
-    "html", "html", "HTML body", help="MJML (a document starting with <mjml>) or HTML."
+    "html", "html", "HTML body", help="MJML (a document starting with the mjml tag) or HTML."
 )
 
 EMAIL_FIELDS = (
@@ -68,7 +68,7 @@ EMAIL_FIELDS = (
     ),
     HTML.but(
         label="Body (MJML or HTML)",
-        help="MJML (a document starting with <mjml>, or sections for a layout) or HTML.",
+        help="MJML (a document starting with the mjml tag, or sections for a layout) or HTML.",
     ),
     TemplateField(
         "text",

@@ -89,7 +89,8 @@ class SlackBackend(HttpBackend):
         CHAT_FIELDS[0].but(
             max_length=40000,  # Slack cuts longer text
             markup="Slack mrkdwn",
-            help="Slack mrkdwn: *bold*, _italic_, ~strike~, `code`, <https://example.com|a link>.",
+            help="Slack mrkdwn: *bold*, _italic_, ~strike~, `code`, and links as "
+            "&lt;https://example.com|words&gt;.",
         ),
     )
     ConfigForm = SlackConfigForm

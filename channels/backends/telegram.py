@@ -60,7 +60,7 @@ class TelegramBackend(HttpBackend):
         CHAT_FIELDS[0].but(
             max_length=4096,  # sendMessage's limit
             markup="Telegram",
-            help="Plain text, or Telegram HTML (<b>, <i>, <a href>, <code>) or MarkdownV2 "
+            help="Plain text, or Telegram's HTML (the b, i, a and code tags) or MarkdownV2 "
             "when the channel's parse_mode option says so.",
         ),
     )
