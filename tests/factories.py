@@ -92,7 +92,10 @@ def memory_channel(key: str = "memory") -> ChannelConfig:
 def template_publish_as_is(template: Template, *, note: str = ""):
     """Publish the template's draft as its next version without the admin's checks (a
     fixture's template need not meet a channel's limits)."""
-    layout_version = template.layout.published if template.layout_id else None
+    layout_version = None
+    if template.layout_id:
+        template.layout.refresh_from_db()  # its published version as it is now
+        layout_version = template.layout.published
     sources = template.sources(layout_version=layout_version)
     return version_add(
         template,

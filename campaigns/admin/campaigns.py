@@ -177,7 +177,8 @@ class CampaignForm(forms.ModelForm):
             self.fields["context"].set_variables(event.variables if event else [])
             self.fields["context"].widget.attrs["no_event"] = event is None
         if "event" in self.fields:  # another event: its variables' inputs come in its place
-            self.fields["event"].widget.attrs.update(
+            select = self.fields["event"].widget
+            getattr(select, "widget", select).attrs.update(
                 {
                     "hx-get": reverse("admin:campaigns_campaign_values"),
                     "hx-target": "#campaign-values",

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from import_export import fields, resources, widgets
 
 from campaigns.content.versions import (
+    layout_version_for,
     template_versions,
     version_export,
     versions_import,
@@ -308,6 +309,18 @@ class TemplateResource(resources.ModelResource):
     def before_import_row(self, row, **kwargs):
         if "language" in row:  # as Template.clean() stores it, so the row finds its template
             row["language"] = str(row["language"] or "").strip().lower()
+        name = str(row.get("layout") or "").strip()
+        if name and not Layout.objects.filter(name=name).exists():
+            # A layout this site lacks comes with the versions that were published with it.
+            try:
+                items = versions_parse(JSONWidget().clean(row.get("versions")) or [])
+            except ValueError:
+                return  # the row's error comes with its versions column
+            channel = ChannelConfig.objects.filter(key=row.get("channel") or "").first()
+            for item in reversed(items):
+                if channel is not None and (item["layout"] or {}).get("name") == name:
+                    layout_version_for(item["layout"], channel)
+                    break
 
     def after_save_instance(self, instance, row, **kwargs):
         super().after_save_instance(instance, row, **kwargs)

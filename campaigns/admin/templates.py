@@ -89,7 +89,9 @@ class TemplateForm(forms.ModelForm):
             channel = self.initial.get("channel") or getattr(self.instance, "channel_id", None)
             self.fields["layout"].queryset = Layout.objects.filter(channel=channel or 0)
         if "channel" in self.fields:  # a new template: the channel's fields come with it
-            self.fields["channel"].widget.attrs["data-reload-with"] = "channel,event,language"
+            select = self.fields["channel"].widget
+            select = getattr(select, "widget", select)  # inside the admin's related-links wrapper
+            select.attrs["data-reload-with"] = "channel,event,language"
 
 
 def _channel_of(request, obj) -> ChannelConfig | None:

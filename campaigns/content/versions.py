@@ -295,7 +295,7 @@ def versions_parse(items) -> list[dict]:
     return sorted(parsed, key=lambda item: item["number"])
 
 
-def _layout_version_for(layout: dict | None, template: Template) -> LayoutVersion | None:
+def layout_version_for(layout: dict | None, channel) -> LayoutVersion | None:
     """The layout version of this site with the layout's name and content (made when it has
     none: the layout, for the template's channel, and the version)."""
     if layout is None:
@@ -303,7 +303,7 @@ def _layout_version_for(layout: dict | None, template: Template) -> LayoutVersio
     found, _ = Layout.objects.get_or_create(
         name=layout["name"],
         defaults={
-            "channel": template.channel,
+            "channel": channel,
             "html_body": layout.get("html_body") or "",
             "text_body": layout.get("text_body") or "",
         },
@@ -345,7 +345,7 @@ def versions_import(*, template: Template, versions: list[dict], published: int 
     numbers = {v.number for v in existing}
     by_number = {}
     for item in versions:
-        layout_version = _layout_version_for(item["layout"], template)
+        layout_version = layout_version_for(item["layout"], template.channel)
         key = fingerprint(item["content"], layout_version, item["partials"])
         match = known.get(key)
         if match is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from html import escape
 from dataclasses import dataclass, field
 
 import html2text
@@ -142,6 +143,10 @@ def includes_expand(
 
     def expand(match: re.Match) -> str:
         args = match.group("args")
+        if re.search(r"\bonly$", args):
+            raise CompositionError(
+                f"{{% include {args} %}}: partials see the whole context (no only)", field=field
+            )
         named = _NAMED.match(args)
         if named is None:
             raise CompositionError(
@@ -161,10 +166,6 @@ def includes_expand(
             raise CompositionError(
                 f"partials nested deeper than {MAX_INCLUDE_DEPTH} levels", field=field
             )
-        if extra and re.search(r"\bonly\s*$", extra):
-            raise CompositionError(
-                f'{{% include "{name}" … only %}}: partials see the whole context', field=field
-            )
         inner = includes_expand(partials[name], partials, field=field, chain=(*chain, name))
         return f"{{% with {extra} %}}{inner}{{% endwith %}}" if extra else inner
 
@@ -177,7 +178,12 @@ def preheader_insert(html: str, preheader: str) -> str:
     """The preheader as the hidden first line of the HTML (MJML: of its body)."""
     if not preheader.strip():
         return html
-    div = f'<div data-preheader style="{_PREHEADER_STYLE}">{preheader}</div>'
+    # A line of text: its words escaped here (a "<" would break the document), its tags'
+    # values by the HTML engine when it renders.
+    parts = TAG.split(preheader)
+    tags = TAG.findall(preheader) + [""]
+    text = "".join(escape(part, quote=False) + tag for part, tag in zip(parts, tags, strict=True))
+    div = f'<div data-preheader="" style="{_PREHEADER_STYLE}">{text}</div>'
     if is_mjml(html):
         body = re.search(r"<mj-body[^>]*>", html)
         if body is None:

@@ -40,6 +40,7 @@ from campaigns.domain.composition import (
 
 TEXT_ENGINE = Engine(debug=True, autoescape=False)
 _WORD = re.compile(r"\w+")
+_BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")
 HTML_ENGINE = Engine(debug=True, autoescape=True)
 
 
@@ -277,6 +278,8 @@ def template_render(compiled: CompiledTemplate, context: dict[str, Any]) -> Rend
             raise TemplateError(
                 f"the JSON body is not JSON once rendered: {error}", field="json_body"
             ) from error
+    if compiled.text_generated:  # a condition's tags, on lines of their own, left blank lines
+        text = _BLANK_LINES.sub("\n\n", text).strip() + "\n"
     return Rendered(
         subject=subject,
         text=plain_text(text),

@@ -120,6 +120,13 @@ class Template(TemplateContent):
     def key(self) -> str:
         return f"{self.event.key}/{self.channel.key}/{self.language}"
 
+    def save(self, *args, update_fields=None, **kwargs) -> None:
+        # The published version moves only where a service names it (publish, roll back): a
+        # draft saved from an older copy of the row must not move it back.
+        if update_fields is None and not self._state.adding:
+            update_fields = _all_but(self, "published")
+        super().save(*args, update_fields=update_fields, **kwargs)
+
     def template_fields(self):
         """The channel's template fields (what its backend sends); all of them when the
         channel's backend cannot be loaded."""
@@ -311,6 +318,15 @@ class Layout(LayoutContent):
     @property
     def has_unpublished_changes(self) -> bool:
         return self.published is None or self.published.content() != self.content()
+
+    def save(self, *args, update_fields=None, **kwargs) -> None:
+        if update_fields is None and not self._state.adding:  # as Template.save()
+            update_fields = _all_but(self, "published")
+        super().save(*args, update_fields=update_fields, **kwargs)
+
+
+def _all_but(instance: models.Model, name: str) -> list[str]:
+    return [f.name for f in instance._meta.concrete_fields if not f.primary_key and f.name != name]
 
 
 class LayoutVersion(LayoutContent):

@@ -133,7 +133,7 @@ INBOX_FIELDS = (
 
 SOCIAL_FIELDS = (TEXT,)
 
-OTHER_FIELDS = (SUBJECT.but(required=False), TEXT.but(required=False), HTML)
+OTHER_FIELDS = (SUBJECT.but(required=False, max_length=None), TEXT.but(required=False), HTML)
 
 #: The usual fields of each backend category (``BaseBackend.category``).
 CATEGORY_FIELDS: dict[str, tuple[TemplateField, ...]] = {
@@ -148,7 +148,7 @@ CATEGORY_FIELDS: dict[str, tuple[TemplateField, ...]] = {
 }
 
 _ANY = {
-    "subject": SUBJECT.but(required=False),
+    "subject": SUBJECT.but(required=False, max_length=None),
     "preheader": EMAIL_FIELDS[1],
     "html": HTML,
     "text": TEXT.but(required=False),
