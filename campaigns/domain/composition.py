@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from html import escape
 from dataclasses import dataclass, field
+from html import escape
 
 import html2text
 from mjml import mjml2html
@@ -181,7 +181,7 @@ def preheader_insert(html: str, preheader: str) -> str:
     # A line of text: its words escaped here (a "<" would break the document), its tags'
     # values by the HTML engine when it renders.
     parts = TAG.split(preheader)
-    tags = TAG.findall(preheader) + [""]
+    tags = [*TAG.findall(preheader), ""]
     text = "".join(escape(part, quote=False) + tag for part, tag in zip(parts, tags, strict=True))
     div = f'<div data-preheader="" style="{_PREHEADER_STYLE}">{text}</div>'
     if is_mjml(html):

@@ -116,16 +116,16 @@ class Template(TemplateContent):
     def __str__(self) -> str:
         return self.key
 
-    @property
-    def key(self) -> str:
-        return f"{self.event.key}/{self.channel.key}/{self.language}"
-
     def save(self, *args, update_fields=None, **kwargs) -> None:
         # The published version moves only where a service names it (publish, roll back): a
         # draft saved from an older copy of the row must not move it back.
         if update_fields is None and not self._state.adding:
             update_fields = _all_but(self, "published")
         super().save(*args, update_fields=update_fields, **kwargs)
+
+    @property
+    def key(self) -> str:
+        return f"{self.event.key}/{self.channel.key}/{self.language}"
 
     def template_fields(self):
         """The channel's template fields (what its backend sends); all of them when the
@@ -292,6 +292,11 @@ class Layout(LayoutContent):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, update_fields=None, **kwargs) -> None:
+        if update_fields is None and not self._state.adding:  # as Template.save()
+            update_fields = _all_but(self, "published")
+        super().save(*args, update_fields=update_fields, **kwargs)
+
     def clean(self) -> None:
         self.html_body, self.text_body = self.html_body or "", self.text_body or ""
         for column in ("html_body", "text_body"):
@@ -318,11 +323,6 @@ class Layout(LayoutContent):
     @property
     def has_unpublished_changes(self) -> bool:
         return self.published is None or self.published.content() != self.content()
-
-    def save(self, *args, update_fields=None, **kwargs) -> None:
-        if update_fields is None and not self._state.adding:  # as Template.save()
-            update_fields = _all_but(self, "published")
-        super().save(*args, update_fields=update_fields, **kwargs)
 
 
 def _all_but(instance: models.Model, name: str) -> list[str]:

@@ -346,3 +346,19 @@ def test_the_message_admin_shows_its_version_and_its_content_made_again(admin_cl
     assert "Order &lt;A-9&gt; shipped" in html  # made from v1, escaped in the page
     assert "&lt;p&gt;&amp;lt;A-9&amp;gt;&lt;/p&gt;" in html  # the HTML in a sandboxed srcdoc
     assert Message.objects.get().subject == ""  # nothing of it was stored: it was made again
+
+
+def test_the_template_list_shows_each_version_without_a_query_per_row(marketing):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    channel = factories.memory_channel()
+    counts = []
+    for n in (2, 6):
+        while Template.objects.count() < n:
+            factories.TemplateFactory(channel=channel)
+        with CaptureQueriesContext(connection) as queries:
+            html = marketing.get("/admin/campaigns/template/").content.decode()
+        counts.append(len(queries))
+        assert html.count(">v1<") == n
+    assert counts[0] == counts[1]
