@@ -80,7 +80,7 @@ class IdempotencyConflict(NotifierError):
 class UnknownTemplate(NotifierError, LookupError):
     def __init__(self, slug: str):
         self.slug = slug
-        super().__init__(f"no active template with slug {slug!r}")
+        super().__init__(f"no active, published template with slug {slug!r}")
 
 
 class CampaignError(NotifierError):

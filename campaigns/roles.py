@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from django.db.models import Q
 
-#: group name -> {app_label: {model: [actions]}}; "send_test" is a permission of its own.
+#: group name -> {app_label: {model: [actions]}}; "send_test", "run_campaign",
+#: "publish_template" and "publish_layout" are permissions of their own. Marketing writes,
+#: publishes and rolls back content; Support may look at it and send tests, not change it.
 ROLES: dict[str, dict[str, dict[str, list[str]]]] = {
     "Marketing": {
         "campaigns": {
             "event": ["view", "add", "change"],
-            "template": ["view", "add", "change", "delete", "send_test"],
+            "template": ["view", "add", "change", "delete", "send_test", "publish_template"],
+            "layout": ["view", "add", "change", "delete", "publish_layout"],
+            "partial": ["view", "add", "change", "delete"],
             "availabilitywindow": ["view", "add", "change", "delete"],
             "audience": ["view", "add", "change", "delete"],
             "contact": ["view", "add", "change", "delete"],
@@ -29,6 +33,8 @@ ROLES: dict[str, dict[str, dict[str, list[str]]]] = {
             "recipientprofile": ["view", "change"],
             "event": ["view"],
             "template": ["view", "send_test"],
+            "layout": ["view"],
+            "partial": ["view"],
             "campaign": ["view"],
         },
     },
@@ -36,7 +42,7 @@ ROLES: dict[str, dict[str, dict[str, list[str]]]] = {
 
 
 #: Permissions of their own (not view/add/change/delete of a model).
-CUSTOM = {"send_test", "run_campaign"}
+CUSTOM = {"send_test", "run_campaign", "publish_template", "publish_layout"}
 
 
 def _codename(action: str, model: str) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ValidationError
 
@@ -19,14 +20,25 @@ class TestSendResult:
 
 
 def test_send(
-    *, channel: ChannelConfig, address: str, subject: str, text: str, html: str = ""
+    *,
+    channel: ChannelConfig,
+    address: str,
+    subject: str,
+    text: str,
+    html: str = "",
+    link: str = "",
+    image: str = "",
+    body: Any = None,
 ) -> TestSendResult:
-    """Send ``subject`` / ``text`` / ``html`` to ``address`` through ``channel``. Never
-    raises for what the channel or the provider refuses: the result says it."""
+    """Send ``subject`` / ``text`` / ``html`` (and a push's ``link`` and ``image``, a webhook's
+    JSON ``body``) to ``address`` through ``channel``. Never raises for what the channel or the
+    provider refuses: the result says it."""
     try:
         backend = channel.get_backend()
         backend.validate_address(address)
-        provider_id = backend.send_test(address, subject=subject, text=text, html=html)
+        provider_id = backend.send_test(
+            address, subject=subject, text=text, html=html, link=link, image=image, body=body
+        )
     except ValidationError as error:
         return TestSendResult(False, " ".join(error.messages))
     except (ConfigurationError, UnknownBackend) as error:

@@ -226,6 +226,18 @@ UNFOLD = {
                         "permission": "campaigns.admin.permissions.can_view_templates",
                     },
                     {
+                        "title": "Layouts",
+                        "icon": "web",
+                        "link": "/admin/campaigns/layout/",
+                        "permission": "campaigns.admin.permissions.can_view_layouts",
+                    },
+                    {
+                        "title": "Partials",
+                        "icon": "extension",
+                        "link": "/admin/campaigns/partial/",
+                        "permission": "campaigns.admin.permissions.can_view_partials",
+                    },
+                    {
                         "title": "Channels",
                         "icon": "hub",
                         "link": "/admin/channels/channelconfig/",

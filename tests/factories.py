@@ -3,6 +3,8 @@ from __future__ import annotations
 import factory
 from django.contrib.auth import get_user_model
 
+from campaigns.content.versions import version_add
+from campaigns.domain.composition import partials_used
 from campaigns.models import Event, OptOut, Template
 from channels.models import ChannelConfig
 
@@ -44,6 +46,7 @@ class ChannelFactory(factory.django.DjangoModelFactory):
 class TemplateFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Template
+        skip_postgeneration_save = True
 
     event = factory.SubFactory(EventFactory)
     channel = factory.SubFactory(ChannelFactory)
@@ -51,6 +54,12 @@ class TemplateFactory(factory.django.DjangoModelFactory):
     subject = "Order {{ order_id }} shipped"
     text_body = "Hello {{ recipient.name }}, order {{ order_id }} is on its way."
     html_body = ""
+
+    @factory.post_generation
+    def published(obj, create, extracted, **kwargs):
+        """Published as v1 (what is sent), unless ``published=False``: a draft only."""
+        if create and extracted is not False:
+            template_publish_as_is(obj)
 
 
 class OptOutFactory(factory.django.DjangoModelFactory):
@@ -103,3 +112,21 @@ def sms_channel(*, base_url: str = "http://127.0.0.1:9", key: str = "sms") -> Ch
         },
     )
     return channel
+
+
+def template_publish_as_is(template: Template, *, note: str = ""):
+    """Publish the template's draft as its next version without the admin's checks (a
+    fixture's template need not meet a channel's limits)."""
+    layout_version = None
+    if template.layout_id:
+        template.layout.refresh_from_db()  # its published version as it is now
+        layout_version = template.layout.published
+    sources = template.sources(layout_version=layout_version)
+    return version_add(
+        template,
+        content=template.content(),
+        layout_version=layout_version,
+        partials=partials_used(sources, sources.partials),
+        user=None,
+        note=note,
+    )

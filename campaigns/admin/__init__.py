@@ -4,6 +4,7 @@ from campaigns.admin import (  # noqa: F401 - registers the admin classes
     channels,
     decisions,
     events,
+    layouts,
     messages,
     optouts,
     profiles,

@@ -14,7 +14,12 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import HttpResponseBadRequest, HttpResponseNotAllowed, StreamingHttpResponse
+from django.http import (
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -23,9 +28,10 @@ from import_export.admin import ImportExportModelAdmin
 from import_export.forms import ConfirmImportForm
 from unfold.admin import ModelAdmin
 from unfold.contrib.import_export.forms import ExportForm, ImportForm
-from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextareaWidget
+from unfold.widgets import UnfoldAdminSelectWidget
 
 from campaigns.admin.resources import ContactResource
+from campaigns.admin.variables import ValuesField
 from campaigns.broadcast.audiences import audience_size
 from campaigns.broadcast.control import campaign_cancel, campaign_pause, campaign_resume
 from campaigns.broadcast.dry_run import campaign_dry_run, dry_run_start, dry_run_state
@@ -34,7 +40,7 @@ from campaigns.broadcast.fanout import (
     campaign_schedule,
     campaign_unschedule,
 )
-from campaigns.broadcast.planning import campaign_channels
+from campaigns.broadcast.planning import campaign_channels, campaign_versions
 from campaigns.broadcast.report import (
     campaign_message_counts,
     campaign_message_rows,
@@ -46,9 +52,9 @@ from campaigns.broadcast.report import (
 from campaigns.broadcast.testsend import campaign_test_send
 from campaigns.conf import app_settings
 from campaigns.domain.context import context_validate
-from campaigns.domain.untrusted_json import ADMIN_FORMFIELD_OVERRIDES, JSONFormField
+from campaigns.domain.untrusted_json import ADMIN_FORMFIELD_OVERRIDES
 from campaigns.exceptions import CampaignError, NotifierError
-from campaigns.models import Audience, AudienceKind, Campaign, CampaignStatus, Contact
+from campaigns.models import Audience, AudienceKind, Campaign, CampaignStatus, Contact, Event
 
 
 @admin.register(Audience)
@@ -146,13 +152,10 @@ class ContactAdmin(ModelAdmin, ImportExportModelAdmin):
 
 
 class CampaignForm(forms.ModelForm):
-    context = JSONFormField(
-        required=False,
-        initial=dict,
-        widget=UnfoldAdminTextareaWidget(
-            attrs={"rows": 6, "spellcheck": "false", "class": "font-mono"}
-        ),
-        help_text='Values for the event\'s variables, as JSON: {"headline": "Spring sale"}.',
+    context = ValuesField(
+        label="Values",
+        help_text="The event's variables, as its templates print them; each is checked "
+        "against its type.",
     )
 
     class Meta:
@@ -167,19 +170,40 @@ class CampaignForm(forms.ModelForm):
             "local_time",
         )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        event = self._event()
+        if "context" in self.fields:
+            self.fields["context"].set_variables(event.variables if event else [])
+            self.fields["context"].widget.attrs["no_event"] = event is None
+        if "event" in self.fields:  # another event: its variables' inputs come in its place
+            select = self.fields["event"].widget
+            getattr(select, "widget", select).attrs.update(
+                {
+                    "hx-get": reverse("admin:campaigns_campaign_values"),
+                    "hx-target": "#campaign-values",
+                    "hx-swap": "outerHTML",
+                    "hx-trigger": "change",
+                    "hx-include": "this",
+                }
+            )
+
+    def _event(self) -> Event | None:
+        raw = self.data.get("event") if self.is_bound else self.initial.get("event")
+        if raw not in (None, ""):
+            return Event.objects.filter(pk=raw).first() if str(raw).isdigit() else None
+        return self.instance.event if self.instance.event_id else None
+
     def clean(self):
         data = super().clean()
         event, context = data.get("event"), data.get("context")
-        if context in (None, ""):
+        if context is None:
             context = data["context"] = {}
-        if not isinstance(context, dict):
-            self.add_error("context", 'A JSON object is needed, like {"headline": "Sale"}.')
-        elif event is not None:
+        if event is not None and "context" not in self.errors:
             try:
                 data["context"] = context_validate(event=event, context=context)
             except NotifierError as error:
-                names = ", ".join(v["name"] for v in event.variables) or "none"
-                self.add_error("context", f"{error} (the event's variables: {names})")
+                self.add_error("context", str(error))
         return data
 
 
@@ -233,6 +257,9 @@ class CampaignAdmin(ModelAdmin):
             context["can_run"] = self.has_run_permission(request)
             if obj.status != CampaignStatus.DRAFT:
                 context["progress"] = campaign_progress(obj)
+                context["pinned"] = sorted(
+                    campaign_versions(obj).values(), key=lambda v: (v.template_id, v.number)
+                )
         if obj is not None and obj.event_id:
             context["event_variables"] = obj.event.variables
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -258,8 +285,23 @@ class CampaignAdmin(ModelAdmin):
             view("report", self.report_view),
             view("report.csv", self.report_csv_view),
             view("messages", self.messages_view),
+            path(
+                "values/",
+                self.admin_site.admin_view(self.values_view),
+                name="campaigns_campaign_values",
+            ),
             *super().get_urls(),
         ]
+
+    def values_view(self, request):
+        """The values' inputs for the event chosen in the form (htmx swaps them in)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        event = Event.objects.filter(pk=request.GET.get("event") or 0).first()
+        field = ValuesField()
+        field.set_variables(event.variables if event else [])
+        field.widget.attrs["no_event"] = event is None
+        return HttpResponse(field.widget.render("context", {}))
 
     # --- helpers --------------------------------------------------------------------------
 

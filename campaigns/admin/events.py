@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
@@ -7,6 +8,7 @@ from unfold.contrib.import_export.forms import ExportForm, ImportForm
 
 from campaigns.admin.coverage import coverage_summary, coverage_table
 from campaigns.admin.resources import EventResource
+from campaigns.admin.variables import VariablesField
 from campaigns.admin.windows import EventWindowInline, windows_summary
 from campaigns.domain.untrusted_json import ADMIN_FORMFIELD_OVERRIDES
 from campaigns.models import Event, Template
@@ -19,8 +21,20 @@ class TemplateInline(TabularInline):
     show_change_link = True
 
 
+class EventForm(forms.ModelForm):
+    variables = VariablesField(
+        help_text="What the host site passes to notify(), and templates print: a name for "
+        "templates, a label and help for people, a sample for previews, and its type."
+    )
+
+    class Meta:
+        model = Event
+        fields = ("variables",)  # the admin adds the others it shows
+
+
 @admin.register(Event)
 class EventAdmin(ModelAdmin, ImportExportModelAdmin):
+    form = EventForm
     resource_classes = [EventResource]
     import_form_class = ImportForm
     export_form_class = ExportForm

@@ -28,6 +28,7 @@ from campaigns.support.timeline import BADGES
 TECHNICAL = (
     "uuid",
     "template",
+    "template_version",
     "template_key",
     "recipient",
     "context",

@@ -13,6 +13,14 @@ def can_view_templates(request) -> bool:
     return request.user.has_perm("campaigns.view_template")
 
 
+def can_view_layouts(request) -> bool:
+    return request.user.has_perm("campaigns.view_layout")
+
+
+def can_view_partials(request) -> bool:
+    return request.user.has_perm("campaigns.view_partial")
+
+
 def can_view_channels(request) -> bool:
     return request.user.has_perm("channels.view_channelconfig")
 

@@ -15,9 +15,24 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from import_export import fields, resources, widgets
 
+from campaigns.content.versions import (
+    layout_version_for,
+    template_versions,
+    version_export,
+    versions_import,
+    versions_parse,
+)
 from campaigns.domain.untrusted_json import json_parse
 from campaigns.domain.windows import Window
-from campaigns.models import AudienceKind, AvailabilityWindow, Contact, Event, OptOut, Template
+from campaigns.models import (
+    AudienceKind,
+    AvailabilityWindow,
+    Contact,
+    Event,
+    Layout,
+    OptOut,
+    Template,
+)
 from channels.addresses import validate_phone
 from channels.models import SECRET_MASK, ChannelConfig
 
@@ -133,6 +148,18 @@ class KeyWidget(widgets.ForeignKeyWidget):
             raise ValueError(f"no {self.model._meta.verbose_name} with key {value!r}") from None
 
 
+class NameWidget(widgets.ForeignKeyWidget):
+    """A foreign key by its ``name``, with an error naming the missing name."""
+
+    def clean(self, value, row=None, **kwargs):
+        if value in (None, ""):
+            return None
+        try:
+            return super().clean(value, row, **kwargs)
+        except self.model.DoesNotExist:
+            raise ValueError(f"no {self.model._meta.verbose_name} named {value!r}") from None
+
+
 class OptOutResource(resources.ModelResource):
     user = fields.Field(
         attribute="user",
@@ -214,6 +241,54 @@ class EventResource(WindowsResourceMixin, resources.ModelResource):
         skip_unchanged = True
 
 
+class VersionsField(fields.Field):
+    """A template's published versions as JSON (content, number, note, when and by whom,
+    layout version and partials). Imported, the versions the template lacks are added once
+    the row is saved (same content, layout and partials: the same version); a file without
+    the column leaves them."""
+
+    def __init__(self):
+        super().__init__(attribute="versions", column_name="versions", widget=JSONWidget())
+
+    def get_value(self, instance):
+        if hasattr(instance, "_imported_versions"):
+            return instance._imported_versions
+        if instance.pk is None:
+            return []
+        return [version_export(v) for v in template_versions(instance).order_by("number")]
+
+    def save(self, instance, row, is_m2m=False, **kwargs):
+        raw = self.clean(row, **kwargs)
+        instance._versions_to_import = versions_parse(raw)  # a row error when it is wrong
+        instance._imported_versions = raw
+
+
+class PublishedField(fields.Field):
+    """The number of the version that is published (empty: none)."""
+
+    def __init__(self):
+        super().__init__(attribute="published", column_name="published", widget=widgets.Widget())
+
+    def get_value(self, instance):
+        if hasattr(instance, "_imported_published"):
+            return instance._imported_published
+        return instance.published.number if instance.published_id else None
+
+    def save(self, instance, row, is_m2m=False, **kwargs):
+        value = row.get(self.column_name)
+        if value in (None, ""):
+            instance._imported_published = None
+            return
+        try:
+            instance._imported_published = int(float(value))
+        except (TypeError, ValueError):
+            raise ValueError(f"published: {value!r} is not a version number") from None
+
+    def export(self, instance, **kwargs):
+        number = self.get_value(instance)
+        return "" if number is None else str(number)
+
+
 class TemplateResource(resources.ModelResource):
     event = fields.Field(
         attribute="event", column_name="event", widget=KeyWidget(Event, field="key")
@@ -221,6 +296,11 @@ class TemplateResource(resources.ModelResource):
     channel = fields.Field(
         attribute="channel", column_name="channel", widget=KeyWidget(ChannelConfig, field="key")
     )
+    layout = fields.Field(
+        attribute="layout", column_name="layout", widget=NameWidget(Layout, field="name")
+    )
+    published = PublishedField()
+    versions = VersionsField()
 
     class Meta:
         model = Template
@@ -229,10 +309,17 @@ class TemplateResource(resources.ModelResource):
             "channel",
             "language",
             "subject",
+            "preheader",
             "text_body",
             "html_body",
+            "link",
+            "image",
+            "json_body",
+            "layout",
             "slug",
             "is_active",
+            "published",
+            "versions",
         )
         import_id_fields = ("event", "channel", "language")
         clean_model_instances = True  # a template that does not compile is a row error
@@ -241,6 +328,31 @@ class TemplateResource(resources.ModelResource):
     def before_import_row(self, row, **kwargs):
         if "language" in row:  # as Template.clean() stores it, so the row finds its template
             row["language"] = str(row["language"] or "").strip().lower()
+        name = str(row.get("layout") or "").strip()
+        if name and not Layout.objects.filter(name=name).exists():
+            # A layout this site lacks comes with the versions that were published with it.
+            try:
+                items = versions_parse(JSONWidget().clean(row.get("versions")) or [])
+            except ValueError:
+                return  # the row's error comes with its versions column
+            channel = ChannelConfig.objects.filter(key=row.get("channel") or "").first()
+            for item in reversed(items):
+                if channel is not None and (item["layout"] or {}).get("name") == name:
+                    layout_version_for(item["layout"], channel)
+                    break
+
+    def after_save_instance(self, instance, row, **kwargs):
+        super().after_save_instance(instance, row, **kwargs)
+        versions = getattr(instance, "_versions_to_import", None)
+        if versions is None or instance.pk is None:  # no column, or a dry run not saved
+            return
+        if not self._is_using_transactions(kwargs) and self._is_dry_run(kwargs):
+            return
+        versions_import(
+            template=instance,
+            versions=versions,
+            published=getattr(instance, "_imported_published", None),
+        )
 
 
 def _cell(value) -> str:

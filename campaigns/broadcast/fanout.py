@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from campaigns.broadcast.audiences import audience_recipients, source_chunks
 from campaigns.broadcast.control import campaign_pause
-from campaigns.broadcast.planning import campaign_plan, campaign_problems
+from campaigns.broadcast.planning import campaign_pins, campaign_plan, campaign_problems
 from campaigns.conf import app_settings
 from campaigns.domain.states import ACTIVE
 from campaigns.exceptions import CampaignError, NotifierError
@@ -66,12 +66,14 @@ def campaign_schedule(campaign: Campaign, *, now: dt.datetime | None = None) -> 
     problems = campaign_problems(campaign)
     if problems:
         raise CampaignError("This campaign cannot be sent: " + "; ".join(problems) + ".")
+    # It is started: the template versions published now are the ones it sends.
+    pins = campaign_pins(campaign)
     updated = Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.DRAFT).update(
-        status=CampaignStatus.SCHEDULED, updated_at=now
+        status=CampaignStatus.SCHEDULED, template_versions=pins, updated_at=now
     )
     if not updated:
         raise CampaignError(f"Only a draft can be scheduled; this one is {campaign.status}.")
-    campaign.status = CampaignStatus.SCHEDULED
+    campaign.status, campaign.template_versions = CampaignStatus.SCHEDULED, pins
     if fanout_start_time(campaign, now) <= now:
         campaign_launch(campaign.pk, now=now)
         campaign.refresh_from_db()

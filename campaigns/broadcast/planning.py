@@ -9,7 +9,7 @@ from typing import Any
 from campaigns.broadcast.audiences import audience_size
 from campaigns.domain.context import context_validate, recipients_normalize
 from campaigns.exceptions import NotifierError
-from campaigns.models import Campaign, Template
+from campaigns.models import Campaign, Template, TemplateVersion
 from campaigns.outbox.plan import NotifyResult, PlanOptions, event_load, plan
 from channels.models import ChannelConfig
 
@@ -24,6 +24,25 @@ def campaign_channels(campaign: Campaign) -> list[ChannelConfig]:
         "channel_id"
     )
     return list(ChannelConfig.objects.filter(is_active=True, pk__in=with_templates))
+
+
+def campaign_pins(campaign: Campaign) -> dict[str, int]:
+    """{template id: version id} of the published templates the campaign would send now: what
+    it pins when it is started, so later publishing changes none of its messages."""
+    channels = campaign_channels(campaign)
+    rows = Template.objects.filter(
+        event=campaign.event_id, channel__in=channels, is_active=True, published__isnull=False
+    ).values_list("pk", "published_id")
+    return {str(pk): version_id for pk, version_id in rows}
+
+
+def campaign_versions(campaign: Campaign) -> dict[int, TemplateVersion]:
+    """The versions the campaign was started with, by template id (none for a draft)."""
+    pins = campaign.template_versions or {}
+    versions = TemplateVersion.objects.filter(pk__in=pins.values()).select_related(
+        "layout_version", "template__event", "template__channel"
+    )
+    return {version.template_id: version for version in versions}
 
 
 def campaign_problems(campaign: Campaign) -> list[str]:
@@ -69,7 +88,7 @@ def campaign_plan(
     NotifierError when the event, its values or a channel no longer allow sending."""
     event = event_load(campaign.event)
     keys = [channel.key for channel in campaign.channels.all()]
-    return plan(
+    planned = plan(
         event=event,
         people=recipients_normalize(people),
         context=context_validate(event=event, context=campaign.context or {}),
@@ -85,3 +104,9 @@ def campaign_plan(
         ),
         now=now,
     )
+    pins = campaign.template_versions or {}
+    for message in planned.messages:  # the version it was started with, not today's
+        message.template_version_id = pins.get(
+            str(message.template_id), message.template_version_id
+        )
+    return planned

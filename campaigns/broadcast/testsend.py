@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 
-from campaigns.broadcast.planning import campaign_channels
+from campaigns.broadcast.planning import campaign_channels, campaign_versions
 from campaigns.domain.context import language_candidates
 from campaigns.models import Campaign, Template
 from campaigns.outbox.testsend import TestSendResult, template_test_send
@@ -26,9 +26,10 @@ def campaign_test_send(
     templates = {
         (t.channel_id, t.language): t
         for t in Template.objects.filter(
-            event=event, channel__in=channels, is_active=True
-        ).select_related("event", "channel")
+            event=event, channel__in=channels, is_active=True, published__isnull=False
+        ).select_related("event", "channel", "published__layout_version")
     }
+    pinned = campaign_versions(campaign)
     rows: list[tuple[str, str, TestSendResult]] = []
     for address in dict.fromkeys(a.strip() for a in addresses if a.strip()):
         taken = False
@@ -55,7 +56,10 @@ def campaign_test_send(
             if template is None:
                 rows.append((channel.key, address, TestSendResult(False, "no template")))
                 continue
-            result = template_test_send(template=template, address=address, context=context)
+            version = pinned.get(template.pk, template.published)  # what the campaign sends
+            result = template_test_send(
+                template=template, address=address, context=context, version=version
+            )
             rows.append((channel.key, address, result))
         if not taken:
             names = ", ".join(c.key for c in channels)

@@ -1,28 +1,52 @@
 """Template rendering: compile once per template version, render per message.
 
-Subjects and text bodies render without HTML escaping; HTML bodies with it. An HTML body that
-starts with ``<mjml`` is compiled to HTML by MJML first (once per version), and the result is
-then a Django template like any other.
+What a version compiles from (its fields, its layout, the partials it includes, its preheader)
+is composed first (``composition``). Subjects, text bodies, links and JSON bodies render
+without HTML escaping; HTML bodies with it; a JSON body's values are inserted JSON-escaped. An
+HTML body that is MJML is compiled to HTML by MJML first, and the result is then a Django
+template like any other. A published version never changes, so its compiled form is cached
+by the version's id.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from threading import Lock
 from typing import Any
 
+from django.conf import settings
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template import Template as DjangoTemplate
-from mjml import mjml2html
+from django.template.base import VariableNode
+from django.templatetags.static import static
+
+from campaigns.domain.composition import (
+    COLUMNS,
+    FONT_FILE,
+    TAG,
+    CompositionError,
+    Sources,
+    includes_expand,
+    is_mjml,
+    layout_apply,
+    mjml_to_html,
+    preheader_insert,
+    text_from_html,
+)
 
 TEXT_ENGINE = Engine(debug=True, autoescape=False)
+_WORD = re.compile(r"\w+")
+_BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")
 HTML_ENGINE = Engine(debug=True, autoescape=True)
-FIELDS = ("subject", "text_body", "html_body")
 
 
 class TemplateError(Exception):
-    """A template cannot be compiled or rendered; names the field and, where known, the line."""
+    """A template cannot be compiled or rendered; names the column and, where known, the
+    line."""
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
@@ -34,6 +58,18 @@ class CompiledTemplate:
     subject: DjangoTemplate
     text: DjangoTemplate
     html: DjangoTemplate | None
+    preheader: DjangoTemplate | None = None
+    link: DjangoTemplate | None = None
+    image: DjangoTemplate | None = None
+    body: DjangoTemplate | None = None
+    #: The text part was made from the HTML body.
+    text_generated: bool = False
+    #: The top-level names its fields print (``order_id``, ``unsubscribe_url`` …), with the
+    #: line each first appears on.
+    names: Mapping[str, int] = field(default_factory=dict)
+    #: Every word inside its template tags ({{ }}, {% %}), layout and partials included: a
+    #: link it mentions anywhere (``{% if unsubscribe_url %}``) is signed for it.
+    words: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +77,12 @@ class Rendered:
     subject: str
     text: str
     html: str
-
-
-def is_mjml(source: str) -> bool:
-    return source.lstrip().lower().startswith("<mjml")
-
-
-def mjml_to_html(source: str) -> str:
-    try:
-        return mjml2html(source, disable_comments=True)
-    except ValueError as error:
-        raise TemplateError(f"MJML: {error}", field="html_body") from error
+    preheader: str = ""
+    link: str = ""
+    image: str = ""
+    #: The JSON body as rendered (text), and parsed.
+    body: str = ""
+    data: Any = None
 
 
 def _compile_field(engine: Engine, source: str, field: str) -> DjangoTemplate:
@@ -65,34 +96,114 @@ def _compile_field(engine: Engine, source: str, field: str) -> DjangoTemplate:
         raise TemplateError(f"{field}: {error}{line}", field=field) from error
 
 
-def compile_sources(subject: str, text_body: str, html_body: str) -> CompiledTemplate:
-    html = None
-    if html_body.strip():
-        html_source = mjml_to_html(html_body) if is_mjml(html_body) else html_body
+def _names(templates) -> dict[str, int]:
+    """Top-level names the templates print, with the line they first appear on."""
+    names: dict[str, int] = {}
+    for template in templates:
+        if template is None:
+            continue
+        for node in template.nodelist.get_nodes_by_type(VariableNode):
+            var = node.filter_expression.var
+            lookup = getattr(var, "var", None)
+            if isinstance(lookup, str) and not getattr(var, "literal", None):
+                name = lookup.split(".", 1)[0]
+                names.setdefault(name, getattr(node.token, "lineno", 0) or 0)
+    return names
+
+
+def _pieces_check(sources: Sources) -> None:
+    """Find which piece has a syntax error, by compiling each alone: the composed source's
+    line numbers would mean nothing to its author."""
+    for name, source in sources.own().items():
+        engine = HTML_ENGINE if name == "html" else TEXT_ENGINE
+        _compile_field(engine, source, COLUMNS[name])
+    for what, source in (
+        ("layout (HTML)", sources.layout_html),
+        ("layout (text)", sources.layout_text),
+    ):
+        _compile_field(TEXT_ENGINE, source, what)
+    for partial, source in sources.partials.items():
+        _compile_field(TEXT_ENGINE, source, f"partial {partial!r}")
+
+
+def _composed(sources: Sources, name: str) -> str:
+    source = sources.own()[name]
+    if name == "html":
+        source = layout_apply(sources.layout_html, source)
+    elif name == "text":
+        source = layout_apply(sources.layout_text, source)
+    return includes_expand(source, sources.partials, field=COLUMNS[name])
+
+
+def compile_sources(sources: Sources, *, font_url: str | None = None) -> CompiledTemplate:
+    """Compile a template's sources (with its layout and partials). Raises TemplateError
+    naming the column (or the layout or partial) and line at fault. ``font_url``: where the
+    site's copy of MJML's web font is linked from (default: the site's static URL)."""
+    try:
+        return _compile(sources, font_url=font_url or static(FONT_FILE))
+    except CompositionError as error:
+        raise TemplateError(str(error), field=error.field) from error
+    except TemplateError:
+        _pieces_check(sources)  # a clearer error, when one piece alone fails
+        raise
+
+
+def _compile(sources: Sources, *, font_url: str) -> CompiledTemplate:
+    html = html_source = None
+    if sources.html.strip():
+        html_source = preheader_insert(_composed(sources, "html"), _composed(sources, "preheader"))
+        if is_mjml(html_source):
+            try:
+                html_source = mjml_to_html(html_source, font_url=font_url)
+            except ValueError as error:
+                raise TemplateError(f"MJML: {error}", field="html_body") from error
         html = _compile_field(HTML_ENGINE, html_source, "html_body")
+    generated = not sources.text.strip() and html_source is not None
+    text_source = text_from_html(html_source) if generated else _composed(sources, "text")
+    optional = {
+        name: _compile_field(TEXT_ENGINE, _composed(sources, name), COLUMNS[name])
+        if getattr(sources, name).strip()
+        else None
+        for name in ("preheader", "link", "image", "body")
+    }
+    subject = _compile_field(TEXT_ENGINE, _composed(sources, "subject"), "subject")
+    text = _compile_field(TEXT_ENGINE, text_source, "text_body")
+    composed = " ".join(
+        [html_source or "", text_source, *(_composed(sources, n) for n in optional)]
+    )
     return CompiledTemplate(
-        subject=_compile_field(TEXT_ENGINE, subject, "subject"),
-        text=_compile_field(TEXT_ENGINE, text_body, "text_body"),
+        subject=subject,
+        text=text,
         html=html,
+        text_generated=generated,
+        names=_names([subject, text, html, *optional.values()]),
+        words=frozenset(word for tag in TAG.findall(composed) for word in _WORD.findall(tag)),
+        **optional,
     )
 
 
+def email_font_url() -> str:
+    """Where sent emails link MJML's web font from: the site's own copy."""
+    return settings.SITE_URL.rstrip("/") + static(FONT_FILE)
+
+
 class _CompiledCache:
-    """Compiled templates per (template id, version), least recently used dropped first."""
+    """Compiled template versions by id (a published version never changes), least recently
+    used dropped first."""
 
     def __init__(self, size: int = 512):
         self.size = size
-        self._items: OrderedDict[tuple[int, int], CompiledTemplate] = OrderedDict()
+        self._items: OrderedDict[int, CompiledTemplate] = OrderedDict()
         self._lock = Lock()
 
-    def get(self, template) -> CompiledTemplate:
-        key = (template.pk, template.version)
+    def get(self, version) -> CompiledTemplate:
+        key = version.pk
         with self._lock:
             compiled = self._items.get(key)
             if compiled is not None:
                 self._items.move_to_end(key)
                 return compiled
-        compiled = compile_sources(template.subject, template.text_body, template.html_body)
+        compiled = compile_sources(version.sources(), font_url=email_font_url())
         with self._lock:
             self._items[key] = compiled
             while len(self._items) > self.size:
@@ -107,11 +218,12 @@ class _CompiledCache:
 compiled_templates = _CompiledCache()
 
 
-def template_compile(template) -> CompiledTemplate:
-    """Compile a Template row (cached when saved; unsaved ones compile every time)."""
-    if template.pk is None or not isinstance(template.version, int):
-        return compile_sources(template.subject, template.text_body, template.html_body)
-    return compiled_templates.get(template)
+def template_compile(version) -> CompiledTemplate:
+    """The compiled form of a published ``TemplateVersion`` (cached by its id; one not yet
+    saved compiles every time)."""
+    if version.pk is None:
+        return compile_sources(version.sources(), font_url=email_font_url())
+    return compiled_templates.get(version)
 
 
 def plain_text(rendered: str) -> str:
@@ -124,13 +236,57 @@ def plain_text(rendered: str) -> str:
     return str.__str__(rendered)
 
 
+def _json_escaped(value: Any) -> Any:
+    """Strings escaped for a place inside a JSON string (``"{{ name }}"``)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)[1:-1]
+    if isinstance(value, Mapping):
+        return {key: _json_escaped(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_escaped(item) for item in value]
+    return value
+
+
+def _line(template: DjangoTemplate | None, context: dict[str, Any]) -> str:
+    if template is None:
+        return ""
+    return plain_text(" ".join(template.render(Context(context, autoescape=False)).split()))
+
+
 def template_render(compiled: CompiledTemplate, context: dict[str, Any]) -> Rendered:
-    """Subject and text as plain ``str`` (escape them wherever they reach HTML); the HTML body
-    as the escaping engine's safe output."""
+    """Subject, text, preheader and links as plain ``str`` (escape them wherever they reach
+    HTML); the HTML body as the escaping engine's safe output; the JSON body as text and
+    parsed (TemplateError when it is not JSON)."""
     try:
-        subject = compiled.subject.render(Context(context, autoescape=False))
+        subject = _line(compiled.subject, context)
         text = compiled.text.render(Context(context, autoescape=False))
         html = compiled.html.render(Context(context, autoescape=True)) if compiled.html else ""
+        preheader = _line(compiled.preheader, context)
+        link, image = _line(compiled.link, context), _line(compiled.image, context)
+        body = (
+            compiled.body.render(Context(_json_escaped(context), autoescape=False))
+            if compiled.body
+            else ""
+        )
     except Exception as error:
         raise TemplateError(f"rendering failed: {type(error).__name__}: {error}") from error
-    return Rendered(subject=plain_text(" ".join(subject.split())), text=plain_text(text), html=html)
+    data = None
+    if body.strip():
+        try:
+            data = json.loads(body)
+        except ValueError as error:
+            raise TemplateError(
+                f"the JSON body is not JSON once rendered: {error}", field="json_body"
+            ) from error
+    if compiled.text_generated:  # a condition's tags, on lines of their own, left blank lines
+        text = _BLANK_LINES.sub("\n\n", text).strip() + "\n"
+    return Rendered(
+        subject=subject,
+        text=plain_text(text),
+        html=html,
+        preheader=preheader,
+        link=link,
+        image=image,
+        body=plain_text(body),
+        data=data,
+    )

@@ -14,7 +14,13 @@ from campaigns.models.events import Event
 from campaigns.models.messages import Message, MessageAttempt, MessageRelatedObject, NotifyRequest
 from campaigns.models.optouts import OptOut
 from campaigns.models.profiles import RecipientProfile
-from campaigns.models.templates import Template
+from campaigns.models.templates import (
+    Layout,
+    LayoutVersion,
+    Partial,
+    Template,
+    TemplateVersion,
+)
 from campaigns.models.tokens import ApiToken
 
 __all__ = [
@@ -29,12 +35,16 @@ __all__ = [
     "Contact",
     "Decision",
     "Event",
+    "Layout",
+    "LayoutVersion",
     "Message",
     "MessageAttempt",
     "MessageRelatedObject",
     "MessageStatus",
     "NotifyRequest",
     "OptOut",
+    "Partial",
     "RecipientProfile",
     "Template",
+    "TemplateVersion",
 ]

@@ -163,6 +163,9 @@ class Campaign(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    #: The template versions it was started with, {template id: version id}: its messages are
+    #: made with these, whatever is published after.
+    template_versions = models.JSONField(default=dict, blank=True, editable=False)
     #: Recipients found in the audience when the fan-out was planned.
     recipients_total = models.PositiveIntegerField("recipients", default=0)
     created_at = models.DateTimeField(auto_now_add=True)

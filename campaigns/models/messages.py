@@ -26,6 +26,17 @@ class Message(models.Model):
         related_name="messages",
         db_index=False,  # only a template's deletion asks: not worth a write per row version
     )
+    #: The published version it is made with, kept when it is scheduled, retried or sent
+    #: again (no index: every index costs on each write of every message; deleting a template
+    #: scans the table once).
+    template_version = models.ForeignKey(
+        "campaigns.TemplateVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+        db_index=False,
+    )
     template_key = models.CharField(max_length=300, blank=True, help_text="event/channel/language")
     language = models.CharField(max_length=16, blank=True)
     address = models.CharField(max_length=2048)  # a Web Push subscription can be long

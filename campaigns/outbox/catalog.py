@@ -1,5 +1,7 @@
 """What rarely changes, read once per process and kept: events, channels (with a backend
-object each, to read and check addresses), which templates exist, and availability windows.
+object each, to read and check addresses), which templates exist (and which version of each is
+published), and availability windows; and the template versions dispatch renders, which never
+change once published, kept by id (``versions_get``).
 
 ``notify()`` and every dispatch batch need all of it, and reading it from the database on
 every call cost more than the rest of the call. Operators change it rarely, from the admin;
@@ -17,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +30,7 @@ from redis.exceptions import RedisError
 
 from campaigns.connections import redis_connection, redis_run
 from campaigns.domain.windows import Window
-from campaigns.models import AvailabilityWindow, Event, Template
+from campaigns.models import AvailabilityWindow, Event, Template, TemplateVersion
 from channels.backends.base import BaseBackend
 from channels.models import ChannelConfig
 
@@ -47,10 +50,9 @@ class Catalog:
     #: A backend object per active channel (not opened: for reading and checking addresses),
     #: or the error that building it raised.
     backends: dict[int, BaseBackend | Exception] = field(default_factory=dict)
-    #: (event id, channel id) -> {language: template id} of the active templates
-    templates: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
-    #: The active templates by id, with their sources (dispatch renders them)
-    templates_by_id: dict[int, Template] = field(default_factory=dict)
+    #: (event id, channel id) -> {language: (template id, published version id)} of the
+    #: active, published templates
+    templates: dict[tuple[int, int], dict[str, tuple[int, int]]] = field(default_factory=dict)
     event_windows: dict[int, list[Window]] = field(default_factory=dict)
     channel_windows: dict[int, list[Window]] = field(default_factory=dict)
 
@@ -75,10 +77,11 @@ def _load(version: bytes | None) -> Catalog:
                 catalog.backends[channel.pk] = channel.get_backend()
             except Exception as error:  # misconfigured: refused when a call names it
                 catalog.backends[channel.pk] = error
-    templates: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
-    for template in Template.objects.filter(is_active=True):
-        templates[(template.event_id, template.channel_id)][template.language] = template.pk
-        catalog.templates_by_id[template.pk] = template
+    templates: dict[tuple[int, int], dict[str, tuple[int, int]]] = defaultdict(dict)
+    for pk, event_id, channel_id, language, published_id in Template.objects.filter(
+        is_active=True, published__isnull=False
+    ).values_list("pk", "event_id", "channel_id", "language", "published_id"):
+        templates[(event_id, channel_id)][language] = (pk, published_id)
     catalog.templates = dict(templates)
     for event_id, channel_id, weekdays, start, end in AvailabilityWindow.objects.order_by(
         "start_time", "id"
@@ -142,8 +145,51 @@ def catalog() -> Catalog:
 
 
 def catalog_clear() -> None:
-    """Forget this process's snapshot (the next use reads the database)."""
+    """Forget this process's snapshot and versions (the next use reads the database)."""
     _cache.clear()
+    _versions.clear()
+
+
+class _Versions:
+    """Template versions by id, least recently used dropped first. A published version is
+    never changed, so what is kept never goes stale: no invalidation."""
+
+    def __init__(self, size: int = 1024):
+        self.size = size
+        self._items: OrderedDict[int, TemplateVersion] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, ids: Iterable[int]) -> dict[int, TemplateVersion]:
+        wanted = {pk for pk in ids if pk}
+        found: dict[int, TemplateVersion] = {}
+        with self._lock:
+            for pk in wanted:
+                version = self._items.get(pk)
+                if version is not None:
+                    self._items.move_to_end(pk)
+                    found[pk] = version
+        missing = wanted - found.keys()
+        if missing:
+            loaded = TemplateVersion.objects.filter(pk__in=missing).select_related("layout_version")
+            with self._lock:
+                for version in loaded:
+                    found[version.pk] = self._items[version.pk] = version
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_versions = _Versions()
+
+
+def versions_get(ids: Iterable[int]) -> dict[int, TemplateVersion]:
+    """The template versions of these ids that exist (as read-only instances): from this
+    process's memory, and with one query those it does not hold yet."""
+    return _versions.get(ids)
 
 
 def _bump() -> None:

@@ -1,8 +1,9 @@
 """Claim → render → send → record, for one batch of message ids.
 
 The number of SQL queries is the same for a batch of 10 and of 500: one claim (select and
-lease), one read of the templates, one write of all results. Each result is journaled in
-Redis right after its send (see ``journal``), so a crash repeats at most one message.
+lease), one read of the messages' template versions, one write of all results. Each result is
+journaled in Redis right after its send (see ``journal``), so a crash repeats at most one
+message.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ from django.utils.module_loading import import_string
 
 from campaigns.conf import app_settings
 from campaigns.domain.rendering import (
+    CompiledTemplate,
     TemplateError,
     plain_text,
     template_compile,
     template_render,
 )
 from campaigns.domain.windows import recipient_delivery_time
-from campaigns.models import Message, MessageStatus, Template
+from campaigns.models import Message, MessageStatus, TemplateVersion
 from campaigns.ops.telemetry import batch_report
-from campaigns.outbox.catalog import catalog
+from campaigns.outbox.catalog import catalog, versions_get
 from campaigns.outbox.claim import messages_claim
 from campaigns.outbox.journal import JournalWriter, journal_clear
 from campaigns.outbox.outcomes import (
@@ -72,27 +74,28 @@ class DispatchSummary:
         return {"claimed": self.claimed, **self.counts}
 
 
-def links_wanted(template: Template, channel: ChannelConfig) -> tuple[str, ...]:
-    """The links a message needs signed: those its template uses, and the unsubscribe link
-    of every email (its List-Unsubscribe header, a marketing event's footer)."""
-    source = f"{template.subject}{template.text_body}{template.html_body}"
+def links_wanted(compiled: CompiledTemplate, channel: ChannelConfig) -> tuple[str, ...]:
+    """The links a message needs signed: those its template (with its layout and partials)
+    mentions, and the unsubscribe link of every email (its List-Unsubscribe header, a
+    marketing event's footer)."""
     return tuple(
         name
         for name in LINK_NAMES
-        if name in source
+        if name in compiled.words
         or (name == "unsubscribe_url" and channel.backend_class.unsubscribe_headers)
     )
 
 
 def _render(
-    message: Message, template: Template | None, prefixes: dict[str, str] | None
+    message: Message, version: TemplateVersion | None, prefixes: dict[str, str] | None
 ) -> Outgoing:
-    if template is None:
+    if version is None:
         raise TemplateError(f"template {message.template_key} was deleted")
-    wanted = links_wanted(template, message.channel)
+    compiled = template_compile(version)  # cached by the version's id: it never changes
+    wanted = links_wanted(compiled, message.channel)
     links = message_links(message, prefixes=prefixes, wanted=wanted)
     rendered = template_render(
-        template_compile(template), {**message.context, "recipient": message.recipient, **links}
+        compiled, {**message.context, "recipient": message.recipient, **links}
     )
     text = footer_add(rendered.text, message=message, links=links)
     message.subject, message.text, message.html = rendered.subject, text, rendered.html
@@ -108,17 +111,21 @@ def _render(
         event_key=message.event.key,
         language=message.language,
         links=links,
+        link=rendered.link,
+        image=rendered.image,
+        body=rendered.data,
     )
 
 
 def message_content(message: Message) -> tuple[str, str, str]:
     """What a message said: (subject, text, html). An inbox message keeps its bodies; others
-    keep their subject and are rendered again from their template (with links signed anew)."""
+    keep their subject and are rendered again from the template version they were made with
+    (links signed anew)."""
     if message.text or message.html:
         return message.subject, message.text, message.html
-    template = templates_for([message]).get(message.template_id)
+    version = versions_get([message.template_version_id]).get(message.template_version_id)
     try:  # on a copy: rendering fills in the row's fields
-        outgoing = _render(copy.copy(message), template, link_prefixes())
+        outgoing = _render(copy.copy(message), version, link_prefixes())
     except TemplateError:
         return message.subject, "", ""
     # Plain ``str``: the HTML engine's output is marked safe, and a page that puts it in an
@@ -146,17 +153,6 @@ def messages_drain(*, lane: str) -> DispatchSummary:
         if lane == BULK and time.monotonic() - started > app_settings.DRAIN_BUDGET:
             drain_continue_later(lane)
             return total
-
-
-def templates_for(messages: list[Message]) -> dict[int, Template]:
-    """The templates of a batch's messages: from the catalog, and with one query those it
-    does not hold (a template turned inactive since the message was written)."""
-    known = catalog().templates_by_id
-    templates = {m.template_id: known.get(m.template_id) for m in messages if m.template_id}
-    missing = [pk for pk, template in templates.items() if template is None]
-    if missing:
-        templates.update((t.pk, t) for t in Template.objects.filter(pk__in=missing))
-    return {pk: t for pk, t in templates.items() if t is not None}
 
 
 def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
@@ -207,14 +203,15 @@ def messages_send(messages: list[Message], *, fresh: bool = False) -> DispatchSu
     summary.claimed = len(messages)
     if not messages:
         return summary
-    templates = templates_for(messages)
+    # The version each message was made with (a scheduled or retried one keeps its own).
+    versions = versions_get(m.template_version_id for m in messages)
     outcomes, sendable = _messages_recheck(messages, facts=not fresh)
     by_channel: dict[int, list[Message]] = defaultdict(list)
     for message in sendable:
         by_channel[message.channel_id].append(message)
 
     for channel_messages in by_channel.values():
-        outcomes.extend(_channel_send(channel_messages, templates))
+        outcomes.extend(_channel_send(channel_messages, versions))
 
     logged = attempts_logged(outcomes)
     if logged:
@@ -332,14 +329,15 @@ def _validity_check(message: Message) -> bool:
     return bool(import_string(message.event.check_validity)(message))
 
 
-def _channel_send(messages: list[Message], templates: dict[int, Template]) -> list[dict]:
+def _channel_send(messages: list[Message], versions: dict[int, TemplateVersion]) -> list[dict]:
     outcomes: list[dict[str, Any]] = []
     now = timezone.now()
     ready: list[tuple[Message, Outgoing]] = []
     prefixes = link_prefixes()
     for message in messages:
         try:
-            ready.append((message, _render(message, templates.get(message.template_id), prefixes)))
+            version = versions.get(message.template_version_id)
+            ready.append((message, _render(message, version, prefixes)))
         except Exception as error:
             summary = "".join(traceback.format_exception_only(error)).strip()
             outcomes.append(

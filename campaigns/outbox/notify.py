@@ -138,7 +138,7 @@ def send_template(
         )
     template = (
         Template.objects.select_related("event", "channel")
-        .filter(slug=slug, is_active=True)
+        .filter(slug=slug, is_active=True, published__isnull=False)
         .first()
     )
     if template is None:

@@ -166,7 +166,7 @@ def plan(
         channels = [template.channel.key]
     chosen = channels_select(keys=channels, cat=cat)
     if template is not None:  # send_template(): that template, whatever the language
-        templates = {template.channel_id: {template.language: template.pk}}
+        templates = {template.channel_id: {template.language: (template.pk, template.published_id)}}
     else:
         templates = {c.pk: cat.templates.get((event.pk, c.pk), {}) for c in chosen}
     if channels is None:  # all channels the event has templates for
@@ -341,6 +341,7 @@ def _messages(
         if language is None:
             skipped.append(Skipped(person, channel.key, "no template"))
             continue
+        template_id, version_id = languages[language]
         key = dedupe_key(
             behaviour=options.behaviour,
             event=event,
@@ -369,7 +370,8 @@ def _messages(
                 {
                     "event_id": event.pk,
                     "channel_id": channel.pk,
-                    "template_id": languages[language],
+                    "template_id": template_id,
+                    "template_version_id": version_id,
                     "template_key": f"{event.key}/{channel.key}/{language}",
                     "language": language,
                     "address": address,

@@ -17,23 +17,31 @@ class Content:
     subject: str
     text: str
     html: str
-    #: False while the message was not rendered yet (it renders when it is sent).
+    #: False when there is nothing to show (its template version is gone, or fails to render).
     rendered: bool
     #: True when the bodies were made again from the template (the row keeps only an inbox
     #: message's bodies); their links are signed anew.
     remade: bool = False
+    #: False for a message not tried yet: its content is how its version renders it now.
+    sent: bool = True
 
 
 def message_content(message: Message) -> Content:
     """The message as it was sent. An inbox message keeps its subject, text and HTML on its
-    row; any other keeps its subject, and its bodies are made again from its template (links
-    signed anew). A message not tried yet has nothing to show."""
+    row; any other keeps its subject, and its bodies are made again from the template version
+    it was made with (links signed anew); a message not sent yet shows how that version
+    renders it."""
     if message.text or message.html:
         return Content(message.subject, message.text, message.html, rendered=True)
-    if not (message.attempts or message.sent_at or message.subject):
-        return Content("", "", "", rendered=False)
     subject, text, html = content_made_again(message)
-    return Content(subject, text, html, rendered=True, remade=bool(text or html))
+    return Content(
+        subject,
+        text,
+        html,
+        rendered=bool(subject or text or html),
+        remade=True,
+        sent=bool(message.attempts or message.sent_at),
+    )
 
 
 @dataclass(slots=True)

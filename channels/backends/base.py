@@ -39,6 +39,7 @@ from typing import Any, ClassVar, Literal
 from django import forms
 
 from ..addresses import validate_email
+from .fields import TemplateField, fields_declared
 
 logger = logging.getLogger("notifier.channels")
 
@@ -107,6 +108,11 @@ class Outgoing:
     #: The message's own links (``unsubscribe_url``, ``preferences_url``), signed once when
     #: it is rendered, so the body and the headers carry the same ones. Empty for test sends.
     links: dict[str, str] = field(default_factory=dict)
+    #: The template's ``link`` and ``image`` fields (push: opened on tap, shown with it).
+    link: str = ""
+    image: str = ""
+    #: The template's JSON body (webhooks), parsed; None when the template has none.
+    body: Any = None
 
 
 @dataclass(slots=True)
@@ -149,8 +155,9 @@ class BaseBackend:
     verbose_name: ClassVar[str] = ""
     #: The recipient key this backend reads its address from (``email``, ``phone`` …).
     address_key: ClassVar[str | None] = None
-    #: The template fields this backend uses.
-    template_fields: ClassVar[tuple[str, ...]] = ("subject", "text")
+    #: The template fields this backend uses (``channels.backends.fields``): what the template
+    #: admin shows and checks. None: its category's usual fields; names stand for those.
+    template_fields: ClassVar[tuple[TemplateField, ...]] = fields_declared(None, "other")
     ConfigForm: ClassVar[type[BaseConfigForm]] = BaseConfigForm
     #: True when the Message row is what the recipient reads (the in-app inbox): such rows
     #: are kept even for events that delete messages after processing.
@@ -180,6 +187,11 @@ class BaseBackend:
                 f"{cls.__qualname__}.category is {cls.category!r}: not one of "
                 f"{', '.join(CATEGORIES)}"
             )
+        declared = cls.__dict__.get("template_fields")
+        if declared is not None:  # names stand for the category's fields of those names
+            cls.template_fields = fields_declared(tuple(declared), cls.category)
+        elif "category" in cls.__dict__:  # a category of its own: its usual fields
+            cls.template_fields = fields_declared(None, cls.category)
 
     def __init__(self, *, channel_key: str = "", options: Mapping[str, Any] | None = None):
         self.channel_key = channel_key
@@ -279,12 +291,30 @@ class BaseBackend:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def send_test(self, address: str, *, subject: str = "", text: str = "", html: str = "") -> str:
+    def send_test(
+        self,
+        address: str,
+        *,
+        subject: str = "",
+        text: str = "",
+        html: str = "",
+        link: str = "",
+        image: str = "",
+        body: Any = None,
+    ) -> str:
         """Send one message outside the outbox (the admin's "send test"). Returns the
         provider id; raises DeliveryError with the provider's text when it fails."""
         self.validate_address(address)
         outgoing = Outgoing(
-            id=0, uuid=str(uuid.uuid4()), address=address, subject=subject, text=text, html=html
+            id=0,
+            uuid=str(uuid.uuid4()),
+            address=address,
+            subject=subject,
+            text=text,
+            html=html,
+            link=link,
+            image=image,
+            body=body,
         )
         try:  # a refused or silent server fails in open(): said like a failed send
             self.open()

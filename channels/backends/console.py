@@ -6,13 +6,14 @@ import sys
 import threading
 
 from channels.backends.base import AddressKeyConfigForm, BaseBackend, Outgoing
+from channels.backends.fields import OTHER_FIELDS
 
 
 class ConsoleBackend(BaseBackend):
     key = "console"
     verbose_name = "Console (prints messages)"
     address_key = "email"
-    template_fields = ("subject", "text")
+    template_fields = OTHER_FIELDS
 
     ConfigForm = AddressKeyConfigForm
 

@@ -21,6 +21,7 @@ from django.utils.module_loading import import_string
 
 from ..conf import channel_settings
 from .base import BaseBackend, BaseConfigForm, Outgoing, PermanentError, TransientError
+from .fields import EMAIL_FIELDS
 from .mime import MimeWriter, RawMessage
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -134,7 +135,7 @@ class EmailBackend(BaseBackend):
     key = "email"
     verbose_name = "Email"
     address_key = "email"
-    template_fields = ("subject", "text", "html")
+    template_fields = EMAIL_FIELDS  # the preheader is folded into the HTML when rendered
     ConfigForm = EmailConfigForm
     category = "email"
     unsubscribe_headers = True

@@ -36,6 +36,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from .base import DeliveryError, Outgoing, SendResult, TransientError, delivery_error
+from .fields import PUSH_FIELDS
 from .http import HttpBackend, HttpConfigForm, HttpRequest, response_json
 
 PUSH_TOKEN = re.compile(r"^Expo(nent)?PushToken\[[^\[\]\s]+\]$")
@@ -78,7 +79,7 @@ class ExpoPushBackend(HttpBackend):
     key = "push.expo"
     verbose_name = "Push (Expo)"
     address_key = "push_token"
-    template_fields = ("subject", "text")
+    template_fields = PUSH_FIELDS
     ConfigForm = ExpoConfigForm
     category = "push"
     polls_receipts = True
@@ -103,6 +104,10 @@ class ExpoPushBackend(HttpBackend):
         item: dict[str, Any] = {"to": message.address, "body": message.text, "data": data}
         if message.subject:
             item["title"] = message.subject
+        if message.link:  # the app opens data.url on tap (Expo's linking guide)
+            data["url"] = message.link
+        if message.image:
+            item["richContent"] = {"image": message.image}
         for option, field in (
             ("sound", "sound"),
             ("priority", "priority"),

@@ -5,13 +5,14 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 
 from channels.backends.base import BaseBackend, Outgoing
+from channels.backends.fields import INBOX_FIELDS
 
 
 class InboxBackend(BaseBackend):
     key = "inbox"
     verbose_name = "In-app inbox"
     address_key = "user_id"
-    template_fields = ("subject", "text", "html")
+    template_fields = INBOX_FIELDS
     stores_messages = True
     category = "inbox"
 

@@ -7,6 +7,7 @@ by any channel using this backend in this process, in order.
 from __future__ import annotations
 
 from channels.backends.base import AddressKeyConfigForm, BaseBackend, Outgoing
+from channels.backends.fields import OTHER_FIELDS
 
 outbox: list[Outgoing] = []
 
@@ -15,7 +16,7 @@ class LocmemBackend(BaseBackend):
     key = "locmem"
     verbose_name = "Local memory (tests)"
     address_key = "email"
-    template_fields = ("subject", "text", "html")
+    template_fields = OTHER_FIELDS
 
     ConfigForm = AddressKeyConfigForm
 

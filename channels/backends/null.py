@@ -4,13 +4,14 @@ that want a channel switched off without losing its templates."""
 from __future__ import annotations
 
 from channels.backends.base import AddressKeyConfigForm, BaseBackend, Outgoing
+from channels.backends.fields import OTHER_FIELDS
 
 
 class NullBackend(BaseBackend):
     key = "null"
     verbose_name = "Null (accepts and discards)"
     address_key = "email"
-    template_fields = ("subject", "text", "html")
+    template_fields = OTHER_FIELDS
 
     ConfigForm = AddressKeyConfigForm
 

@@ -26,6 +26,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from .base import ErrorKind, Outgoing
+from .fields import PUSH_FIELDS
 from .http import HttpBackend, HttpConfigForm, HttpRequest
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -55,7 +56,7 @@ class OneSignalBackend(HttpBackend):
     key = "push.onesignal"
     verbose_name = "Push (OneSignal)"
     address_key = "user_id"
-    template_fields = ("subject", "text")
+    template_fields = PUSH_FIELDS
     ConfigForm = OneSignalConfigForm
     category = "push"
     default_base_url = "https://api.onesignal.com"
@@ -91,8 +92,13 @@ class OneSignalBackend(HttpBackend):
             data["include_aliases"] = {"external_id": [message.address]}
         if message.subject:
             data["headings"] = dict.fromkeys(sorted(languages), message.subject)
-        if isinstance(message.extra.get("url"), str):
+        if message.link:
+            data["url"] = message.link
+        elif isinstance(message.extra.get("url"), str):
             data["url"] = message.extra["url"]
+        if message.image:  # Android's big picture, the web's image, iOS's attachment
+            data["big_picture"] = data["chrome_web_image"] = message.image
+            data["ios_attachments"] = {"image": message.image}
         if isinstance(message.extra.get("data"), dict):
             data["data"] |= message.extra["data"]
         return data

@@ -28,6 +28,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from .base import Outgoing
+from .fields import CHAT_FIELDS
 from .http import HttpBackend, HttpConfigForm, HttpRequest, redact_in_logs, response_text
 
 SLACK_ID = re.compile(r"^[CDGUW][A-Z0-9]{6,20}$")
@@ -84,7 +85,14 @@ class SlackBackend(HttpBackend):
     key = "chat.slack"
     verbose_name = "Slack"
     address_key = "slack_id"
-    template_fields = ("text",)
+    template_fields = (
+        CHAT_FIELDS[0].but(
+            max_length=40000,  # Slack cuts longer text
+            markup="Slack mrkdwn",
+            help="Slack mrkdwn: *bold*, _italic_, ~strike~, `code`, and links as "
+            "&lt;https://example.com|words&gt;.",
+        ),
+    )
     ConfigForm = SlackConfigForm
     category = "chat"
     default_base_url = "https://slack.com/api"

@@ -33,6 +33,7 @@ from django.urls import NoReverseMatch, reverse
 from ..addresses import validate_phone
 from ..conf import site_url
 from .base import Outgoing
+from .fields import SMS_FIELDS
 from .http import HttpBackend, HttpConfigForm, HttpRequest
 
 #: Twilio error codes that say the *recipient's* number cannot get SMS: it is deactivated.
@@ -112,7 +113,8 @@ class TwilioSmsBackend(HttpBackend):
     key = "sms.twilio"
     verbose_name = "SMS (Twilio)"
     address_key = "phone"
-    template_fields = ("text",)
+    #: Twilio takes at most 1,600 characters (and advises 10 segments at most).
+    template_fields = (SMS_FIELDS[0].but(max_length=1600),)
     ConfigForm = TwilioConfigForm
     category = "sms"
     status_callbacks = "twilio"

@@ -24,6 +24,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from channels.backends.base import Outgoing, PermanentError
+from channels.backends.fields import SOCIAL_FIELDS
 from channels.backends.http import HttpBackend, HttpConfigForm
 
 
@@ -53,7 +54,7 @@ class SocialConfigForm(HttpConfigForm):
 class SocialBackend(HttpBackend):
     """Posts the text of each message to the account its address names."""
 
-    template_fields = ("text",)
+    template_fields = SOCIAL_FIELDS
     reaches_people = False  # a post goes to the site's account, not to the recipient
     category = "social"
     #: The option naming the channel's default target (``account``, ``page_id``, ``owner_id``).

@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
 from .base import Outgoing
+from .fields import CHAT_FIELDS
 from .http import HttpBackend, HttpConfigForm, HttpRequest, redact_in_logs, retry_after_seconds
 
 CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
@@ -55,7 +56,14 @@ class TelegramBackend(HttpBackend):
     key = "chat.telegram"
     verbose_name = "Telegram"
     address_key = "chat_id"
-    template_fields = ("text",)
+    template_fields = (
+        CHAT_FIELDS[0].but(
+            max_length=4096,  # sendMessage's limit
+            markup="Telegram",
+            help="Plain text, or Telegram's HTML (the b, i, a and code tags) or MarkdownV2 "
+            "when the channel's parse_mode option says so.",
+        ),
+    )
     ConfigForm = TelegramConfigForm
     category = "chat"
     default_base_url = "https://api.telegram.org"

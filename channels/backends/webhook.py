@@ -35,6 +35,7 @@ from django.core.exceptions import ValidationError
 from standardwebhooks.webhooks import Webhook
 
 from .base import BaseConfigForm, Outgoing
+from .fields import WEBHOOK_FIELDS
 from .http import HttpBackend, HttpRequest
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
@@ -90,7 +91,7 @@ class WebhookBackend(HttpBackend):
     key = "webhook"
     verbose_name = "Webhook"
     address_key = "user_id"
-    template_fields = ("subject", "text", "html")
+    template_fields = WEBHOOK_FIELDS
     ConfigForm = WebhookConfigForm
     category = "webhook"
 
@@ -104,6 +105,7 @@ class WebhookBackend(HttpBackend):
             "subject": message.subject,
             "text": message.text,
             "html": message.html,
+            "body": message.body,  # the template's JSON body, as a JSON value
             "extra": message.extra,
         }
 

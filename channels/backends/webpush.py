@@ -41,6 +41,7 @@ from py_vapid import Vapid
 from pywebpush import WebPusher
 
 from .base import BaseConfigForm, Outgoing, PermanentError
+from .fields import PUSH_FIELDS
 from .http import HttpBackend, HttpRequest
 
 #: The largest plaintext a push service takes: 4096 bytes of aes128gcm record, less its
@@ -264,7 +265,7 @@ class WebPushBackend(HttpBackend):
     key = "push.webpush"
     verbose_name = "Web Push"
     address_key = "webpush"
-    template_fields = ("subject", "text")
+    template_fields = PUSH_FIELDS
     ConfigForm = WebPushConfigForm
     category = "push"
     browser_subscriptions = True
@@ -323,12 +324,14 @@ class WebPushBackend(HttpBackend):
         if isinstance(extra.get("data"), Mapping):
             data |= extra["data"]
         payload: dict[str, Any] = {"title": message.subject, "body": message.text}
-        url = extra.get("url") or data.get("url")
+        url = message.link or extra.get("url") or data.get("url")
         if isinstance(url, str) and url:
             payload["url"] = url
         for name in ("icon", "badge", "tag"):
             if isinstance(extra.get(name), str) and extra[name]:
                 payload[name] = extra[name]
+        if message.image:
+            payload["image"] = message.image
         if message.language:
             payload["lang"] = message.language
         payload["data"] = data

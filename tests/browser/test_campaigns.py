@@ -93,7 +93,7 @@ def test_marketing_builds_tests_and_sends_a_campaign_and_watches_it_finish(
     page.locator("#id_channels_from").select_option(label="mail")
     page.locator("#id_channels_add").click()
     page.locator("#id_audience").select_option(label="Spring customers")
-    page.locator("#id_context").fill('{"headline": "Spring sale"}')
+    page.get_by_label("Headline").fill("Spring sale")  # the event's variable, a field of its own
     page.locator("[name=_continue]").click()
     expect(page.locator("body")).to_contain_text("was added successfully")
     campaign = Campaign.objects.get()

@@ -32,12 +32,14 @@ def test_marketing_sees_the_preview_follow_their_typing(
     frame = page.frame_locator("iframe.preview-html")
     expect(frame.locator("body")).to_contain_text("Order A-1")
 
-    page.locator("#id_text_body").fill("Hello\n{% if recipient.name %}\nno end")
+    text_body = page.locator('[data-editor-for="text_body"] .cm-content')  # the code editor
+    text_body.fill("Hello\n{% if recipient.name %}\nno end")
     expect(preview.locator(".preview-errors")).to_contain_text("line 2")
     expect(preview.locator(".preview-errors")).to_contain_text("endif")
 
+    page.locator(".template-preview-panel summary").click()
     page.locator("#id_preview_context").fill('{"order_id": "Z-9"}')
-    page.locator("#id_text_body").fill("Order {{ order_id }}")
+    text_body.fill("Order {{ order_id }}")
     expect(preview.locator(".preview-text")).to_have_text("Order Z-9")
     assert page.evaluate("window.__marker") == "same page"
     page.screenshot(path=tmp_path / "template-preview.png", full_page=True)

@@ -29,7 +29,7 @@ def demo_rows() -> dict[str, list]:
         "events": list(Event.objects.order_by("pk").values_list("pk", "key")),
         "templates": list(
             Template.objects.order_by("pk").values_list(
-                "pk", "event__key", "channel__key", "language", "version"
+                "pk", "event__key", "channel__key", "language", "published_id"
             )
         ),
         "users": list(get_user_model().objects.order_by("pk").values_list("pk", "username")),

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns.api import notify
+from campaigns.content.versions import template_publish
 from campaigns.models import (
     Audience,
     AudienceKind,
@@ -330,6 +331,7 @@ class Command(BaseCommand):
                     )
                     template.clean()  # compiles subject, text and MJML: fails loudly here
                     template.save()
+                    template_publish(template=template, note="Seeded by seed_demo")
                     created += 1
         return created
 

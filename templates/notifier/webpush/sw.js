@@ -1,6 +1,6 @@
 {% comment %}The service worker of Notifier's browser notifications, served at the site's root
 (campaigns.views.webpush.service_worker) so its scope covers every page. A push message's
-payload is JSON: {"title", "body", "url", "icon", "badge", "tag", "lang", "data"}.{% endcomment %}"use strict";
+payload is JSON: {"title", "body", "url", "icon", "image", "badge", "tag", "lang", "data"}.{% endcomment %}"use strict";
 
 const DEFAULT_URL = "{{ default_url|escapejs }}";
 
@@ -20,7 +20,7 @@ self.addEventListener("push", (event) => {
     body: message.body || "",
     data: { ...(message.data || {}), url: message.url || DEFAULT_URL },
   };
-  for (const name of ["icon", "badge", "tag", "lang"]) {
+  for (const name of ["icon", "image", "badge", "tag", "lang"]) {
     if (message[name]) options[name] = message[name];
   }
   event.waitUntil(self.registration.showNotification(message.title || "Notification", options));

@@ -14,10 +14,10 @@ def test_coverage_grid_shows_missing_templates(admin_client, db):
     factories.TemplateFactory(event=event, channel=memory, language="en")
     factories.TemplateFactory(event=event, channel=memory, language="de", is_active=False)
     html = admin_client.get(f"/admin/campaigns/event/{event.pk}/change/").content.decode()
-    assert 'data-present="memory/en"' in html
-    assert 'data-present="memory/de"' in html and "inactive" in html
-    assert 'data-missing="memory/fr"' in html
-    assert 'data-missing="email/en"' in html  # the email channel has no template yet
+    assert 'data-coverage="memory/en" data-state="current"' in html
+    assert 'data-coverage="memory/de" data-state="inactive"' in html
+    assert 'data-coverage="memory/fr" data-state="missing"' in html
+    assert 'data-coverage="email/en" data-state="missing"' in html  # no template there yet
     assert f"?event={event.pk}&amp;channel={memory.pk}&amp;language=fr" in html
 
 

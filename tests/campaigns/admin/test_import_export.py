@@ -13,7 +13,18 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from openpyxl import load_workbook
 
 from campaigns.admin.resources import TemplateResource
-from campaigns.models import Audience, AvailabilityWindow, Contact, Event, OptOut, Template
+from campaigns.content.layouts import layout_publish
+from campaigns.content.versions import template_publish
+from campaigns.models import (
+    Audience,
+    AvailabilityWindow,
+    Contact,
+    Event,
+    Layout,
+    OptOut,
+    Partial,
+    Template,
+)
 from channels.models import SECRET_MASK, ChannelConfig
 from tests import factories
 
@@ -187,8 +198,12 @@ def values(obj, *, skip=()) -> dict:
         if f.name in LOCAL or f.name in skip:
             continue
         value = getattr(obj, f.name)
-        if f.is_relation:
-            value = value and (getattr(value, "key", None) or value.get_username())
+        if f.is_relation:  # by key, name, version number or username
+            for name in ("key", "name", "number", "get_username"):
+                if value is not None and hasattr(value, name):
+                    value = getattr(value, name)
+                    value = value() if callable(value) else value
+                    break
         row[f.name] = value
     if isinstance(obj, (Event, ChannelConfig)):  # and their availability windows
         row["windows"] = sorted(
@@ -403,3 +418,60 @@ def test_channels_round_trip_and_a_masked_secret_keeps_the_real_one(admin_client
     expected = dict(before[0])
     expected["config"] = {k: v for k, v in expected["config"].items() if k != "password"}
     assert values(arrived) == expected
+
+
+def test_templates_carry_their_versions_and_layouts_to_another_site(admin_client, db):
+    mail = factories.memory_channel("mail")
+    layout = Layout.objects.create(
+        name="Brand", channel=mail, html_body="<div>{% block content %}{% endblock %}</div>"
+    )
+    layout_publish(layout=layout)
+    Partial.objects.create(name="sig", body="— Shop")
+    template = factories.TemplateFactory(
+        channel=mail, subject="First", html_body="<p>1</p>", layout=layout
+    )
+    template.subject, template.text_body = "Second", 'Hi\n{% include "sig" %}'
+    template.save()
+    template_publish(template=template, note="friendlier")
+    template.subject = "Draft, not published"
+    template.save()
+
+    def history():
+        return [
+            (v.number, v.subject, v.text_body, v.note, v.partials, str(v.layout_version))
+            for v in Template.objects.get().versions.order_by("number")
+        ]
+
+    before, published = history(), Template.objects.get().published.number
+    path = "/admin/campaigns/template/"
+    exported = export_file(admin_client, path)
+    Template.objects.all().delete()
+    Layout.objects.all().delete()  # "the other site" has no such layout either
+    import_file(admin_client, path, exported)
+
+    imported = Template.objects.get()
+    assert history() == before
+    assert (imported.published.number, imported.subject) == (published, "Draft, not published")
+    assert imported.published.partials == {"sig": "— Shop"}
+    assert Layout.objects.get().published.html_body == layout.html_body
+    import_file(admin_client, path, exported)  # again: nothing new
+    assert history() == before
+
+
+def test_an_imported_version_that_does_not_compile_is_a_row_error(db):
+    factories.memory_channel()
+    factories.EventFactory(key="order-shipped")
+    import tablib
+
+    versions = '[{"number": 1, "subject": "{% if %}"}]'
+    dataset = tablib.Dataset(
+        ["order-shipped", "memory", "en", "ok", "Hi", versions, "1"],
+        headers=["event", "channel", "language", "subject", "text_body", "versions", "published"],
+    )
+    result = TemplateResource().import_data(dataset, dry_run=True)
+    assert result.has_validation_errors() or result.has_errors()
+    assert "v1 does not compile" in str(
+        [r.error_dict for r in result.invalid_rows]
+        + [e.error for r in result.rows for e in r.errors]
+    )
+    assert Template.objects.count() == 0

@@ -7,6 +7,7 @@ import json
 import pytest
 from django.contrib.auth.models import Group
 
+from campaigns.domain.composition import Sources
 from campaigns.domain.preview import sms_info, template_render_preview
 from tests import factories
 
@@ -35,9 +36,11 @@ def test_sms_length_and_segments(text, encoding, length, segments):
 def test_preview_renders_with_samples():
     preview = template_render_preview(
         variables=VARIABLES,
-        subject="Order {{ order_id }}",
-        text_body="Hi {{ recipient.name }}",
-        html_body="<p>{{ order_id }}</p>",
+        sources=Sources(
+            subject="Order {{ order_id }}",
+            text="Hi {{ recipient.name }}",
+            html="<p>{{ order_id }}</p>",
+        ),
         context={"order_id": "<A-1>"},
         sms=True,
     )
@@ -49,18 +52,12 @@ def test_preview_renders_with_samples():
 
 def test_preview_names_syntax_errors_unknown_and_missing_variables():
     broken = template_render_preview(
-        variables=VARIABLES,
-        subject="",
-        text_body="line one\n{% if x %}",
-        html_body="",
-        context={},
+        variables=VARIABLES, sources=Sources(text="line one\n{% if x %}"), context={}
     )
     assert len(broken.errors) == 1 and "line 2" in broken.errors[0]
     unknown = template_render_preview(
         variables=VARIABLES,
-        subject="{{ order_id }}",
-        text_body="a\n{{ coupon.code }}",
-        html_body="",
+        sources=Sources(subject="{{ order_id }}", text="a\n{{ coupon.code }}"),
         context={},
     )
     assert unknown.errors == [

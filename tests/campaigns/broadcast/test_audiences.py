@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from campaigns.broadcast.fanout import campaign_schedule
+from campaigns.domain.composition import Sources
 from campaigns.domain.preview import SAMPLE_RECIPIENT, template_render_preview
 from campaigns.models import Audience, Campaign, Contact, Message, RecipientProfile
 from tests import factories
@@ -160,10 +161,10 @@ def test_the_preview_promises_only_what_a_real_recipient_carries(
     assert set(SAMPLE_RECIPIENT) <= {key for key, value in real.items() if value}
     preview = template_render_preview(
         variables=newsletter.variables,
-        subject="",
-        text_body="{{ recipient.name }}|{{ recipient.email }}|{{ recipient.language }}|"
-        "{{ recipient.tz }}",
-        html_body="",
+        sources=Sources(
+            text="{{ recipient.name }}|{{ recipient.email }}|{{ recipient.language }}|"
+            "{{ recipient.tz }}"
+        ),
         context={"headline": "x"},
     )
     assert all(preview.text.split("|")), preview.text

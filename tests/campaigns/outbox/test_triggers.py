@@ -131,7 +131,7 @@ def test_delete_after_processing_keeps_failures_only(channel):
     event.save(update_fields=["delete_after_processing"])
     sent = notify("order-shipped", ANN, CONTEXT)
     broken = notify("order-shipped", {"email": "bob@example.com"}, CONTEXT)
-    Message.objects.filter(pk=broken.messages[0].pk).update(template=None)
+    Message.objects.filter(pk=broken.messages[0].pk).update(template_version=None)
     send(sent.messages + broken.messages)
     assert statuses() == ["broken"]
     assert [o.address for o in locmem.outbox] == ["ann@example.com"]

@@ -67,6 +67,7 @@ class FakeExpo:
                 "priority",
                 "channelId",
                 "ttl",
+                "richContent",  # {"image": url}: ExpoPushMessage in expo-server-sdk-node
             }
             name = message["to"].removeprefix("ExponentPushToken[")
             if name.startswith("dead"):
@@ -298,3 +299,22 @@ def test_options_are_validated():
     with pytest.raises(ConfigurationError, match="priority"):
         ExpoPushBackend(options={"priority": "urgent"})
     assert ExpoPushBackend.secret_fields() == ("access_token",)
+
+
+def test_the_templates_link_and_image_go_with_the_push(expo, db):
+    """A push template's Link opens on tap (``data.url``) and its Image is shown with it
+    (``richContent.image``), each rendered with the message's values."""
+    channel = expo_channel(expo)
+    template = channel.templates.get()
+    template.link = "https://shop.example.com/orders/{{ order_id }}"
+    template.image = "https://shop.example.com/parcels/{{ order_id }}.png"
+    template.save()
+    factories.template_publish_as_is(template)
+
+    (message,) = notify_and_dispatch(channel, [{"push_token": token("ann")}])
+
+    assert message.status == MessageStatus.SENT, message.last_error
+    (pushed,) = expo.fake.pushed
+    assert pushed["data"]["url"] == "https://shop.example.com/orders/A-7"
+    assert pushed["richContent"] == {"image": "https://shop.example.com/parcels/A-7.png"}
+    assert [f.label for f in ExpoPushBackend.template_fields] == ["Title", "Body", "Link", "Image"]

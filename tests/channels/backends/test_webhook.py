@@ -278,3 +278,30 @@ def test_options_are_validated_and_the_secret_masked(receiver, db):
     channel = webhook_channel(receiver)
     assert channel.masked_config()["secret"] != SECRET
     assert json.dumps(channel.masked_config()).count(SECRET) == 0
+
+
+def test_a_json_body_template_arrives_as_json_with_its_values_escaped(receiver, db):
+    """The webhook's template is a JSON document; a value with quotes, backslashes and a
+    newline stays one JSON string, and the receiver gets the document parsed as ``body``."""
+    channel = webhook_channel(receiver)
+    template = channel.templates.get()
+    template.json_body = (
+        '{"order": "{{ order_id }}", "who": "{{ recipient.name }}", "n": {{ recipient.n }}}'
+    )
+    template.save()
+    factories.template_publish_as_is(template)
+
+    user = factories.UserFactory()
+    (message,) = notify_and_dispatch(
+        channel, [{"user_id": user.pk, "name": 'Ann "the\\admin"\nB', "n": 3}], order_id="<A-7>"
+    )
+
+    assert message.status == MessageStatus.SENT, message.last_error
+    (payload,) = receiver.receiver.accepted
+    assert payload["body"] == {"order": "<A-7>", "who": 'Ann "the\\admin"\nB', "n": 3}
+
+
+def test_the_webhook_declares_a_json_body_as_its_template():
+    assert [(f.name, f.kind, f.required) for f in WebhookBackend.template_fields] == [
+        ("body", "json", True)
+    ]
