@@ -18,7 +18,8 @@ from rq import Queue
 from campaigns.broadcast.fanout import campaign_schedule
 from campaigns.conf import app_settings
 from campaigns.connections import redis_connection as _redis_connection
-from campaigns.models import Campaign
+from campaigns.content import versions
+from campaigns.models import Campaign, Template
 from campaigns.outbox.dispatch import message_dispatch
 from campaigns.outbox.queueing import LANES, ready_clear
 from campaigns.outbox.queueing import get_queue as _get_queue
@@ -68,6 +69,11 @@ def redis():
 def dispatch(message_ids: Iterable[int]) -> dict[str, Any]:
     """Claim, render, send and record one batch in this process: what a dispatch job does."""
     return message_dispatch(message_ids=list(message_ids)).as_dict()
+
+
+def template_publish(template: Template) -> None:
+    """Make a new template sendable: publish its draft as its first version."""
+    versions.template_publish(template=template, note="benchmark")
 
 
 def campaign_start(campaign: Campaign) -> Campaign:

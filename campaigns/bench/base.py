@@ -294,8 +294,10 @@ def event_with_template(
         variables=ORDER_VARIABLES if variables is None else variables,
         mandatory=mandatory,
     )
-    Template.objects.create(
-        event=event, channel=channel, language="en", **(template or ORDER_TEMPLATE)
+    adapter.template_publish(
+        Template.objects.create(
+            event=event, channel=channel, language="en", **(template or ORDER_TEMPLATE)
+        )
     )
     return event
 

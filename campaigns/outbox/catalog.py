@@ -83,6 +83,11 @@ def _load(version: bytes | None) -> Catalog:
     ).values_list("pk", "event_id", "channel_id", "language", "published_id"):
         templates[(event_id, channel_id)][language] = (pk, published_id)
     catalog.templates = dict(templates)
+    # The published versions, which most messages are made with: read with the snapshot, so a
+    # dispatch batch reads none (older ones are read when a message still has one).
+    _versions.preload(
+        published for by_language in templates.values() for _, published in by_language.values()
+    )
     for event_id, channel_id, weekdays, start, end in AvailabilityWindow.objects.order_by(
         "start_time", "id"
     ).values_list("event_id", "channel_id", "weekdays", "start_time", "end_time"):
@@ -177,6 +182,10 @@ class _Versions:
                 while len(self._items) > self.size:
                     self._items.popitem(last=False)
         return found
+
+    def preload(self, ids: Iterable[int]) -> None:
+        """Read those of these versions not kept yet, in one query (none when all are)."""
+        self.get(ids)
 
     def clear(self) -> None:
         with self._lock:
