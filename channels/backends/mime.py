@@ -12,16 +12,19 @@ line break) is left to Django's path by returning None.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import secrets
-from email.header import Header
 from email.utils import formatdate
 
 from django.core.mail.message import sanitize_address
 
 CRLF = b"\r\n"
-#: Longest header line written as it is; longer ones are folded by the email package.
+#: Longest header line written as it is; longer ones are RFC 2047-encoded and folded.
 PLAIN_HEADER = 900
+#: UTF-8 octets per RFC 2047 encoded word: 52 base64 characters, so "Subject: " and the
+#: word's 12 characters of framing stay within the 78 a line should keep to.
+WORD_OCTETS = 39
 
 
 def _header_value(value: str) -> bytes | None:
@@ -31,7 +34,25 @@ def _header_value(value: str) -> bytes | None:
         return None
     if value.isascii() and value.isprintable() and len(value) < PLAIN_HEADER:
         return value.encode("ascii")
-    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n").encode("ascii")
+    return b"\r\n ".join(
+        b"=?utf-8?b?" + base64.b64encode(chunk) + b"?=" for chunk in _word_chunks(value)
+    )
+
+
+def _word_chunks(value: str) -> list[bytes]:
+    """``value`` in UTF-8, cut into runs of at most ``WORD_OCTETS`` octets, never inside a
+    character (RFC 2047 5: each encoded word must decode on its own). A plain loop rather
+    than the ``email`` package's ``Header``, which measures every run in both encodings
+    character by character: a tenth of a millisecond per subject."""
+    data = value.encode("utf-8")
+    chunks, start = [], 0
+    while start < len(data):
+        end = min(start + WORD_OCTETS, len(data))
+        while end < len(data) and (data[end] & 0xC0) == 0x80:  # a continuation octet
+            end -= 1
+        chunks.append(data[start:end])
+        start = end
+    return chunks or [b""]
 
 
 def _body(text: str, subtype: str) -> bytes:
@@ -90,9 +111,9 @@ class MimeWriter:
         if not html:  # the body as it is (SMTP adds the final line end if it lacks one)
             return CRLF.join(lines) + CRLF + text_part
         html_part = _body(html, "html")
-        boundary = b"==" + secrets.token_hex(16).encode() + b"=="
+        boundary = b"==" + secrets.token_hex(12).encode() + b"=="
         while boundary in text_part or boundary in html_part:  # never, in practice
-            boundary = b"==" + secrets.token_hex(16).encode() + b"=="
+            boundary = b"==" + secrets.token_hex(12).encode() + b"=="
         lines.append(b'Content-Type: multipart/alternative; boundary="' + boundary + b'"')
         return (
             CRLF.join(lines) + CRLF + CRLF

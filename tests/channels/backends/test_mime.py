@@ -34,6 +34,7 @@ def content(message, kind: str) -> str:
         "Ihre Bestellung wurde versandt \u2013 Größe L",
         "x" * 950,
         "日本語の件名",
+        "Ihre Bestellung \U0001f389 " * 12 + "ist da: " + "ä" * 60,
     ],
 )
 def test_what_a_parser_reads_back_is_what_was_given(subject):
@@ -58,6 +59,8 @@ def test_what_a_parser_reads_back_is_what_was_given(subject):
     assert not message.defects and all(not part.defects for part in message.walk())
     for line in raw.split(b"\r\n"):
         assert len(line) <= 998 and b"\n" not in line and b"\r" not in line
+    head = raw.split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert all(len(line) <= 78 for line in head)  # RFC 5322 2.1.1: "SHOULD"
     assert raw.isascii()  # 7bit transport: non-ASCII travels encoded
 
 
