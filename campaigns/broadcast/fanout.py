@@ -255,12 +255,3 @@ def campaign_finish_if_done(campaign_id: int, *, now: dt.datetime | None = None)
             status=CampaignStatus.DONE, finished_at=now, updated_at=now
         )
     )
-
-
-# --- pause, resume, cancel ------------------------------------------------------------------
-
-
-# --- progress and report --------------------------------------------------------------------
-
-
-# --- a campaign's messages, for operators without the message admin ------------------------

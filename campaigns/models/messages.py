@@ -148,7 +148,7 @@ class Message(models.Model):
                 name="message_trouble_idx",
                 condition=Q(status__in=[s.value for s in TROUBLE]),
             ),
-            # (On PostgreSQL, migration 0018 adds a BRIN index on created_at for the
+            # (On PostgreSQL, migration 0021 adds a BRIN index on created_at for the
             # dashboards' counts by time: a few pages, and no write per row.)
             models.Index(
                 fields=["content_type", "object_id"],

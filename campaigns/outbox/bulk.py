@@ -8,6 +8,7 @@ number of rows with one statement; elsewhere (SQLite in development) ``bulk_upda
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -133,13 +134,19 @@ def rows_insert(
     layout = _insert_layout(model, connection.alias)
     now = timezone.now()
     rows = []
+    dumped: dict[int, Jsonb] = {}  # by the value's identity: a fan-out shares one context
     for obj in objects:
         row = []
         for name, is_json, is_now in layout.columns:
             if is_now:
                 setattr(obj, name, now)
             value = getattr(obj, name)
-            row.append(Jsonb(value) if is_json and value is not None else value)
+            if is_json and value is not None:
+                wrapped = dumped.get(id(value))
+                if wrapped is None:
+                    wrapped = dumped[id(value)] = _jsonb(value)
+                value = wrapped
+            row.append(value)
         rows.append(row)
     # COPY goes past Django's cursor wrapper: wrap_database_errors turns psycopg's errors
     # into Django's (a unique violation is an IntegrityError, as from bulk_create).
@@ -177,6 +184,13 @@ def rows_insert(
         obj._state.adding = False
         obj._state.db = alias
     return objects
+
+
+def _jsonb(value: Any) -> Jsonb:
+    """``value`` as psycopg writes JSON (``json.dumps``), serialised now, once, however many
+    rows carry the same object."""
+    text = json.dumps(value)
+    return Jsonb(value, dumps=lambda _value: text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -358,3 +358,32 @@ def test_dispatch_checks_users_still_active_in_the_same_queries_whatever_the_bat
         assert summary.as_dict() == {"claimed": n, "sent": n - 1, "cancelled": 1}
         assert len(locmem.outbox) == n - 1
         assert users[0].email not in {m.address for m in locmem.outbox}
+
+
+# --- how a planned message is built ------------------------------------------------------------
+
+
+def test_a_planned_message_is_the_row_read_back(setup, django_assert_num_queries):
+    """notify() builds its Message objects without ``Model.__init__``: each is what the
+    database then holds, field for field, and acts as a saved model instance."""
+    event, channel = setup
+    result = notify("order-shipped", [{"email": "a@example.com", "name": "Ann"}], CONTEXT, tag="t1")
+    (planned,) = result.messages
+    stored = Message.objects.get(pk=planned.pk)
+    for field in Message._meta.concrete_fields:
+        assert getattr(planned, field.attname) == getattr(stored, field.attname), field.name
+    with django_assert_num_queries(0):  # cached on it
+        assert planned.event == event and planned.channel == channel
+    assert not planned._state.adding
+    planned.refresh_from_db()
+    assert planned.status == stored.status
+
+
+def test_message_has_no_init_signal_receivers(db):
+    """The planner's shortcut past ``Model.__init__`` skips pre_init/post_init: should a
+    receiver for Message ever be connected, the planner must build messages through
+    ``__init__`` again."""
+    from django.db.models import signals
+
+    assert not signals.pre_init.has_listeners(Message)
+    assert not signals.post_init.has_listeners(Message)
