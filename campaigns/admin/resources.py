@@ -492,6 +492,20 @@ class ContactResource(resources.ModelResource):
     def get_instance(self, instance_loader, row):
         return self._match
 
+    # The preview writes nothing: its rows were checked (full_clean, and uniqueness in
+    # memory), and INSERTing 10,000 rows to roll them back would be a third of its time.
+    def bulk_create(self, using_transactions, dry_run, raise_errors, **kwargs):
+        if dry_run:
+            self.create_instances.clear()
+            return
+        super().bulk_create(using_transactions, dry_run, raise_errors, **kwargs)
+
+    def bulk_update(self, using_transactions, dry_run, raise_errors, **kwargs):
+        if dry_run:
+            self.update_instances.clear()
+            return
+        super().bulk_update(using_transactions, dry_run, raise_errors, **kwargs)
+
     def import_instance(self, instance, row, **kwargs):
         super().import_instance(instance, row, **kwargs)
         instance.audience = self.audience
