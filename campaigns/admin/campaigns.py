@@ -189,18 +189,18 @@ class ContactAdmin(ModelAdmin, ImportExportModelAdmin):
     def add_success_message(self, result, request):
         text = f"Import finished: {import_summary(result)}."
         skipped = getattr(result, "skipped_invalid", [])
-        if skipped:
-            shown = "; ".join(
-                f"row {item['number']}"
-                + (f" ({item['field']})" if item["field"] else "")
-                + f": {item['message']}"
-                for item in skipped[:SKIPPED_IN_MESSAGE]
-            )
-            more = len(skipped) - SKIPPED_IN_MESSAGE
-            text += f" Skipped for errors: {shown}" + (f"; and {more} more." if more > 0 else ".")
-            messages.warning(request, text)
-        else:
+        if not skipped:
             messages.success(request, text)
+            return
+        listed = [
+            f"Row {item['number']}"
+            + (f" ({item['field']})" if item["field"] else "")
+            + f": {item['message'].rstrip('.')}."
+            for item in skipped[:SKIPPED_IN_MESSAGE]
+        ]
+        if len(skipped) > SKIPPED_IN_MESSAGE:
+            listed.append(f"And {len(skipped) - SKIPPED_IN_MESSAGE} more.")
+        messages.warning(request, " ".join([text, "Skipped for errors:", *listed]))
 
 
 SKIPPED_IN_MESSAGE = 10

@@ -59,7 +59,7 @@ def test_marketing_imports_a_file_skipping_its_bad_rows(
     expect(page.locator("body")).to_contain_text(
         "Import finished: 2 new, 0 updated, 0 unchanged, 2 skipped for errors."
     )
-    expect(page.locator("body")).to_contain_text("row 2 (email): Enter a valid email address.")
+    expect(page.locator("body")).to_contain_text("Row 2 (email): Enter a valid email address.")
     assert sorted(audience.contacts.values_list("email", flat=True)) == [
         "ann@example.com",
         "dee@example.com",

@@ -574,7 +574,7 @@ def test_skipping_rows_with_errors_imports_the_others_and_lists_the_skipped(mark
     done = marketing.post(f"{CONTACTS}process_import/", form.initial, follow=True)
     message = " ".join(str(m) for m in done.context["messages"])
     assert "4 new, 0 updated, 0 unchanged, 1 skipped for errors" in message
-    assert "row 3 (email): Enter a valid email address." in message
+    assert "Row 3 (email): Enter a valid email address." in message
     assert sorted(customers.contacts.values_list("email", flat=True)) == [
         "p1@example.com",
         "p2@example.com",
@@ -685,3 +685,15 @@ def test_the_preview_of_a_big_file_shows_its_first_100_rows(marketing, customers
     assert "p100@example.com" in html and "p101@example.com" not in html
     assert "150 more are not shown" in html
     assert 'data-count="new">250<' in html
+
+
+def test_the_message_of_an_import_lists_ten_skipped_rows_and_counts_the_rest(marketing, customers):
+    content = contacts_csv(14, **{f"email_{n}": f"bad{n}" for n in range(1, 13)})
+    form = contacts_preview(marketing, customers, content, skip_invalid=True).context[
+        "confirm_form"
+    ]
+    done = marketing.post(f"{CONTACTS}process_import/", form.initial, follow=True)
+    (message,) = [str(m) for m in done.context["messages"]]
+    assert message.startswith("Import finished: 2 new, 0 updated, 0 unchanged, 12 skipped")
+    assert "Row 10 (email)" in message and "Row 11" not in message
+    assert message.endswith("And 2 more.")
