@@ -507,7 +507,17 @@ class ContactResource(resources.ModelResource):
         super().bulk_update(using_transactions, dry_run, raise_errors, **kwargs)
 
     def import_instance(self, instance, row, **kwargs):
-        super().import_instance(instance, row, **kwargs)
+        # import-export's loop (import_field, then Field.save) without its layers: six plain
+        # columns, each a row error when its widget refuses it.
+        errors = {}
+        for field in self.get_import_fields():
+            if field.column_name in row:
+                try:
+                    setattr(instance, field.attribute, field.clean(row, **kwargs))
+                except ValueError as error:
+                    errors[field.attribute] = ValidationError(str(error), code="invalid")
+        if errors:
+            raise ValidationError(errors)
         instance.audience = self.audience
 
     def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
