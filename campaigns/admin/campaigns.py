@@ -11,6 +11,7 @@ import csv
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
@@ -28,7 +29,7 @@ from import_export.admin import ImportExportModelAdmin
 from import_export.forms import ConfirmImportForm
 from unfold.admin import ModelAdmin
 from unfold.contrib.import_export.forms import ExportForm, ImportForm
-from unfold.widgets import UnfoldAdminSelectWidget
+from unfold.widgets import UnfoldAdminSelectWidget, UnfoldBooleanWidget
 
 from campaigns.admin.resources import ContactResource
 from campaigns.admin.variables import ValuesField
@@ -105,6 +106,12 @@ class AudienceAdmin(ModelAdmin):
         return f"{size} active users"
 
 
+SKIP_INVALID_HELP = (
+    "Import the valid rows and list the others (row, column, problem) instead of importing "
+    "nothing until the file is corrected."
+)
+
+
 class ContactImportForm(ImportForm):
     audience = forms.ModelChoiceField(
         queryset=Audience.objects.filter(kind=AudienceKind.CONTACTS),
@@ -114,12 +121,20 @@ class ContactImportForm(ImportForm):
         help_text="Columns: email, phone, name, language, tz; any other column is kept and "
         'usable in templates: a "plan" column as {{ recipient.plan }}.',
     )
+    skip_invalid = forms.BooleanField(
+        label="Skip rows with errors",
+        required=False,
+        widget=UnfoldBooleanWidget,
+        help_text=SKIP_INVALID_HELP,
+    )
 
 
 class ContactConfirmImportForm(ConfirmImportForm):
     audience = forms.ModelChoiceField(
         queryset=Audience.objects.filter(kind=AudienceKind.CONTACTS), widget=forms.HiddenInput
     )
+    # The preview's choice, so the import skips the rows the preview listed.
+    skip_invalid = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
 @admin.register(Contact)
@@ -127,7 +142,11 @@ class ContactAdmin(ModelAdmin, ImportExportModelAdmin):
     resource_classes = [ContactResource]
     import_form_class = ContactImportForm
     confirm_form_class = ContactConfirmImportForm
+    import_template_name = "admin/campaigns/contact/import.html"
     export_form_class = ExportForm
+    # import-export writes one LogEntry per imported row (10,000 for a big file); the import
+    # writes one entry on the contact list instead (process_result).
+    skip_admin_log = True
     list_display = ("__str__", "audience", "name", "language", "tz", "created_at")
     list_filter = ("audience",)
     search_fields = ("email", "phone", "name")
@@ -141,14 +160,64 @@ class ContactAdmin(ModelAdmin, ImportExportModelAdmin):
 
     def get_import_resource_kwargs(self, request, **kwargs):
         form = kwargs.get("form")
-        audience = form.cleaned_data.get("audience") if form and form.is_valid() else None
-        return {**super().get_import_resource_kwargs(request, **kwargs), "audience": audience}
+        valid = form is not None and form.is_valid()
+        return {
+            **super().get_import_resource_kwargs(request, **kwargs),
+            "audience": form.cleaned_data.get("audience") if valid else None,
+            "skip_invalid": bool(form.cleaned_data.get("skip_invalid")) if valid else False,
+        }
 
     def get_confirm_form_initial(self, request, import_form):
         initial = super().get_confirm_form_initial(request, import_form)
         if import_form is not None:
             initial["audience"] = import_form.cleaned_data["audience"].pk
+            initial["skip_invalid"] = import_form.cleaned_data.get("skip_invalid", False)
         return initial
+
+    def process_result(self, result, request):
+        audience = getattr(result, "audience", None)
+        if audience is not None:
+            LogEntry.objects.log_actions(
+                request.user.pk,
+                [audience],
+                CHANGE,
+                change_message=f"Imported contacts: {import_summary(result)}.",
+                single_object=True,
+            )
+        return super().process_result(result, request)
+
+    def add_success_message(self, result, request):
+        text = f"Import finished: {import_summary(result)}."
+        skipped = getattr(result, "skipped_invalid", [])
+        if not skipped:
+            messages.success(request, text)
+            return
+        listed = [
+            f"Row {item['number']}"
+            + (f" ({item['field']})" if item["field"] else "")
+            + f": {item['message'].rstrip('.')}."
+            for item in skipped[:SKIPPED_IN_MESSAGE]
+        ]
+        if len(skipped) > SKIPPED_IN_MESSAGE:
+            listed.append(f"And {len(skipped) - SKIPPED_IN_MESSAGE} more.")
+        messages.warning(request, " ".join([text, "Skipped for errors:", *listed]))
+
+
+SKIPPED_IN_MESSAGE = 10
+
+
+def import_summary(result) -> str:
+    """ "3 new, 1 updated, 2 unchanged, 1 skipped for errors" of a contact import."""
+    invalid = getattr(result, "invalid_count", 0)
+    totals = result.totals
+    parts = [
+        f"{totals['new']} new",
+        f"{totals['update']} updated",
+        f"{getattr(result, 'unchanged_count', totals['skip'])} unchanged",
+    ]
+    if invalid:
+        parts.append(f"{invalid} skipped for errors")
+    return ", ".join(parts)
 
 
 class CampaignForm(forms.ModelForm):

@@ -8,11 +8,15 @@ import io
 from html import unescape
 
 import pytest
+import tablib
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from openpyxl import load_workbook
 
-from campaigns.admin.resources import TemplateResource
+from campaigns.admin.resources import ContactResource, TemplateResource
 from campaigns.content.layouts import layout_publish
 from campaigns.content.versions import template_publish
 from campaigns.models import (
@@ -475,3 +479,221 @@ def test_an_imported_version_that_does_not_compile_is_a_row_error(db):
         + [e.error for r in result.rows for e in r.errors]
     )
     assert Template.objects.count() == 0
+
+
+# Contact lists: files of thousands of rows, rows with errors named, and skipped on request.
+
+CONTACTS = "/admin/campaigns/contact/"
+
+
+def contacts_csv(rows: int, **bad: str) -> str:
+    """A contact file of ``rows`` rows; ``bad`` replaces cells: ``email_2="x"`` puts x in
+    row 2's email (rows counted from 1, as the import reports them)."""
+    lines = ["email,phone,name,tz,plan"]
+    for number in range(1, rows + 1):
+        cells = {
+            "email": f"p{number}@example.com",
+            "phone": "",
+            "name": f"Person {number}",
+            "tz": "Europe/Berlin",
+            "plan": "gold",
+        }
+        for key, value in bad.items():
+            column, _, row = key.rpartition("_")
+            if int(row) == number:
+                cells[column] = value
+        lines.append(",".join(cells.values()))
+    return "\n".join(lines) + "\n"
+
+
+def contacts_preview(client, audience, content: str, *, skip_invalid: bool = False):
+    data = {
+        "import_file": SimpleUploadedFile("contacts.csv", content.encode(), content_type=CSV),
+        "format": "0",
+        "resource": "0",
+        "audience": str(audience.pk),
+    }
+    if skip_invalid:
+        data["skip_invalid"] = "on"
+    response = client.post(f"{CONTACTS}import/", data)
+    assert response.status_code == 200
+    return response
+
+
+@pytest.fixture
+def marketing(client, django_user_model, db):
+    user = django_user_model.objects.create_user("mia", "mia@x.io", "pw", is_staff=True)
+    user.groups.add(Group.objects.get(name="Marketing"))
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def customers(db):
+    return Audience.objects.create(name="Customers", kind="contacts")
+
+
+def test_contact_rows_with_errors_are_named_with_their_problem_and_nothing_is_imported(
+    marketing, customers
+):
+    content = contacts_csv(4, email_2="not-an-email", tz_4="Mars/Olympus")
+    response = contacts_preview(marketing, customers, content)
+    result = response.context["result"]
+    assert [(row.number, sorted(row.error_dict)) for row in result.invalid_rows] == [
+        (2, ["email"]),
+        (4, ["tz"]),
+    ]
+    html = unescape(response.content.decode())
+    assert "Enter a valid email address." in html
+    assert "'Mars/Olympus' is not a known timezone" in html
+    assert "confirm_form" not in response.context  # nothing can be imported
+    assert not Contact.objects.exists()
+
+
+def test_skipping_rows_with_errors_imports_the_others_and_lists_the_skipped(marketing, customers):
+    content = contacts_csv(5, email_3="not-an-email")
+    response = contacts_preview(marketing, customers, content, skip_invalid=True)
+    result = response.context["result"]
+    assert not result.has_validation_errors() and not result.has_errors()
+    assert result.skipped_invalid == [
+        {
+            "number": 3,
+            "field": "email",
+            "value": "not-an-email",
+            "message": "Enter a valid email address.",
+        }
+    ]
+    html = response.content.decode()
+    skipped = html[html.index('id="import-skipped"') :]
+    assert "<td>3</td>" in skipped and "not-an-email" in skipped
+    assert 'data-count="new">4<' in html and 'data-count="invalid">1<' in html
+    assert not Contact.objects.exists()  # a preview
+
+    form = response.context["confirm_form"]
+    assert form.initial["skip_invalid"] is True  # the confirmation skips the same rows
+    done = marketing.post(f"{CONTACTS}process_import/", form.initial, follow=True)
+    message = " ".join(str(m) for m in done.context["messages"])
+    assert "4 new, 0 updated, 0 unchanged, 1 skipped for errors" in message
+    assert "Row 3 (email): Enter a valid email address." in message
+    assert sorted(customers.contacts.values_list("email", flat=True)) == [
+        "p1@example.com",
+        "p2@example.com",
+        "p4@example.com",
+        "p5@example.com",
+    ]
+    # One entry in the list's history, not one per contact.
+    (entry,) = LogEntry.objects.all()
+    assert entry.object_id == str(customers.pk)
+    assert entry.change_message == (
+        "Imported contacts: 4 new, 0 updated, 0 unchanged, 1 skipped for errors."
+    )
+
+
+def test_duplicates_inside_the_file_and_against_the_list_are_reported(marketing, customers):
+    Contact.objects.create(audience=customers, email="held@example.com", phone="+4915100000009")
+    content = (
+        "email,phone,name\n"
+        "ann@example.com,+4915100000001,Ann\n"
+        "bob@example.com,,Bob\n"
+        "ANN@example.com,,Ann again\n"
+        "cy@example.com,+49 151 00000001,Cy\n"
+        "dee@example.com,+4915100000009,Dee\n"
+    )
+    response = contacts_preview(marketing, customers, content)
+    errors = {row.number: row.error_dict for row in response.context["result"].invalid_rows}
+    assert sorted(errors) == [3, 4, 5]
+    assert errors[3]["email"] == ["'ann@example.com' is already on row 1 of the file"]
+    assert errors[4]["phone"] == ["'+4915100000001' is already on row 1 of the file"]
+    assert errors[5]["phone"] == [
+        "'+4915100000009' is the phone of the list's contact held@example.com"
+    ]
+    # Skipped on request, the rest goes in and the database agrees (no unique violation).
+    response = contacts_preview(marketing, customers, content, skip_invalid=True)
+    assert [item["number"] for item in response.context["result"].skipped_invalid] == [3, 4, 5]
+    form = response.context["confirm_form"]
+    marketing.post(f"{CONTACTS}process_import/", form.initial)
+    assert customers.contacts.count() == 3
+
+
+def test_a_file_imported_again_updates_only_the_rows_that_changed(marketing, customers):
+    content = contacts_csv(3)
+    form = contacts_preview(marketing, customers, content).context["confirm_form"]
+    marketing.post(f"{CONTACTS}process_import/", form.initial)
+    response = contacts_preview(marketing, customers, content.replace("Person 2", "Person Two"))
+    totals = response.context["result"].totals
+    assert (totals["new"], totals["update"], totals["skip"]) == (0, 1, 2)
+    form = response.context["confirm_form"]
+    marketing.post(f"{CONTACTS}process_import/", form.initial)
+    assert customers.contacts.get(email="p2@example.com").name == "Person Two"
+    assert customers.contacts.get(email="p2@example.com").data == {"plan": "gold"}
+    assert customers.contacts.count() == 3
+
+
+def contact_import_queries(client, audience, rows: int) -> tuple[int, int]:
+    """Queries of the preview and of the confirmation of a file of ``rows`` contacts."""
+    content = contacts_csv(rows)
+    with CaptureQueriesContext(connection) as preview:
+        response = contacts_preview(client, audience, content)
+    with CaptureQueriesContext(connection) as confirm:
+        done = client.post(f"{CONTACTS}process_import/", response.context["confirm_form"].initial)
+    assert done.status_code == 302
+    assert audience.contacts.count() == rows
+    return len(preview), len(confirm)
+
+
+def test_a_contact_import_costs_the_same_queries_for_10_and_300_rows(marketing, db):
+    small = Audience.objects.create(name="Small", kind="contacts")
+    large = Audience.objects.create(name="Large", kind="contacts")
+    contact_import_queries(marketing, small, 1)  # the session and permissions, read once
+    ten = contact_import_queries(marketing, small, 10)
+    assert ten == contact_import_queries(marketing, large, 300)
+    # The request's own (session, user, permissions, the list chosen), the list's contacts
+    # once, import-export's savepoints, and for the confirmation one INSERT of the rows
+    # (the preview writes nothing) and the id sequence's setval(): none per row.
+    assert ten == (15, 17)
+
+
+def test_the_contact_import_reads_the_list_once_and_writes_a_thousand_rows_at_a_time(
+    customers,
+):
+    Contact.objects.create(audience=customers, email="p1@example.com")
+    dataset = tablib.Dataset().load(contacts_csv(2500), format="csv")
+    resource = ContactResource(audience=customers)
+    with CaptureQueriesContext(connection) as queries:
+        result = resource.import_data(dataset, dry_run=False, use_transactions=True)
+    assert (result.totals["new"], result.totals["update"]) == (2499, 1)
+    statements = [q["sql"].split(None, 1)[0].upper() for q in queries]
+    # The list once, 1,000 + 1,000 + 499 rows INSERTed, 1 UPDATE, the id sequence's setval();
+    # the others are import-export's savepoints (one per step, not per row).
+    assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == [
+        "SELECT",
+        "INSERT",
+        "INSERT",
+        "INSERT",
+        "UPDATE",
+        "SELECT",
+    ]
+    assert len(queries) == 18
+
+
+def test_the_preview_of_a_big_file_shows_its_first_100_rows(marketing, customers):
+    response = contacts_preview(marketing, customers, contacts_csv(250))
+    result = response.context["result"]
+    assert len(result.preview_rows) == 100
+    html = response.content.decode()
+    assert html.count('class="data-row new') == 100
+    assert "p100@example.com" in html and "p101@example.com" not in html
+    assert "150 more are not shown" in html
+    assert 'data-count="new">250<' in html
+
+
+def test_the_message_of_an_import_lists_ten_skipped_rows_and_counts_the_rest(marketing, customers):
+    content = contacts_csv(14, **{f"email_{n}": f"bad{n}" for n in range(1, 13)})
+    form = contacts_preview(marketing, customers, content, skip_invalid=True).context[
+        "confirm_form"
+    ]
+    done = marketing.post(f"{CONTACTS}process_import/", form.initial, follow=True)
+    (message,) = [str(m) for m in done.context["messages"]]
+    assert message.startswith("Import finished: 2 new, 0 updated, 0 unchanged, 12 skipped")
+    assert "Row 10 (email)" in message and "Row 11" not in message
+    assert message.endswith("And 2 more.")
