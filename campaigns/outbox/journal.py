@@ -23,6 +23,8 @@ KEY = "notifier:journal"
 #: the recipient reads (the inbox). Elsewhere a row recovered from the journal gets its
 #: outcome, not a copy of a body that may weigh tens of kilobytes.
 CONTENT_FIELDS = ("text", "html")
+#: ``HSET notifier:journal`` in RESP, the part every record's command starts with.
+_HSET = b"*4\r\n$4\r\nHSET\r\n$%d\r\n%b\r\n" % (len(KEY), KEY.encode())
 
 
 class JournalWriter:
@@ -50,9 +52,12 @@ class JournalWriter:
             return
         if not self.content:
             outcome = {k: v for k, v in outcome.items() if k not in CONTENT_FIELDS}
-        try:
-            self.connection.send_command(
-                "HSET", KEY, str(outcome["id"]), json.dumps(outcome, default=str)
+        field = str(outcome["id"]).encode()
+        value = json.dumps(outcome, default=str).encode()
+        try:  # the command written out once here (redis-py packs each argument anew)
+            self.connection.send_packed_command(
+                [b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n" % (_HSET, len(field), field, len(value), value)],
+                check_health=False,
             )
             self.pending += 1
         except RedisError as error:  # the batch goes on; at worst this message is repeated
