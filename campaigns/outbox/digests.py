@@ -39,6 +39,7 @@ from campaigns.domain.digests import (
 from campaigns.domain.states import ACTIVE, MessageStatus
 from campaigns.models import DigestItem, DigestPreference, Event, Message
 from campaigns.outbox.bulk import row_upsert, rows_insert
+from campaigns.outbox.transitions import message_schedule_new
 
 #: The states in which a window's message still takes new items.
 OPEN = (MessageStatus.PENDING, MessageStatus.SCHEDULED)
@@ -100,9 +101,7 @@ def _window_set(item: Digested, *, event: Event, at: dt.datetime) -> None:
     message.digest_key = digest_key(
         event_id=event.pk, channel_id=message.channel_id, identity=identity, end=item.end
     )
-    message.status = MessageStatus.SCHEDULED
-    message.next_attempt_at = max(item.end, message.next_attempt_at or item.end)
-    message.lease_until = None
+    message_schedule_new(message, at=max(item.end, message.next_attempt_at or item.end))
 
 
 def digests_write(digested: list[Digested], *, event: Event, now: dt.datetime) -> list[Message]:

@@ -48,6 +48,11 @@ def retry_delay(*, attempts: int, channel: ChannelConfig, retry_after: float | N
 
 #: Outcomes that put a message back to wait: past its expiry, it is cancelled instead.
 _WAITS = (MessageStatus.RETRYING, MessageStatus.SCHEDULED)
+_EXPIRED_OUTCOME = {
+    "status": MessageStatus.CANCELLED,
+    "status_reason": EXPIRED,
+    "next_attempt_at": None,
+}
 
 
 def outcome(message: Message, **changes: Any) -> dict[str, Any]:
@@ -60,7 +65,7 @@ def outcome(message: Message, **changes: Any) -> dict[str, Any]:
         and changes.get("next_attempt_at") is not None
         and changes["next_attempt_at"] >= message.expires_at
     ):
-        changes.update(status=MessageStatus.CANCELLED, status_reason=EXPIRED, next_attempt_at=None)
+        changes = {**changes, **_EXPIRED_OUTCOME}
     row = {name: getattr(message, name) for name in RESULT_FIELDS}
     if message.channel.backend_class.stores_messages:
         row.update((name, getattr(message, name)) for name in BODY_FIELDS)
