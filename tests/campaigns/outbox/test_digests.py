@@ -19,7 +19,8 @@ from django.utils import timezone
 from campaigns.api import notify
 from campaigns.domain.digests import Frequency, digest_window
 from campaigns.models import DigestItem, DigestPreference, Message
-from campaigns.outbox.dispatch import message_content
+from campaigns.outbox.catalog import catalog_settled
+from campaigns.outbox.dispatch import message_content, message_dispatch
 from campaigns.outbox.sweep import sweep
 from tests import factories
 
@@ -235,3 +236,30 @@ def test_an_event_that_does_not_allow_digests_ignores_the_choice(choosable):
     DigestPreference.objects.create(user=user, event=event, frequency="daily")  # one left over
     (message,) = notify("comment-posted", {"user_id": user.pk}, {"order_id": "1"}).messages
     assert (message.status, message.digest_key) == ("queued", "")
+
+
+#: notify() of a digested event for one recipient: the recipient facts (as for any event),
+#: then in one transaction (its savepoint and release) the window message's upsert and the
+#: item's INSERT; and the recipients' choices when the event offers one.
+DIGEST_NOTIFY_QUERIES = 5
+#: A dispatch batch of digests: the pinned three (claim, recheck, results) and their items.
+DIGEST_DISPATCH_QUERIES = 4
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("choice", [False, True])
+def test_digest_query_counts_are_pinned(hourly, choice, django_assert_num_queries, committed):
+    hourly.digest_choice = choice
+    hourly.save(update_fields=["digest_choice"])
+    catalog_settled()
+    notify("order-shipped", {"email": "warm@example.com"}, {"order_id": "0"})  # catalog kept
+    with django_assert_num_queries(DIGEST_NOTIFY_QUERIES + choice):
+        notify("order-shipped", {"email": "ann@example.com"}, {"order_id": "1"})
+    with django_assert_num_queries(DIGEST_NOTIFY_QUERIES + choice):  # into the same message
+        notify("order-shipped", {"email": "ann@example.com"}, {"order_id": "2"})
+    ids = list(Message.objects.values_list("pk", flat=True))
+    assert len(ids) == 2
+    Message.objects.update(next_attempt_at=timezone.now())  # due now
+    with django_assert_num_queries(DIGEST_DISPATCH_QUERIES):
+        summary = message_dispatch(message_ids=ids)
+    assert summary.as_dict() == {"claimed": 2, "sent": 2}
