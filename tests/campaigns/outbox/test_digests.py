@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 import zoneinfo
 
 import pytest
@@ -23,6 +24,7 @@ from campaigns.outbox.catalog import catalog_settled
 from campaigns.outbox.dispatch import message_content, message_dispatch
 from campaigns.outbox.sweep import sweep
 from tests import factories
+from tests.conftest import output
 
 UTC = dt.UTC
 DIGEST_TEXT = (
@@ -263,3 +265,33 @@ def test_digest_query_counts_are_pinned(hourly, choice, django_assert_num_querie
     with django_assert_num_queries(DIGEST_DISPATCH_QUERIES):
         summary = message_dispatch(message_ids=ids)
     assert summary.as_dict() == {"claimed": 2, "sent": 2}
+
+
+NOTIFY_SCRIPT = """
+import time
+from campaigns.api import notify
+start = {start}
+time.sleep(max(0, start - time.time()))
+for i in range({calls}):
+    notify("order-shipped", {{"email": "ann@example.com"}}, {{"order_id": "{name}-%d" % i}})
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_notify_calls_from_two_processes_write_one_message(hourly, spawn):
+    calls = 20
+    start = time.time() + 3  # both have started Django by then
+    processes = [
+        spawn("shell", "-c", NOTIFY_SCRIPT.format(start=start, calls=calls, name=name))
+        for name in ("p", "q")
+    ]
+    for process in processes:
+        assert process.wait(timeout=60) == 0, output(process)
+        assert "done" in output(process)
+    message = Message.objects.get()
+    items = set(
+        DigestItem.objects.filter(message=message).values_list("context__order_id", flat=True)
+    )
+    assert items == {f"{name}-{i}" for name in ("p", "q") for i in range(calls)}
