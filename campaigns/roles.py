@@ -29,6 +29,8 @@ ROLES: dict[str, dict[str, dict[str, list[str]]]] = {
         "campaigns": {
             "message": ["view", "change"],
             "optout": ["view", "add", "change", "delete"],
+            "digestpreference": ["view", "change"],
+            "digestitem": ["view"],
             "channeladdress": ["view", "change"],
             "recipientprofile": ["view", "change"],
             "event": ["view"],

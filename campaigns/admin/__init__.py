@@ -3,6 +3,7 @@ from campaigns.admin import (  # noqa: F401 - registers the admin classes
     campaigns,
     channels,
     decisions,
+    digests,
     events,
     layouts,
     messages,

@@ -43,6 +43,30 @@ class EventAdmin(ModelAdmin, ImportExportModelAdmin):
     search_fields = ("key", "name", "description")
     readonly_fields = ("template_coverage", "declared_in", "created_at", "updated_at")
     inlines = [EventWindowInline, TemplateInline]
+    # Named here: the form's Meta names only the field it overrides, and without fieldsets
+    # the admin would show only that one.
+    fieldsets = [
+        (None, {"fields": ("key", "name", "description", "variables", "is_active")}),
+        ("Sending", {"fields": ("trigger", "default_language", "check_validity")}),
+        (
+            "Preference centre and unsubscribe",
+            {
+                "fields": (
+                    "user_configurable",
+                    "mandatory",
+                    "mandatory_reason",
+                    "marketing",
+                    "unsubscribe_scope",
+                )
+            },
+        ),
+        ("Digests", {"fields": ("digest", "digest_at", "digest_choice")}),
+        ("Expiry and retention", {"fields": ("expires_after", "delete_after_processing")}),
+        (
+            "Templates and origin",
+            {"fields": ("template_coverage", "declared_in", "created_at", "updated_at")},
+        ),
+    ]
     formfield_overrides = ADMIN_FORMFIELD_OVERRIDES
 
     def get_queryset(self, request):

@@ -21,6 +21,7 @@ from unfold.decorators import action, display
 from campaigns.admin.people import search_page, timeline_page
 from campaigns.models import Message, MessageStatus
 from campaigns.outbox.actions import CANCELLABLE, REQUEUABLE, messages_cancel, messages_requeue
+from campaigns.outbox.decisions import EXPIRED
 from campaigns.support.messages import message_content, message_summary
 from campaigns.support.timeline import BADGES
 
@@ -34,6 +35,8 @@ TECHNICAL = (
     "context",
     "extra",
     "scheduled_at",
+    "expires_at",
+    "status_reason",
     "next_attempt_at",
     "lease_until",
     "max_attempts",
@@ -83,6 +86,23 @@ class UserFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ExpiryFilter(admin.SimpleListFilter):
+    """Messages that expired unsent, or that will if not sent in time."""
+
+    title = "expiry"
+    parameter_name = "expiry"
+
+    def lookups(self, request, model_admin):
+        return [("expired", "Expired unsent"), ("expires", "Has an expiry")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "expired":
+            return queryset.filter(status=MessageStatus.CANCELLED, status_reason=EXPIRED)
+        if self.value() == "expires":
+            return queryset.filter(expires_at__isnull=False)
+        return queryset
+
+
 @admin.register(Message)
 class MessageAdmin(ModelAdmin):
     list_display = (
@@ -96,9 +116,11 @@ class MessageAdmin(ModelAdmin):
         "attempts",
         "delivery_status",
         "sent_at",
+        "expires_at",
     )
     list_filter = (
         "status",
+        ExpiryFilter,
         UserFilter,
         "channel",
         "event",

@@ -236,6 +236,10 @@ class EventResource(WindowsResourceMixin, resources.ModelResource):
             "mandatory_reason",
             "marketing",
             "unsubscribe_scope",
+            "digest",
+            "digest_at",
+            "digest_choice",
+            "expires_after",
             "windows",
         )
         import_id_fields = ("key",)

@@ -33,6 +33,7 @@ from campaigns.content.versions import (
     versions_diff,
 )
 from campaigns.domain.composition import COLUMNS, Sources
+from campaigns.domain.digests import digest_sample
 from campaigns.domain.preview import Preview, template_render_preview
 from campaigns.domain.untrusted_json import InvalidJSON, json_parse
 from campaigns.models import Event, Layout, Partial, Template, TemplateVersion
@@ -368,6 +369,8 @@ class TemplateAdmin(SendTestMixin, ModelAdmin, ImportExportModelAdmin):
             for name, value in data.items()
             if name.startswith("preview_var__")
         }
+        if event is not None and event.digested:  # what a digest's template gets
+            context["digest"] = digest_sample(event.sample_context())
         if raw:
             try:
                 context |= json_parse(raw, what="the field", expect=dict)

@@ -23,7 +23,7 @@ from campaigns.domain.rendering import (
 from channels.backends.fields import TemplateField
 
 #: Names every template may use besides the event's declared variables.
-BUILTIN_NAMES = frozenset({"recipient", "unsubscribe_url", "preferences_url"})
+BUILTIN_NAMES = frozenset({"recipient", "unsubscribe_url", "preferences_url", "digest"})
 #: A recipient as every real one is (``notify.RECIPIENT_FIELDS``), and no more: an address only
 #: some recipients have (``phone``, ``push_token`` …) is not promised.
 SAMPLE_RECIPIENT = dict(

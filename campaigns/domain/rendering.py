@@ -22,6 +22,7 @@ from django.conf import settings
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template import Template as DjangoTemplate
 from django.template.base import VariableNode
+from django.template.defaulttags import ForNode
 from django.templatetags.static import static
 
 from campaigns.domain.composition import (
@@ -99,14 +100,20 @@ def _compile_field(engine: Engine, source: str, field: str) -> DjangoTemplate:
 def _names(templates) -> dict[str, int]:
     """Top-level names the templates print, with the line they first appear on."""
     names: dict[str, int] = {}
+    templates = [template for template in templates if template is not None]
+    # A for loop's own names (``{% for item in digest.items %}{{ item.x }}``) are not context.
+    loop_names = {"forloop"}
     for template in templates:
-        if template is None:
-            continue
+        for node in template.nodelist.get_nodes_by_type(ForNode):
+            loop_names.update(node.loopvars)
+    for template in templates:
         for node in template.nodelist.get_nodes_by_type(VariableNode):
             var = node.filter_expression.var
             lookup = getattr(var, "var", None)
             if isinstance(lookup, str) and not getattr(var, "literal", None):
                 name = lookup.split(".", 1)[0]
+                if name in loop_names:
+                    continue
                 names.setdefault(name, getattr(node.token, "lineno", 0) or 0)
     return names
 

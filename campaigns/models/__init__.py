@@ -10,6 +10,7 @@ from campaigns.models.campaigns import (
     Contact,
 )
 from campaigns.models.decisions import Decision
+from campaigns.models.digests import DigestItem, DigestPreference
 from campaigns.models.events import Event
 from campaigns.models.messages import Message, MessageAttempt, MessageRelatedObject, NotifyRequest
 from campaigns.models.optouts import OptOut
@@ -34,6 +35,8 @@ __all__ = [
     "ChannelAddress",
     "Contact",
     "Decision",
+    "DigestItem",
+    "DigestPreference",
     "Event",
     "Layout",
     "LayoutVersion",

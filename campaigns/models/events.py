@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.module_loading import import_string
+
+from campaigns.domain.digests import Frequency
 
 # validate_variables stays importable from here: migration 0001 names it by this path.
 from campaigns.domain.variables import validate_variables
@@ -48,6 +51,32 @@ class Event(models.Model):
     )
     delete_after_processing = models.BooleanField(
         default=False, help_text="Delete messages once sent (failed ones stay for inspection)"
+    )
+    digest = models.CharField(
+        max_length=16,
+        choices=Frequency.choices,
+        default=Frequency.IMMEDIATELY,
+        help_text="Collect its occurrences for a recipient on a channel into one message per "
+        "window; the template gets {{ digest.items }} (each occurrence's context) and "
+        "{{ digest.count }}",
+    )
+    digest_at = models.TimeField(
+        "daily digest at",
+        default=dt.time(9, 0),
+        help_text="When a daily digest goes out, in the recipient's timezone",
+    )
+    digest_choice = models.BooleanField(
+        "people choose how often",
+        default=False,
+        help_text="The preference centre offers immediately / hourly / daily for it (the "
+        "event must be user-configurable or mandatory to be shown there)",
+    )
+    expires_after = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="A message not sent this long after it was written is cancelled as "
+        "expired (e.g. 00:10:00 for a one-time code); notify(expires_at=…) overrides it. "
+        "Empty: never expires",
     )
     check_validity = models.CharField(
         max_length=255,
@@ -95,6 +124,12 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.key
+
+    @property
+    def digested(self) -> bool:
+        """Whether its occurrences may be collected into digests: a frequency of its own, or
+        one its recipients may choose."""
+        return self.digest != Frequency.IMMEDIATELY or self.digest_choice
 
     @property
     def variable_names(self) -> list[str]:

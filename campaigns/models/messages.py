@@ -57,6 +57,9 @@ class Message(models.Model):
         max_length=16, choices=MessageStatus.choices, default=MessageStatus.PENDING
     )
     scheduled_at = models.DateTimeField(null=True, blank=True)
+    #: Not sent by then, it is cancelled as "expired" (``notify(expires_at=…)``, or the
+    #: event's ``expires_after``): a one-time code never goes out late.
+    expires_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=5)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -82,6 +85,8 @@ class Message(models.Model):
         help_text="Trigger behaviour key: event, channel, recipient (and content)",
     )
     idempotency_key = models.CharField(max_length=255, blank=True)
+    #: A digest's window (``outbox.digests``): event, channel, window end, recipient.
+    digest_key = models.CharField(max_length=300, blank=True, editable=False)
     content_type = models.ForeignKey(
         "contenttypes.ContentType",
         null=True,
@@ -129,6 +134,12 @@ class Message(models.Model):
                 fields=["lease_until"],
                 name="message_lease_idx",
                 condition=Q(status__in=[s.value for s in LEASED]),
+            ),
+            # The sweep: waiting rows past their expiry (only rows that have one).
+            models.Index(
+                fields=["expires_at"],
+                name="message_expiry_idx",
+                condition=Q(expires_at__isnull=False, status__in=[s.value for s in WAITING]),
             ),
             # A user's inbox, newest first.
             models.Index(
@@ -193,6 +204,13 @@ class Message(models.Model):
                 fields=["dedupe_key"],
                 name="message_one_sent_per_once_key",
                 condition=Q(status=MessageStatus.SENT, dedupe_key__startswith="send:"),
+            ),
+            # One active digest per recipient, channel and window: notify() upserts onto it
+            # (INSERT … ON CONFLICT), so concurrent calls add their items to one message.
+            models.UniqueConstraint(
+                fields=["digest_key"],
+                name="message_one_digest_per_window",
+                condition=~Q(digest_key="") & Q(status__in=[s.value for s in ACTIVE]),
             ),
             # A recipient gets a campaign at most once per channel, whatever a crashed or
             # repeated fan-out job does.

@@ -239,3 +239,42 @@ def _insert_layout(model: type[models.Model], alias: str) -> _InsertLayout:
             f"({', '.join(quote(f.column) for f in fields if f is not meta.pk)}) FROM STDIN"
         ),
     )
+
+
+def row_upsert(
+    model: type[models.Model],
+    obj: models.Model,
+    *,
+    conflict: str,
+    update: str,
+    update_where: str,
+    params: Sequence[Any] = (),
+    returning: str,
+) -> tuple | None:
+    """``INSERT obj … ON CONFLICT {conflict} DO UPDATE SET {update} WHERE {update_where}
+    RETURNING {returning}`` on PostgreSQL: the new row, or the row it conflicts with when
+    ``update_where`` holds for it (now locked by this transaction); None when a conflicting
+    row exists that ``update_where`` refuses. ``conflict``, ``update`` and ``update_where``
+    are SQL built from model metadata by the caller (the existing row is ``t``, the new one
+    ``EXCLUDED``); ``params`` fill their placeholders."""
+    connection = connections[router.db_for_write(model)]
+    layout = _insert_layout(model, connection.alias)
+    now = timezone.now()
+    row = []
+    for index, (name, is_json, is_now) in enumerate(layout.columns):
+        if index == layout.pk_index:
+            continue
+        if is_now:
+            setattr(obj, name, now)
+        value = getattr(obj, name)
+        row.append(Jsonb(value) if is_json and value is not None else value)
+    table = connection.ops.quote_name(model._meta.db_table)
+    # Identifiers come from model metadata and the caller's SQL from it; values are parameters.
+    sql = (
+        f"{layout.insert.replace(f'INSERT INTO {table}', f'INSERT INTO {table} AS t', 1)} "  # noqa: S608
+        f"VALUES {layout.placeholders} ON CONFLICT {conflict} "
+        f"DO UPDATE SET {update} WHERE {update_where} RETURNING {returning}"
+    )
+    with bound_cursor(connection) as cursor, connection.wrap_database_errors:
+        cursor.execute(sql, [*row, *params])
+        return cursor.fetchone()

@@ -36,8 +36,11 @@ from campaigns.models import Message, MessageStatus, TemplateVersion
 from campaigns.ops.telemetry import batch_report
 from campaigns.outbox.catalog import catalog, versions_get
 from campaigns.outbox.claim import messages_claim
+from campaigns.outbox.decisions import expired_decisions_record
+from campaigns.outbox.digests import digest_items_load
 from campaigns.outbox.journal import JournalWriter, journal_clear
 from campaigns.outbox.outcomes import (
+    EXPIRED,
     attempts_logged,
     attempts_record,
     held_outcome,
@@ -87,16 +90,20 @@ def links_wanted(compiled: CompiledTemplate, channel: ChannelConfig) -> tuple[st
 
 
 def _render(
-    message: Message, version: TemplateVersion | None, prefixes: dict[str, str] | None
+    message: Message,
+    version: TemplateVersion | None,
+    prefixes: dict[str, str] | None,
+    digest: dict[str, Any] | None = None,
 ) -> Outgoing:
     if version is None:
         raise TemplateError(f"template {message.template_key} was deleted")
     compiled = template_compile(version)  # cached by the version's id: it never changes
     wanted = links_wanted(compiled, message.channel)
     links = message_links(message, prefixes=prefixes, wanted=wanted)
-    rendered = template_render(
-        compiled, {**message.context, "recipient": message.recipient, **links}
-    )
+    context = {**message.context, "recipient": message.recipient, **links}
+    if digest is not None:  # a digest's items, read as it is rendered
+        context["digest"] = digest
+    rendered = template_render(compiled, context)
     text = footer_add(rendered.text, message=message, links=links)
     message.subject, message.text, message.html = rendered.subject, text, rendered.html
     return Outgoing(
@@ -124,8 +131,9 @@ def message_content(message: Message) -> tuple[str, str, str]:
     if message.text or message.html:
         return message.subject, message.text, message.html
     version = versions_get([message.template_version_id]).get(message.template_version_id)
+    digest = digest_items_load([message.pk]).get(message.pk) if message.digest_key else None
     try:  # on a copy: rendering fills in the row's fields
-        outgoing = _render(copy.copy(message), version, link_prefixes())
+        outgoing = _render(copy.copy(message), version, link_prefixes(), digest)
     except TemplateError:
         return message.subject, "", ""
     # Plain ``str``: the HTML engine's output is marked safe, and a page that puts it in an
@@ -210,14 +218,20 @@ def messages_send(messages: list[Message], *, fresh: bool = False) -> DispatchSu
     for message in sendable:
         by_channel[message.channel_id].append(message)
 
+    # A digest's items, read now: every occurrence committed into its window is there (the
+    # claim could not take the row while a notify() adding to it was uncommitted).
+    digests = digest_items_load([m.pk for m in sendable if m.digest_key])
     for channel_messages in by_channel.values():
-        outcomes.extend(_channel_send(channel_messages, versions))
+        outcomes.extend(_channel_send(channel_messages, versions, digests))
 
     logged = attempts_logged(outcomes)
-    if logged:
+    expired = [m for m in messages if m.status_reason == EXPIRED and m.status == "cancelled"]
+    if logged or expired:
         with transaction.atomic():  # one commit (one WAL flush) for all of the batch's results
             outcomes_write(outcomes)
-            attempts_record(logged)
+            if logged:
+                attempts_record(logged)
+            expired_decisions_record(expired)  # the person's timeline says why
     else:  # one statement (two with inbox rows), each atomic on its own
         outcomes_write(outcomes)
     journal_clear(row["id"] for row in outcomes)
@@ -247,10 +261,10 @@ def messages_send(messages: list[Message], *, fresh: bool = False) -> DispatchSu
 def _messages_recheck(
     messages: list[Message], *, facts: bool = True
 ) -> tuple[list[dict[str, Any]], list[Message]]:
-    """Just before sending: cancel what is for a user deactivated since it was written, what
-    was opted out since, and what the event's ``check_validity`` callable says is no longer
-    valid; put back what falls outside its availability windows (a retry can land there).
-    One query for the users and the opt-outs; the windows come from the catalog."""
+    """Just before sending: cancel what expired, what is for a user deactivated since it was
+    written, what was opted out since, and what the event's ``check_validity`` callable says
+    is no longer valid; put back what falls outside its availability windows (a retry can
+    land there). One query for the users and the opt-outs; the windows come from the catalog."""
     now = timezone.now()
     cat = catalog()
     channel_ids = {m.channel_id for m in messages}
@@ -270,7 +284,9 @@ def _messages_recheck(
     for message in messages:
         reason = ""
         try:
-            if message.user_id in inactive:  # mandatory events too, as notify() skips them
+            if message.expires_at is not None and message.expires_at <= now:
+                reason = EXPIRED
+            elif message.user_id in inactive:  # mandatory events too, as notify() skips them
                 reason = "inactive user"
             elif not message.event.mandatory and opted_out(
                 message.user_id,
@@ -329,7 +345,11 @@ def _validity_check(message: Message) -> bool:
     return bool(import_string(message.event.check_validity)(message))
 
 
-def _channel_send(messages: list[Message], versions: dict[int, TemplateVersion]) -> list[dict]:
+def _channel_send(
+    messages: list[Message],
+    versions: dict[int, TemplateVersion],
+    digests: dict[int, dict[str, Any]],
+) -> list[dict]:
     outcomes: list[dict[str, Any]] = []
     now = timezone.now()
     ready: list[tuple[Message, Outgoing]] = []
@@ -337,7 +357,7 @@ def _channel_send(messages: list[Message], versions: dict[int, TemplateVersion])
     for message in messages:
         try:
             version = versions.get(message.template_version_id)
-            ready.append((message, _render(message, version, prefixes)))
+            ready.append((message, _render(message, version, prefixes, digests.get(message.pk))))
         except Exception as error:
             summary = "".join(traceback.format_exception_only(error)).strip()
             outcomes.append(

@@ -41,6 +41,7 @@ from campaigns.models.events import Trigger
 from campaigns.outbox.bulk import rows_insert
 from campaigns.outbox.catalog import catalog
 from campaigns.outbox.decisions import decisions_record
+from campaigns.outbox.digests import digests_plan, digests_write
 from campaigns.outbox.plan import (
     PER_CONTENT,
     NotifyResult,
@@ -74,6 +75,7 @@ def notify(
     *,
     channels: list[str] | None = None,
     scheduled_at: dt.datetime | None = None,
+    expires_at: dt.datetime | dt.timedelta | None = None,
     tag: str = "",
     extra: Mapping[str, Any] | None = None,
     content: models.Model | None = None,
@@ -98,6 +100,14 @@ def notify(
     event's and the channel's availability windows in the recipient's timezone, unless
     ``send_immediately`` (on the call or a recipient) says otherwise.
 
+    A message not sent by ``expires_at`` (a time, or a ``timedelta`` counted from when the
+    call makes it due: ``scheduled_at`` or now; default: the event's ``expires_after``) is
+    cancelled as "expired" instead of going out late.
+
+    A digested event's occurrences (the event's ``digest`` frequency, or the one each
+    recipient chose where the event lets them) are added to their window's message, one per
+    recipient, channel and window, scheduled at the window's end (``outbox.digests``).
+
     ``trigger`` overrides the event's trigger behaviour; a trigger a once-behaviour refuses is
     skipped as "duplicate", or raises DuplicateNotification with ``strict=True``. The same
     ``idempotency_key`` with the same payload returns the first call's result.
@@ -108,6 +118,7 @@ def notify(
         context,
         channels=channels,
         scheduled_at=scheduled_at,
+        expires_at=expires_at,
         tag=tag,
         extra=extra,
         content=content,
@@ -161,6 +172,7 @@ def _notify(
     *,
     channels: Any = None,
     scheduled_at: Any = None,
+    expires_at: Any = None,
     tag: Any = "",
     extra: Any = None,
     content: Any = None,
@@ -184,6 +196,7 @@ def _notify(
         bool_check(name, value)
     channels = _channels_check(channels)
     _scheduled_at_check(scheduled_at)
+    _expires_at_check(expires_at, scheduled_at=scheduled_at, now=now)
     tag = text_check("tag", tag, max_length=_TAG_LENGTH, allow_none=True)
     idempotency_key = text_check(
         "idempotency_key", idempotency_key, max_length=_IDEMPOTENCY_KEY_LENGTH
@@ -227,6 +240,7 @@ def _notify(
         channels=channels,
         options=PlanOptions(
             scheduled_at=scheduled_at,
+            expires_at=expires_at,
             send_immediately=send_immediately,
             skip_invalid=skip_invalid,
             max_attempts=max_attempts,
@@ -243,8 +257,12 @@ def _notify(
         cat=cat,
     )
     messages, skipped = planned.messages, planned.skipped
+    digested = []
+    if event.digested:  # a digested event's occurrences go into their windows' messages
+        digested, messages = digests_plan(messages, event=event, now=now)
     if (
         not idempotency_key
+        and not digested
         and not skipped
         and not related
         and not any(m.dedupe_key for m in messages)
@@ -272,6 +290,7 @@ def _notify(
                     ]
                 )
             messages_write(messages, related=related)
+            messages += digests_write(digested, event=event, now=now)
             decisions_record(skipped, event=event)
     except IntegrityError as error:
         if (
@@ -348,6 +367,38 @@ def _scheduled_at_check(scheduled_at: Any) -> None:
             "scheduled_at",
             f"{scheduled_at.isoformat()} is outside the years 2 to 9997, where delivery "
             "times can be computed",
+        )
+
+
+def _expires_at_check(expires_at: Any, *, scheduled_at: Any, now: dt.datetime) -> None:
+    if expires_at is None:
+        return
+    if isinstance(expires_at, dt.timedelta):
+        if expires_at <= dt.timedelta(0):
+            raise InvalidArgument("expires_at", f"must be a positive duration, got {expires_at}")
+        if expires_at > LATEST - EARLIEST:
+            raise InvalidArgument("expires_at", f"{expires_at} is too long")
+        return
+    if not isinstance(expires_at, dt.datetime):
+        raise InvalidArgument(
+            "expires_at",
+            "must be a timezone-aware datetime, a timedelta or None, "
+            f"got {type(expires_at).__name__}",
+        )
+    if timezone.is_naive(expires_at):
+        raise InvalidArgument("expires_at", "must be timezone-aware")
+    if not EARLIEST <= expires_at < LATEST:
+        raise InvalidArgument(
+            "expires_at",
+            f"{expires_at.isoformat()} is outside the years 2 to 9997, where delivery "
+            "times can be computed",
+        )
+    due = max(now, scheduled_at) if scheduled_at is not None else now
+    if expires_at <= due:
+        raise InvalidArgument(
+            "expires_at",
+            f"{expires_at.isoformat()} is not after {due.isoformat()}, when the message is "
+            "due: it would never be sent",
         )
 
 

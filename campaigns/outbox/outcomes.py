@@ -13,6 +13,7 @@ from django.utils import timezone
 from campaigns.conf import app_settings
 from campaigns.models import Message, MessageAttempt, MessageStatus
 from campaigns.outbox.bulk import rows_insert
+from campaigns.outbox.decisions import EXPIRED
 from campaigns.outbox.transitions import outcomes_record
 from channels.backends.base import DeliveryError, SendResult, TransientError
 from channels.models import ChannelConfig
@@ -45,7 +46,26 @@ def retry_delay(*, attempts: int, channel: ChannelConfig, retry_after: float | N
     return max(delay, retry_after or 0.0)
 
 
+#: Outcomes that put a message back to wait: past its expiry, it is cancelled instead.
+_WAITS = (MessageStatus.RETRYING, MessageStatus.SCHEDULED)
+_EXPIRED_OUTCOME = {
+    "status": MessageStatus.CANCELLED,
+    "status_reason": EXPIRED,
+    "next_attempt_at": None,
+}
+
+
 def outcome(message: Message, **changes: Any) -> dict[str, Any]:
+    """The result row of ``message``: its current fields with ``changes``. A row that would
+    wait (a retry, a window, a rate limit) until after the message expires is cancelled as
+    expired instead: it would only go out late."""
+    if (
+        changes.get("status") in _WAITS
+        and message.expires_at is not None
+        and changes.get("next_attempt_at") is not None
+        and changes["next_attempt_at"] >= message.expires_at
+    ):
+        changes = {**changes, **_EXPIRED_OUTCOME}
     row = {name: getattr(message, name) for name in RESULT_FIELDS}
     if message.channel.backend_class.stores_messages:
         row.update((name, getattr(message, name)) for name in BODY_FIELDS)

@@ -84,6 +84,9 @@ class PlanOptions:
     the values (``notify()`` checks a developer's; the campaign engine builds its own)."""
 
     scheduled_at: dt.datetime | None = None
+    #: When an unsent message is cancelled as expired: a time, or a time after it is due (the
+    #: later of now and ``scheduled_at``); None: the event's ``expires_after``, if any.
+    expires_at: dt.datetime | dt.timedelta | None = None
     send_immediately: bool = False
     skip_invalid: bool = False
     max_attempts: int | None = None
@@ -318,6 +321,9 @@ def _messages(
     if campaign is not None:
         taken |= _campaign_addresses(campaign, addresses)
     queue_lease = now + dt.timedelta(seconds=app_settings.QUEUED_TIMEOUT)
+    expires_at = options.expires_at or event.expires_after
+    if isinstance(expires_at, dt.timedelta):  # counted from when the call makes it due
+        expires_at = earliest + expires_at
     default_attempts = options.max_attempts or app_settings.MAX_ATTEMPTS
     content_ref = options.content_ref
     messages: list[Message] = []
@@ -383,6 +389,7 @@ def _messages(
                     "context": context,
                     "status": MessageStatus.QUEUED if due_now else MessageStatus.SCHEDULED,
                     "scheduled_at": scheduled_at,
+                    "expires_at": expires_at,
                     "next_attempt_at": now if due_now else due,
                     "lease_until": queue_lease if due_now else None,
                     "max_attempts": options.max_attempts

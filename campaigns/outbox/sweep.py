@@ -3,10 +3,12 @@
 One pass
 1. reclaims ``sending`` rows whose lease ran out: what the journal says was already sent is
    recorded as such; the rest go back to ``queued`` (or ``failed`` when out of attempts);
-2. moves due ``scheduled`` / ``retrying`` / ``pending`` rows, and ``queued`` rows whose job
+2. cancels waiting rows whose ``expires_at`` has passed (reason "expired", with a decision
+   each), so they never go out late;
+3. moves due ``scheduled`` / ``retrying`` / ``pending`` rows, and ``queued`` rows whose job
    never came (Redis lost), to ``queued`` under a fresh queue lease;
-3. enqueues dispatch jobs for them after commit;
-4. (``campaigns.jobs.sweep``, with ``broadcast.fanout.campaigns_tick``) launches scheduled
+4. enqueues dispatch jobs for them after commit;
+5. (``campaigns.jobs.sweep``, with ``broadcast.fanout.campaigns_tick``) launches scheduled
    campaigns whose time has come, enqueues again campaign chunks whose job was lost, and
    finishes campaigns with nothing left to do.
 
@@ -29,6 +31,7 @@ from django.utils.dateparse import parse_datetime
 from campaigns.conf import app_settings
 from campaigns.domain.states import WAITING
 from campaigns.models import Message, MessageStatus
+from campaigns.outbox.decisions import EXPIRED, expired_decisions_record
 from campaigns.outbox.dispatch import message_dispatch
 from campaigns.outbox.journal import journal_clear, journal_load
 from campaigns.outbox.outcomes import attempts_logged, attempts_record, outcomes_write
@@ -42,6 +45,7 @@ class SweepSummary:
     reclaimed: int = 0  # expired leases sent back to the queue
     expired: int = 0  # expired leases out of attempts: failed
     enqueued: int = 0  # rows handed to workers
+    cancelled: int = 0  # waiting rows past their expiry: cancelled unsent
     campaigns: int = 0  # campaigns launched or finished, chunks enqueued again (jobs.sweep)
 
     def as_dict(self) -> dict[str, int]:
@@ -100,8 +104,42 @@ def _journal_row(entry: dict) -> dict:
     return row
 
 
+def expired_cancel(*, now: dt.datetime, summary: SweepSummary) -> int:
+    """Step 2: cancel the waiting rows (scheduled, retrying) whose ``expires_at`` has passed,
+    a chunk at a time, each with its decision ("expired") for the person's timeline. Rows
+    another process holds are left to the next sweep (or to the dispatch recheck, which
+    cancels them too)."""
+    cancelled = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                Message.objects.filter(status__in=WAITING, expires_at__lte=now)
+                .select_for_update(skip_locked=True, of=("self",))
+                .order_by("expires_at")
+                .values(
+                    "id", "event_id", "recipient", "campaign_id", channel_key=F("channel__key")
+                )[: app_settings.SWEEP_CHUNK]
+            )
+            if not rows:
+                break
+            moved = messages_move(
+                Message.objects.filter(id__in=[row["id"] for row in rows], status__in=WAITING),
+                to=MessageStatus.CANCELLED,
+                now=now,
+                status_reason=EXPIRED,
+                next_attempt_at=None,
+                lease_until=None,
+            )
+            expired_decisions_record(rows, now=now)
+        cancelled += moved
+        if len(rows) < app_settings.SWEEP_CHUNK:
+            break
+    summary.cancelled += cancelled
+    return cancelled
+
+
 def due_enqueue(*, now: dt.datetime, summary: SweepSummary, enqueue: bool) -> list[int]:
-    """Step 2 and 3. Returns the ids now ``queued``."""
+    """Steps 3 and 4. Returns the ids now ``queued``."""
     queued_ids: list[int] = []
     due = Q(status__in=WAITING, next_attempt_at__lte=now) | Q(
         status=MessageStatus.QUEUED, lease_until__lt=now
@@ -127,6 +165,7 @@ def sweep(*, now: dt.datetime | None = None, enqueue: bool = True) -> SweepSumma
     now = now or timezone.now()
     summary = SweepSummary()
     leases_reclaim(now=now, summary=summary, enqueue=enqueue)
+    expired_cancel(now=now, summary=summary)
     due_enqueue(now=now, summary=summary, enqueue=enqueue)
     if enqueue:  # a lane with ready ids and no drain job (a worker was killed): start one
         drains_ensure(force=bool(summary.reclaimed or summary.recovered))

@@ -12,6 +12,7 @@ meanwhile is left alone rather than forced. Nothing else in the code base writes
 - ``messages_claim``: a dispatch job's rows to ``sending`` under a lease;
 - ``messages_lease_new``: rows not yet written, due now, written straight into ``sending`` by
   the job that sends them (a campaign's chunk), so no claim has to read them back;
+- ``message_schedule_new``: a row not yet written to wait for its digest window's end;
 - ``outcomes_record``: a batch's results, each row from ``sending`` to its own outcome.
 """
 
@@ -199,6 +200,14 @@ def messages_lease_new(
             message.updated_at = now
             leased.append(message)
     return leased
+
+
+def message_schedule_new(message: Message, *, at: dt.datetime) -> None:
+    """A planned message (not written yet) to be written waiting until ``at`` (a digest's
+    window end) instead of going now: ``scheduled``, without a queue lease."""
+    message.status = MessageStatus.SCHEDULED
+    message.next_attempt_at = at
+    message.lease_until = None
 
 
 # --- results ------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ switch off and locked, with the reason.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
@@ -28,7 +28,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from campaigns.models import ChannelAddress, Event, OptOut
+from campaigns.domain.digests import CHOOSABLE, Frequency
+from campaigns.models import ChannelAddress, DigestPreference, Event, OptOut
 from campaigns.models.optouts import PERSON_KINDS
 from campaigns.recipients.optouts import channel_kind
 from channels.models import ChannelConfig
@@ -86,6 +87,41 @@ class PreferenceSubject:
             who |= Q(user_id=self.user_id)
         return OptOut.objects.active().filter(who)
 
+    def frequencies(self, events: list[Event]) -> dict[int, str]:
+        """The digest frequency the subject chose for each of ``events`` (by event id): one
+        query, none when ``events`` is empty."""
+        if not events:
+            return {}
+        who = (
+            Q(user_id=self.user_id)
+            if self.user_id is not None
+            else Q(user__isnull=True, address=self.link_address)
+        )
+        return dict(
+            DigestPreference.objects.filter(who, event__in=events).values_list(
+                "event_id", "frequency"
+            )
+        )
+
+    @property
+    def link_address(self) -> str:
+        """The one address of a subject reached through an address link, as opt-outs and
+        digest preferences keep it."""
+        return next(iter(self.addresses.values())).lower()
+
+    def frequency_save(self, event: Event, frequency: str) -> None:
+        if self.user_id is not None:
+            DigestPreference.objects.update_or_create(
+                user_id=self.user_id, event=event, defaults={"frequency": frequency}
+            )
+        else:
+            DigestPreference.objects.update_or_create(
+                user=None,
+                address=self.link_address,
+                event=event,
+                defaults={"frequency": frequency},
+            )
+
     def new_optout(self, *, by, **scope) -> OptOut:
         """An opt-out of ``scope`` for the subject: by user, or by address for a subject
         reached through an address link (the address of its one channel)."""
@@ -133,6 +169,16 @@ class Row:
     cells: list[Cell]
     #: Why a mandatory event is always sent ("" for the others).
     required: str = ""
+    #: How often the person gets it, where the event lets them choose ("" elsewhere).
+    frequency: str = ""
+
+    @property
+    def frequency_name(self) -> str:
+        return f"digest-{self.event.pk}"
+
+    @property
+    def frequencies(self) -> list[tuple[str, str]]:
+        return [(f.value, f.label) for f in CHOOSABLE]
 
 
 @dataclass(slots=True)
@@ -226,7 +272,8 @@ def _lock_reason(optouts: list[OptOut]) -> str:
 
 
 def preferences_read(subject: PreferenceSubject) -> Preferences:
-    """Every switch of the page, on or off, locked or not: two queries."""
+    """Every switch of the page, on or off, locked or not, and the digest frequency of the
+    events that offer one: two queries (three when an event offers a frequency)."""
     events = preference_events()
     optouts = list(subject.optouts())
     broad = [o for o in optouts if o.event_id is None and o.channel_id is None]
@@ -261,6 +308,7 @@ def preferences_read(subject: PreferenceSubject) -> Preferences:
                 ),
             )
         )
+    chosen = subject.frequencies([e for e in events if e.digest_choice])
     rows = []
     for event in events:
         cells = []
@@ -284,7 +332,11 @@ def preferences_read(subject: PreferenceSubject) -> Preferences:
                 ]
                 switch = Switch(name, kind.label, on=not matching)
             cells.append(Cell(event, kind, switch))
-        rows.append(Row(event, cells, required_reason(event) if event.mandatory else ""))
+        frequency = ""
+        if event.digest_choice:  # theirs, else the event's own (a quarter-hour one: at once)
+            own = event.digest if event.digest in CHOOSABLE else Frequency.IMMEDIATELY
+            frequency = chosen.get(event.pk, own)
+        rows.append(Row(event, cells, required_reason(event) if event.mandatory else "", frequency))
     return Preferences(subject, everything, marketing, kinds, rows)
 
 
@@ -294,9 +346,17 @@ def _revoke(queryset: QuerySet[OptOut], *, by) -> int:
     )
 
 
-def preferences_save(*, subject: PreferenceSubject, on: Iterable[str], by=None) -> dict[str, int]:
+def preferences_save(
+    *,
+    subject: PreferenceSubject,
+    on: Iterable[str],
+    by=None,
+    frequencies: Mapping[str, str] | None = None,
+) -> dict[str, int]:
     """Save the page: ``on`` holds the names of the switches wanted on (as a form posts its
-    checked boxes: ``everything``, ``marketing``, ``kind-<kind>``, ``pref-<event>-<kind>``).
+    checked boxes: ``everything``, ``marketing``, ``kind-<kind>``, ``pref-<event>-<kind>``);
+    ``frequencies`` the digest frequency chosen for each event that offers one
+    (``digest-<event>``: immediately, hourly or daily; others are ignored).
     Switches the person could not change (locked, or held off by a broader one when the page
     was shown) and unknown names are ignored. ``by``: the signed-in user who saves (None
     through a signed link). Returns how many opt-outs were created and revoked."""
@@ -327,6 +387,13 @@ def preferences_save(*, subject: PreferenceSubject, on: Iterable[str], by=None) 
             else:
                 revoked += _revoke(mine.filter(event=None, kind=kind.kind, marketing=False), by=by)
         for row in page.rows:
+            wanted_frequency = (frequencies or {}).get(row.frequency_name)
+            if (
+                row.frequency
+                and wanted_frequency in CHOOSABLE
+                and wanted_frequency != row.frequency
+            ):
+                subject.frequency_save(row.event, wanted_frequency)
             editable = [cell for cell in row.cells if cell.switch.editable]
             turn_on = [c for c in editable if not c.switch.on and c.name in wanted]
             turn_off = [c for c in editable if c.switch.on and c.name not in wanted]

@@ -3,10 +3,10 @@ around it — reads only."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from campaigns.domain.states import ACTIVE
-from campaigns.models import Message, MessageAttempt, MessageStatus
+from campaigns.models import DigestItem, Message, MessageAttempt, MessageStatus
 from campaigns.outbox.actions import CANCELLABLE, REQUEUABLE
 from campaigns.outbox.dispatch import message_content as content_made_again
 from campaigns.support.timeline import BAD_DELIVERY, BADGES
@@ -55,10 +55,13 @@ class Summary:
     can_resend: bool
     can_cancel: bool
     delivery_bad: bool
+    #: A digest's occurrences, oldest first (empty for any other message).
+    digest_items: list[DigestItem] = field(default_factory=list)
 
 
 def message_summary(message: Message) -> Summary:
-    """Status, attempts and what may be done with it now: one query (the attempts)."""
+    """Status, attempts and what may be done with it now: one query (the attempts), and one
+    more for a digest's items."""
     attempts = list(message.attempt_log.order_by("id"))
     last = attempts[-1] if attempts else None
     if message.status == MessageStatus.SENT and (last is None or last.status != "sent"):
@@ -81,6 +84,9 @@ def message_summary(message: Message) -> Summary:
         can_resend=message.status in REQUEUABLE,
         can_cancel=message.status in CANCELLABLE,
         delivery_bad=message.delivery_status in BAD_DELIVERY,
+        digest_items=list(message.digest_items.order_by("created_at", "id"))
+        if message.digest_key
+        else [],
     )
 
 

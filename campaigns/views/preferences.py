@@ -22,6 +22,9 @@ def _page(request: HttpRequest, subject: PreferenceSubject, *, via_link: bool) -
         preferences_save(
             subject=subject,
             on=list(request.POST),
+            frequencies={
+                name: request.POST[name] for name in request.POST if name.startswith("digest-")
+            },
             by=request.user if request.user.is_authenticated and not via_link else None,
         )
         if not request.htmx:

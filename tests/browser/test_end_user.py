@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import io
 import re
+import zoneinfo
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from campaigns.api import notify
 from campaigns.management.commands.seed_demo import DEMO_PASSWORD
-from campaigns.models import ChannelAddress, Event, OptOut
+from campaigns.models import ChannelAddress, DigestPreference, Event, Message, OptOut
 from campaigns.outbox.sweep import drain
 from tests import factories
 from tests.browser.axe import assert_accessible
@@ -209,3 +211,33 @@ def test_alice_turns_sms_off_from_her_phone_and_required_events_still_reach_her(
     assert texts == ["Security alert A-1"]  # no SMS but the required one
     assert all(request.form()["To"] == PHONE for request in twilio.requests)
     assert sorted(m["Subject"] for m in smtp.messages) == ["Order A-1 shipped"] * 2
+
+
+def test_alice_chooses_a_daily_digest_in_the_preference_centre(page, demo):
+    user_login(page, "alice", DEMO_PASSWORD)
+    frequency = page.get_by_label("How often")  # only "New comments" offers one
+    expect(frequency).to_have_value("hourly")  # the event's own frequency
+    page.evaluate("window.__noReload = true")
+    frequency.select_option("daily")  # saves at once, by htmx
+    expect(page.locator(".nt-saved")).to_have_text("Saved.")
+    expect(page.get_by_label("How often")).to_have_value("daily")
+    assert page.evaluate("window.__noReload") is True
+    assert_accessible(page)
+    page.screenshot(path=f"{SHOTS}-preferences-digest.png", full_page=True)
+    preference = DigestPreference.objects.get()
+    assert (preference.user.username, preference.event.key, preference.frequency) == (
+        "alice",
+        "comment-posted",
+        "daily",
+    )
+
+    alice = preference.user
+    messages = [
+        notify("comment-posted", alice, {"author": a, "comment": "Hi"}).messages[0]
+        for a in ("Bob", "Carla")
+    ]
+    assert len({m.pk for m in messages}) == 1  # one daily digest
+    daily = Message.objects.get(pk=messages[0].pk)
+    assert daily.status == "scheduled" and daily.digest_items.count() == 2
+    due = timezone.localtime(daily.next_attempt_at, zoneinfo.ZoneInfo(daily.recipient["tz"]))
+    assert (due.hour, due.minute) == (9, 0)

@@ -11,7 +11,16 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from campaigns.management.commands import seed_demo
-from campaigns.models import Campaign, Contact, Event, Message, MessageStatus, Template
+from campaigns.models import (
+    Campaign,
+    Contact,
+    Decision,
+    DigestItem,
+    Event,
+    Message,
+    MessageStatus,
+    Template,
+)
 from campaigns.outbox.dispatch import message_content
 from channels.models import ChannelConfig
 
@@ -95,7 +104,12 @@ def test_seed_demo_sends_a_round_of_messages_in_three_states():
     messages = list(Message.objects.select_related("channel"))
     statuses = {m.status for m in messages}
     assert {MessageStatus.SENT, MessageStatus.SCHEDULED, MessageStatus.QUEUED} <= statuses
-    assert statuses <= {MessageStatus.SENT, MessageStatus.SCHEDULED, MessageStatus.QUEUED}
+    assert statuses <= {
+        MessageStatus.SENT,
+        MessageStatus.SCHEDULED,
+        MessageStatus.QUEUED,
+        MessageStatus.CANCELLED,
+    }
 
     for message in messages:
         if message.status == MessageStatus.SENT:
@@ -104,8 +118,12 @@ def test_seed_demo_sends_a_round_of_messages_in_three_states():
             assert subject and text
             if message.channel.key == "email":  # the MJML body was compiled to HTML
                 assert "<html" in html.lower() and "<mjml" not in html
+        elif message.status == MessageStatus.SCHEDULED and message.digest_key:
+            assert message.next_attempt_at > before and message.tag == seed_demo.TAG
         elif message.status == MessageStatus.SCHEDULED:
             assert message.scheduled_at > before and message.tag == seed_demo.TAG
+        elif message.status == MessageStatus.CANCELLED:
+            assert message.status_reason == "expired" and message.event.key == "login-code"
         else:  # left for the RQ worker
             assert message.tag == seed_demo.WORKER_TAG
 
@@ -118,15 +136,33 @@ def test_seed_demo_sends_a_round_of_messages_in_three_states():
 
     # Every channel of the demo carried messages; the output says how many of each.
     assert {m.channel.key for m in messages} == set(seed_demo.CHANNELS)
-    for status in (MessageStatus.SENT, MessageStatus.SCHEDULED, MessageStatus.QUEUED):
-        count = sum(m.status == status for m in messages)
-        assert f"{count} {status}" in output
+    for label, status in (("digested", "scheduled"), ("expired", "cancelled")):
+        assert f"messages {label}: 3 (3 {status})" in output  # one per channel
+
+
+@pytest.mark.django_db
+def test_seed_demo_shows_a_digest_and_an_expired_message():
+    run()
+    digest = Message.objects.get(event__key="comment-posted", channel__key="email")
+    assert digest.status == MessageStatus.SCHEDULED and digest.digest_key
+    assert digest.digest_items.count() == 3
+    subject, text, html = message_content(digest)
+    assert subject == "3 new comments"
+    assert "Bob: Great post!" in text and "Carla: Thanks" in text and "Emi: +1" in text
+    assert "Great post!" in html and "Carla" in html
+    expired = Message.objects.get(event__key="login-code", channel__key="email")
+    assert (expired.status, expired.status_reason, expired.sent_at) == (
+        MessageStatus.CANCELLED,
+        "expired",
+        None,
+    )
+    assert Decision.objects.filter(reason="expired", event__key="login-code").exists()
 
 
 @pytest.mark.django_db
 def test_seed_demo_rerun_adds_one_round_and_keeps_operator_edits():
     run()
-    round_size = Message.objects.count()
+    round_size = Message.objects.filter(digest_key="").count()
     template = Template.objects.get(event__key="welcome", channel__key="email", language="en")
     template.subject = "Edited in the admin"
     template.save()
@@ -135,7 +171,9 @@ def test_seed_demo_rerun_adds_one_round_and_keeps_operator_edits():
 
     run()
 
-    assert Message.objects.count() == 2 * round_size
+    assert Message.objects.filter(digest_key="").count() == 2 * round_size
+    # The second round's comments join the first's digests (or, past the hour, new ones).
+    assert DigestItem.objects.count() == 2 * 3 * 3  # three comments on three channels, twice
     template.refresh_from_db()
     assert template.subject == "Edited in the admin"
     assert ChannelConfig.objects.get(key="console").is_active

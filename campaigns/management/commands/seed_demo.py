@@ -7,7 +7,9 @@ run does send a new round of demo messages (``--no-messages`` skips it):
 
 - some sent at once, in this process (``drain()``, as ``send_messages_batch`` does);
 - some scheduled a day ahead, for the sweep to hand over when their time comes;
-- some left ``queued``, tagged ``demo-worker``, for the RQ worker to deliver.
+- some left ``queued``, tagged ``demo-worker``, for the RQ worker to deliver;
+- a digest: three comments collected into one message, due at the end of the hour;
+- a login code that expired before a worker took it: cancelled as "expired".
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import time
 from collections import Counter
 from typing import Any
 
@@ -36,6 +39,7 @@ from campaigns.models import (
     RecipientProfile,
     Template,
 )
+from campaigns.outbox.dispatch import message_dispatch
 from campaigns.outbox.sweep import drain
 from campaigns.registry import sync_all
 from channels.models import ChannelConfig
@@ -44,6 +48,8 @@ DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed on purpose: a demo l
 #: Tag of every demo message; the ones left for the worker carry WORKER_TAG instead.
 TAG = "demo"
 WORKER_TAG = "demo-worker"
+#: How soon the demo's login code expires: before any worker can take it.
+EXPIRED_AFTER = dt.timedelta(milliseconds=50)
 
 #: Channels the demo uses: the two declared in settings, plus one that prints to stdout.
 CHANNELS = {
@@ -182,6 +188,48 @@ EVENTS["product-news"] = {
             "text": "Hallo {{ recipient.name }},\n\n{{ body }}\n\n"
             "{% if recipient.plan %}Als {{ recipient.plan }}-Kunde sehen Sie es zuerst.\n"
             "{% endif %}",
+        },
+    },
+}
+EVENTS["comment-posted"] = {
+    "name": "New comments",
+    "description": "Comments on your posts, collected into an hourly digest (people may "
+    "choose immediately, hourly or daily in the preference centre).",
+    "flags": {"user_configurable": True, "digest": "hourly", "digest_choice": True},
+    "variables": [
+        {"name": "author", "label": "Author", "help": "Who commented", "sample": "Bob"},
+        {"name": "comment", "label": "Comment", "help": "What they wrote", "sample": "Nice!"},
+    ],
+    "copy": {
+        "en": {
+            "subject": "{{ digest.count|default:1 }} new comment{{ digest.count|pluralize }}",
+            "text": "Hello {{ recipient.name }},\n\n"
+            "{% for item in digest.items %}- {{ item.author }}: {{ item.comment }}\n"
+            "{% empty %}- {{ author }}: {{ comment }}\n{% endfor %}",
+        },
+        "de": {
+            "subject": "{{ digest.count|default:1 }} neue Kommentare",
+            "text": "Hallo {{ recipient.name }},\n\n"
+            "{% for item in digest.items %}- {{ item.author }}: {{ item.comment }}\n"
+            "{% empty %}- {{ author }}: {{ comment }}\n{% endfor %}",
+        },
+    },
+}
+EVENTS["login-code"] = {
+    "name": "Login code",
+    "description": "A one-time code; never sent late: it expires ten minutes after it is due.",
+    "flags": {"mandatory": True, "expires_after": dt.timedelta(minutes=10)},
+    "variables": [{"name": "code", "label": "Code", "help": "The code", "sample": "123456"}],
+    "copy": {
+        "en": {
+            "subject": "Your login code: {{ code }}",
+            "text": "Hello {{ recipient.name }},\n\nyour code is {{ code }}. "
+            "It is valid for ten minutes.\n",
+        },
+        "de": {
+            "subject": "Ihr Anmeldecode: {{ code }}",
+            "text": "Hallo {{ recipient.name }},\n\nIhr Code lautet {{ code }}. "
+            "Er gilt zehn Minuten.\n",
         },
     },
 }
@@ -486,6 +534,26 @@ class Command(BaseCommand):
                 extra={"url": "https://track.example.com/B-2002"},
             ).messages
         ]
+
+        # 4. A digest: three comments within the hour are one message, due at the hour's end.
+        ids["digested"] = list(
+            dict.fromkeys(
+                m.pk
+                for author, comment in (("Bob", "Great post!"), ("Carla", "Thanks"), ("Emi", "+1"))
+                for m in notify(
+                    "comment-posted", alice, {"author": author, "comment": comment}, tag=TAG
+                ).messages
+            )
+        )
+
+        # 5. Expired: a login code whose worker came too late is cancelled, never sent late.
+        with transaction.atomic():  # its dispatch is enqueued at commit: after its expiry
+            code = notify(
+                "login-code", bob, {"code": "493021"}, expires_at=EXPIRED_AFTER, tag=TAG
+            ).messages
+            time.sleep(EXPIRED_AFTER.total_seconds() * 2)
+        message_dispatch(message_ids=[m.pk for m in code])
+        ids["expired"] = [m.pk for m in code]
 
         all_ids = [pk for group in ids.values() for pk in group]
         statuses = dict(Message.objects.filter(pk__in=all_ids).values_list("pk", "status"))

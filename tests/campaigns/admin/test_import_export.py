@@ -138,7 +138,15 @@ def test_events_round_trip_as_xlsx(db):
     from campaigns.admin.resources import EventResource
     from campaigns.models import Event
 
-    factories.EventFactory(key="invoice-due", description="", trigger="send_once")
+    factories.EventFactory(
+        key="invoice-due",
+        description="",
+        trigger="send_once",
+        digest="daily",
+        digest_at=dt.time(7, 30),
+        digest_choice=True,
+        expires_after=dt.timedelta(minutes=10),
+    )
     xlsx = EventResource().export().export("xlsx")
     Event.objects.filter(key="invoice-due").delete()
     import tablib
@@ -147,6 +155,12 @@ def test_events_round_trip_as_xlsx(db):
     assert not result.has_errors() and not result.has_validation_errors()
     event = Event.objects.get(key="invoice-due")
     assert (event.trigger, event.variable_names) == ("send_once", ["order_id"])
+    assert (event.digest, event.digest_at, event.digest_choice, event.expires_after) == (
+        "daily",
+        dt.time(7, 30),
+        True,
+        dt.timedelta(minutes=10),
+    )
 
 
 # --- export -> import round trips through the admin's own views -------------------------------

@@ -258,6 +258,8 @@ def test_event_variables_are_edited_as_rows(marketing):
         "name": event.name,
         "trigger": event.trigger,
         "unsubscribe_scope": event.unsubscribe_scope,
+        "digest": event.digest,
+        "digest_at": "09:00",
         "is_active": "on",
         "windows-TOTAL_FORMS": "0",
         "windows-INITIAL_FORMS": "0",
