@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_rq",
     "import_export",
+    "ninja",  # the HTTP API's docs page (its template and Swagger UI's static files)
     "channels",
     "campaigns",
     "axes",  # login throttling (see "Security" below)

@@ -58,8 +58,9 @@ logger = logging.getLogger("notifier.webhooks")
 RETRY_DELAYS = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 EXCERPT = 500
-#: Seconds a job holds the deliveries it took (past it, the sweep hands them out again).
-LEASE_SECONDS = 120
+#: Seconds a job goes on taking deliveries in turn; what it has not reached by then it puts
+#: back (the sweep hands it out again), so a slow endpoint cannot run a job past RQ's timeout.
+BUDGET_SECONDS = 60
 
 
 # --- addresses ---------------------------------------------------------------------------------
@@ -283,8 +284,10 @@ def _take(ids: list[int] | None, now: dt.datetime) -> list[WebhookDelivery]:
             .select_related("endpoint")
             .order_by("id")[:500]
         )
+        # Held until the job must have finished: its budget and one more request.
+        lease = BUDGET_SECONDS + app_settings.WEBHOOK_TIMEOUT + 30
         WebhookDelivery.objects.filter(pk__in=[d.pk for d in taken]).update(
-            lease_until=now + dt.timedelta(seconds=LEASE_SECONDS)
+            lease_until=now + dt.timedelta(seconds=lease)
         )
     return taken
 
@@ -316,17 +319,21 @@ def deliveries_send(*, ids: list[int] | None = None) -> dict[str, int]:
     """POST the due deliveries among ``ids`` (all due ones with None), log each try and
     schedule the retries. Returns counts by outcome."""
     now = timezone.now()
+    started = time.monotonic()
     taken = _take(ids, now)
-    counts = {"delivered": 0, "retrying": 0, "failed": 0}
+    counts = {"delivered": 0, "retrying": 0, "failed": 0, "put_back": 0}
     if not taken:
         return counts
     attempts = []
     with httpx.Client(timeout=app_settings.WEBHOOK_TIMEOUT, follow_redirects=False) as client:
         for delivery in taken:
+            delivery.lease_until = None
+            if time.monotonic() - started > BUDGET_SECONDS:
+                counts["put_back"] += 1  # due as it was: the sweep hands it out again
+                continue
             attempt = _post(client, delivery)
             delivery.attempts = attempt.number
             delivery.last_status_code = attempt.status_code
-            delivery.lease_until = None
             if attempt.status_code is not None and 200 <= attempt.status_code < 300:
                 delivery.state = WebhookDeliveryStatus.DELIVERED
                 delivery.delivered_at = attempt.at

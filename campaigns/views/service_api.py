@@ -91,7 +91,6 @@ def _key_check(request: HttpRequest, raw: str) -> ServiceKey | None:
             f"this key may make {key.rate_limit} requests a minute: try again in {wait} s",
             retry_after=wait,
         )
-    request.service_key = key
     return key
 
 
@@ -115,7 +114,7 @@ api = NinjaAPI(
     auth=[BearerKey(), HeaderKey()],
     parser=UntrustedJSONParser(),
     urls_namespace="api-v1",
-    docs_url=None,  # Swagger UI's page runs inline script, which the site's CSP refuses
+    docs_url="/docs",  # Swagger UI from django-ninja's static files: no inline script
 )
 
 
@@ -538,7 +537,7 @@ def optouts_create(request: HttpRequest, payload: OptOutIn):
         with transaction.atomic():
             optout, created = OptOut.objects.active().get_or_create(
                 **scope,
-                defaults={"reason": payload.reason, "source": OptOut.Source.OPERATOR},
+                defaults={"reason": payload.reason, "source": OptOut.Source.API},
             )
     except IntegrityError as error:
         raise ApiProblem(422, "invalid_request", f"the opt-out cannot be stored: {error}") from None
@@ -557,6 +556,6 @@ def optouts_revoke(request: HttpRequest, optout_id: int):
         raise ApiProblem(404, "not_found", f"no opt-out {optout_id}")
     if optout.revoked_at is None:
         optout.revoked_at = timezone.now()
-        optout.revoked_source = OptOut.Source.OPERATOR
+        optout.revoked_source = OptOut.Source.API
         optout.save(update_fields=["revoked_at", "revoked_source"])
     return _optout_json(optout)

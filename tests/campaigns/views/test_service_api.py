@@ -277,6 +277,7 @@ def test_opt_outs_are_listed_made_and_revoked(shop, client, django_user_model, s
 
     assert made.status_code == 201, made.text
     assert made.json()["scope"] == "event" and made.json()["active"] is True
+    assert made.json()["source"] == "api"
     assert (again.status_code, again.json()["id"]) == (200, made.json()["id"])
     assert [o["id"] for o in listed.json()["optouts"]] == [made.json()["id"]]
     assert skipped.json()["messages"] == []
