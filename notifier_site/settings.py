@@ -282,6 +282,35 @@ UNFOLD = {
                 ],
             },
             {
+                "title": "Integrations",
+                "items": [
+                    {
+                        "title": "Service API keys",
+                        "icon": "key",
+                        "link": "/admin/campaigns/servicekey/",
+                        "permission": "campaigns.admin.permissions.is_superuser",
+                    },
+                    {
+                        "title": "Status webhooks",
+                        "icon": "webhook",
+                        "link": "/admin/campaigns/webhookendpoint/",
+                        "permission": "campaigns.admin.permissions.can_view_webhooks",
+                    },
+                    {
+                        "title": "Webhook deliveries",
+                        "icon": "outbox",
+                        "link": "/admin/campaigns/webhookdelivery/",
+                        "permission": "campaigns.admin.permissions.can_view_webhook_deliveries",
+                    },
+                    {
+                        "title": "API docs",
+                        "icon": "api",
+                        "link": "/api/v1/docs",
+                        "permission": "campaigns.admin.permissions.is_superuser",
+                    },
+                ],
+            },
+            {
                 "title": "Workers",
                 "items": [
                     {

@@ -49,7 +49,7 @@ from campaigns.models import (
     WebhookEndpoint,
     WebhookEventType,
 )
-from campaigns.outbox.catalog import catalog
+from campaigns.outbox.catalog import Catalog, catalog
 from campaigns.outbox.queueing import webhooks_after_commit
 
 logger = logging.getLogger("notifier.webhooks")
@@ -129,9 +129,8 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def message_data(message: Message) -> dict[str, Any]:
+def message_data(message: Message, cat: Catalog) -> dict[str, Any]:
     """What a message event says about its message (names from the catalog: no query)."""
-    cat = catalog()
     event = cat.events_by_id.get(message.event_id)
     channel = cat.channels_by_id.get(message.channel_id)
     return {
@@ -205,9 +204,13 @@ def events_record(
 
 def message_events_record(event_type: str, messages: Iterable[Message]) -> int:
     """A batch of messages came to ``event_type``: record it for the subscribed endpoints."""
-    if not subscribed(event_type):
+    endpoints = subscribed(event_type)
+    if not endpoints:
         return 0
-    return len(events_record(event_type, [message_data(m) for m in messages]))
+    cat = catalog()  # one look at the snapshot for the batch
+    return len(
+        events_record(event_type, [message_data(m, cat) for m in messages], endpoint_ids=endpoints)
+    )
 
 
 def sent_receive(sender: Any, messages: list[Message], **kwargs: Any) -> None:

@@ -9,6 +9,7 @@ import json
 
 import httpx
 import pytest
+from django.test import Client
 from openapi_spec_validator import validate
 
 from campaigns.models import Message, NotifyRequest, OptOut, ServiceKey
@@ -307,3 +308,22 @@ def test_the_openapi_schema_is_served_and_valid(client):
         schema["paths"]
     )
     assert json.dumps(schema).count("nsk_") >= 1  # the description tells how to authenticate
+
+
+def test_a_trigger_costs_the_key_lookup_and_notify_s_own_queries(shop, django_assert_num_queries):
+    """With a warm catalog and a key used within the minute: one query finds the key, and
+    notify() for one recipient costs what it costs from Python (the facts: users, addresses
+    and opt-outs in one query; the INSERT). Rate limiting is Redis only; a key for all events
+    reads no event list."""
+    raw = key(can_trigger=True, all_events=True)
+    http = Client()
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    assert (
+        http.post("/api/v1/notifications", ORDER, "application/json", **headers).status_code == 202
+    )
+
+    with django_assert_num_queries(3) as captured:
+        answer = http.post("/api/v1/notifications", ORDER, "application/json", **headers)
+
+    assert answer.status_code == 202
+    assert 'FROM "campaigns_servicekey"' in captured.captured_queries[0]["sql"]
