@@ -268,3 +268,20 @@ def test_a_private_address_is_checked_again_before_each_post(
 
     assert receiver.requests == []
     assert "private or reserved address" in WebhookAttempt.objects.get().error
+
+
+def test_the_sweep_hands_out_what_a_dead_job_held_once_its_lease_ran_out(receiver, committed):
+    endpoint, _ = endpoint_for(receiver.url)
+    with committed():
+        delivery = endpoint_test_send(endpoint)
+    now = timezone.now()
+    WebhookDelivery.objects.update(lease_until=now + dt.timedelta(seconds=30))
+
+    with committed():
+        held = deliveries_due(now=now)
+    with committed():
+        lost = deliveries_due(now=now + dt.timedelta(seconds=31))
+
+    assert (held, lost) == (0, 1)
+    delivery.refresh_from_db()
+    assert delivery.state == "pending"
