@@ -126,6 +126,16 @@ class AppSettings:
         "kept; an hourly job deletes older rows.",
     )
 
+    WEBHOOK_ALLOW_PRIVATE = Option(
+        bool,
+        False,
+        "Status webhooks may post to loopback, private, link-local and reserved addresses "
+        "(off: a URL whose host resolves to one is refused, against SSRF).",
+    )
+    WEBHOOK_TIMEOUT = Option(
+        float, 10.0, "Seconds a status webhook's endpoint has to answer one delivery."
+    )
+
 
 #: Every option, in declaration order.
 OPTIONS: tuple[Option, ...] = tuple(

@@ -7,6 +7,7 @@ import datetime as dt
 
 from campaigns.broadcast.dry_run import dry_run_job
 from campaigns.broadcast.fanout import campaigns_tick, chunk_fan_out
+from campaigns.integrations.webhooks import deliveries_due, deliveries_send
 from campaigns.ops.health import sweep_mark
 from campaigns.outbox.decisions import decisions_purge
 from campaigns.outbox.dispatch import message_dispatch, messages_drain
@@ -28,6 +29,7 @@ def sweep_pass(*, now: dt.datetime | None = None) -> SweepSummary:
     and finished campaigns (RQ's cron job and ``process_notifications``)."""
     summary = outbox_sweep(now=now)
     summary.campaigns = sum(campaigns_tick(now=now).values())
+    deliveries_due(now=now)  # status webhooks to retry, or lost with a dead worker
     sweep_mark()  # what /readyz reads: "the sweep ran recently"
     return summary
 
@@ -50,3 +52,7 @@ def campaign_dry_run(campaign_id: int) -> dict:
 
 def decisions_purge_job() -> int:
     return decisions_purge()
+
+
+def webhooks_deliver(delivery_ids: list[int]) -> dict[str, int]:
+    return deliveries_send(ids=delivery_ids)

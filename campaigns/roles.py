@@ -38,9 +38,16 @@ ROLES: dict[str, dict[str, dict[str, list[str]]]] = {
             "layout": ["view"],
             "partial": ["view"],
             "campaign": ["view"],
+            # The status webhooks' delivery log, to answer "did our system hear of it?".
+            "webhookendpoint": ["view"],
+            "webhookdelivery": ["view"],
+            "webhookattempt": ["view"],
         },
     },
 }
+#: No role is granted service API keys (``servicekey``) nor changes to webhook endpoints:
+#: a key acts for no person and may send to anyone, and an endpoint sends message data out
+#: of the site, so only superusers make them.
 
 
 #: Permissions of their own (not view/add/change/delete of a model).

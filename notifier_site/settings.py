@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_rq",
     "import_export",
+    "ninja",  # the HTTP API's docs page (its template and Swagger UI's static files)
     "channels",
     "campaigns",
     "axes",  # login throttling (see "Security" below)
@@ -277,6 +278,35 @@ UNFOLD = {
                         "icon": "contacts",
                         "link": "/admin/campaigns/contact/",
                         "permission": "campaigns.admin.permissions.can_view_contacts",
+                    },
+                ],
+            },
+            {
+                "title": "Integrations",
+                "items": [
+                    {
+                        "title": "Service API keys",
+                        "icon": "key",
+                        "link": "/admin/campaigns/servicekey/",
+                        "permission": "campaigns.admin.permissions.is_superuser",
+                    },
+                    {
+                        "title": "Status webhooks",
+                        "icon": "webhook",
+                        "link": "/admin/campaigns/webhookendpoint/",
+                        "permission": "campaigns.admin.permissions.can_view_webhooks",
+                    },
+                    {
+                        "title": "Webhook deliveries",
+                        "icon": "outbox",
+                        "link": "/admin/campaigns/webhookdelivery/",
+                        "permission": "campaigns.admin.permissions.can_view_webhook_deliveries",
+                    },
+                    {
+                        "title": "API docs",
+                        "icon": "api",
+                        "link": "/api/v1/docs",
+                        "permission": "campaigns.admin.permissions.is_superuser",
                     },
                 ],
             },

@@ -15,7 +15,7 @@ from notifier_site.settings import INSTALLED_APPS, NOTIFIER
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.notify_app"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
-NOTIFIER = {**NOTIFIER, "RETRY_DELAY": 0, "RETRY_JITTER": 0}
+NOTIFIER = {**NOTIFIER, "RETRY_DELAY": 0, "RETRY_JITTER": 0, "WEBHOOK_ALLOW_PRIVATE": True}
 # The suite runs no collectstatic: WhiteNoise looks for files as they are asked for, instead
 # of listing STATIC_ROOT at startup (and warning that it does not exist).
 WHITENOISE_AUTOREFRESH = True

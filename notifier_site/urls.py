@@ -8,6 +8,7 @@ from django.urls import URLPattern, include, path, reverse
 from django.views.generic import RedirectView
 from django_rq import urls as rq_urls
 
+from campaigns.views.service_api import api as service_api
 from notifier_site.views import LoginView, favicon
 
 handler403 = "notifier_site.views.permission_denied"
@@ -49,6 +50,8 @@ urlpatterns = [
     # ESP tracking webhooks (django-anymail), e.g. /anymail/postmark/tracking/; 403 until
     # ANYMAIL["WEBHOOK_SECRET"] is set, then anymail checks the ESP's basic auth.
     path("anymail/", include("campaigns.tracking.urls")),
+    # The HTTP API for services (service keys; OpenAPI schema at /api/v1/openapi.json).
+    path("api/v1/", service_api.urls),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("campaigns.urls")),

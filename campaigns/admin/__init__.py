@@ -9,7 +9,9 @@ from campaigns.admin import (  # noqa: F401 - registers the admin classes
     messages,
     optouts,
     profiles,
+    servicekeys,
     templates,
     tokens,
     users,
+    webhooks,
 )

@@ -43,3 +43,11 @@ def can_view_audiences(request) -> bool:
 
 def can_view_contacts(request) -> bool:
     return request.user.has_perm("campaigns.view_contact")
+
+
+def can_view_webhooks(request) -> bool:
+    return request.user.has_perm("campaigns.view_webhookendpoint")
+
+
+def can_view_webhook_deliveries(request) -> bool:
+    return request.user.has_perm("campaigns.view_webhookdelivery")

@@ -15,6 +15,7 @@ from campaigns.models.events import Event
 from campaigns.models.messages import Message, MessageAttempt, MessageRelatedObject, NotifyRequest
 from campaigns.models.optouts import OptOut
 from campaigns.models.profiles import RecipientProfile
+from campaigns.models.servicekeys import ServiceKey
 from campaigns.models.templates import (
     Layout,
     LayoutVersion,
@@ -23,6 +24,13 @@ from campaigns.models.templates import (
     TemplateVersion,
 )
 from campaigns.models.tokens import ApiToken
+from campaigns.models.webhooks import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    WebhookEndpoint,
+    WebhookEventType,
+)
 
 __all__ = [
     "ApiToken",
@@ -48,6 +56,12 @@ __all__ = [
     "OptOut",
     "Partial",
     "RecipientProfile",
+    "ServiceKey",
     "Template",
     "TemplateVersion",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
+    "WebhookEndpoint",
+    "WebhookEventType",
 ]

@@ -47,6 +47,7 @@ class OptOut(models.Model):
         PREFERENCES = "preferences", "Preference centre"
         BOUNCE = "bounce", "Bounce or complaint"
         OPERATOR = "operator", "Operator"
+        API = "api", "HTTP API (a service key)"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -82,7 +83,8 @@ class OptOut(models.Model):
         max_length=16,
         choices=Source.choices,
         default=Source.OPERATOR,
-        help_text="How it was made: a link, the preference centre, a bounce, an operator",
+        help_text="How it was made: a link, the preference centre, a bounce, an operator, "
+        "the HTTP API",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -1,6 +1,7 @@
 """What rarely changes, read once per process and kept: events, channels (with a backend
 object each, to read and check addresses), which templates exist (and which version of each is
-published), and availability windows; and the template versions dispatch renders, which never
+published), availability windows, and the active status webhook endpoints (so a batch with
+none subscribed does nothing more); and the template versions dispatch renders, which never
 change once published, kept by id (``versions_get``).
 
 ``notify()`` and every dispatch batch need all of it, and reading it from the database on
@@ -30,7 +31,13 @@ from redis.exceptions import RedisError
 
 from campaigns.connections import redis_connection, redis_run
 from campaigns.domain.windows import Window
-from campaigns.models import AvailabilityWindow, Event, Template, TemplateVersion
+from campaigns.models import (
+    AvailabilityWindow,
+    Event,
+    Template,
+    TemplateVersion,
+    WebhookEndpoint,
+)
 from channels.backends.base import BaseBackend
 from channels.models import ChannelConfig
 
@@ -55,6 +62,8 @@ class Catalog:
     templates: dict[tuple[int, int], dict[str, tuple[int, int]]] = field(default_factory=dict)
     event_windows: dict[int, list[Window]] = field(default_factory=dict)
     channel_windows: dict[int, list[Window]] = field(default_factory=dict)
+    #: (id, event types: empty for all) of each active status webhook endpoint
+    webhook_endpoints: list[tuple[int, frozenset[str]]] = field(default_factory=list)
 
     def windows(self, event_id: int, channel_ids) -> tuple[list[Window], dict[int, list[Window]]]:
         """As ``selectors.windows_for``: the event's windows and each channel's."""
@@ -96,6 +105,12 @@ def _load(version: bytes | None) -> Catalog:
             catalog.event_windows.setdefault(event_id, []).append(window)
         else:
             catalog.channel_windows.setdefault(channel_id, []).append(window)
+    catalog.webhook_endpoints = [
+        (pk, frozenset(types or ()))
+        for pk, types in WebhookEndpoint.objects.filter(is_active=True)
+        .order_by("pk")
+        .values_list("pk", "event_types")
+    ]
     return catalog
 
 
@@ -222,7 +237,7 @@ def catalog_settled() -> None:
 
 
 #: The models whose rows the snapshot holds.
-CATALOG_MODELS = (Event, ChannelConfig, Template, AvailabilityWindow)
+CATALOG_MODELS = (Event, ChannelConfig, Template, AvailabilityWindow, WebhookEndpoint)
 
 
 def catalog_signals_connect() -> None:

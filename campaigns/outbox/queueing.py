@@ -45,6 +45,7 @@ DISPATCH_JOB = "campaigns.jobs.dispatch"
 DRAIN_JOB = "campaigns.jobs.drain"
 CHUNK_JOB = "campaigns.jobs.campaign_chunk"
 DRY_RUN_JOB = "campaigns.jobs.campaign_dry_run"
+WEBHOOKS_JOB = "campaigns.jobs.webhooks_deliver"
 
 #: Seconds a drain flag lives without being renewed: a drain job killed mid-run leaves its
 #: lane without a drain for at most this long (the sweep also enqueues what stays queued).
@@ -199,6 +200,17 @@ def dry_run_after_commit(campaign_id: int) -> None:
     """Enqueue the dry run of a large audience once the current transaction commits."""
     calls = [(int(campaign_id),)]
     transaction.on_commit(lambda: _enqueue(DRY_RUN_JOB, calls, label="campaign dry run", lane=BULK))
+
+
+def webhooks_after_commit(delivery_ids: Iterable[int]) -> None:
+    """Enqueue the sending of these status webhook deliveries, in jobs of ``BATCH_SIZE``, on
+    the bulk lane (a password reset never waits behind them), once the current transaction
+    commits. If Redis cannot be reached, the sweep hands them out when they are due."""
+    calls = [(chunk,) for chunk in chunked([int(i) for i in delivery_ids], app_settings.BATCH_SIZE)]
+    if calls:
+        transaction.on_commit(
+            lambda: _enqueue(WEBHOOKS_JOB, calls, label="status webhooks", lane=BULK)
+        )
 
 
 #: How far back the dashboard's throughput looks, in seconds.

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from campaigns.integrations.webhooks import delivery_events_record
 from campaigns.models import Message, OptOut
 from campaigns.outbox.bulk import rows_update
 from campaigns.recipients.addresses import addresses_deactivate
@@ -95,6 +96,14 @@ def delivery_events_apply(events: Iterable[DeliveryEvent]) -> Applied:
         .filter(provider_id__in={pid for e in events for pid in _provider_ids(e)})
         .only(
             "id",
+            "uuid",  # the rest of these, for the status webhooks' payload
+            "event",
+            "status",
+            "status_reason",
+            "last_error",
+            "sent_at",
+            "tag",
+            "idempotency_key",
             "provider_id",
             "address",
             "user_id",
@@ -188,6 +197,8 @@ def delivery_events_apply(events: Iterable[DeliveryEvent]) -> Applied:
             defaults={"reason": reason, "source": OptOut.Source.BOUNCE},
         )
         applied.suppressed += created
+    if applied.recorded:
+        delivery_events_record(applied.messages)  # nothing (no query) with no endpoint
     return applied
 
 
