@@ -8,6 +8,7 @@ from campaigns.admin import (  # noqa: F401 - registers the admin classes
     messages,
     optouts,
     profiles,
+    retention,
     templates,
     tokens,
     users,

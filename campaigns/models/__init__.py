@@ -14,6 +14,7 @@ from campaigns.models.events import Event
 from campaigns.models.messages import Message, MessageAttempt, MessageRelatedObject, NotifyRequest
 from campaigns.models.optouts import OptOut
 from campaigns.models.profiles import RecipientProfile
+from campaigns.models.retention import MessageDayCount
 from campaigns.models.templates import (
     Layout,
     LayoutVersion,
@@ -39,6 +40,7 @@ __all__ = [
     "LayoutVersion",
     "Message",
     "MessageAttempt",
+    "MessageDayCount",
     "MessageRelatedObject",
     "MessageStatus",
     "NotifyRequest",
