@@ -130,8 +130,9 @@ def retention_run(*, now: dt.datetime | None = None, batch: int | None = None) -
     batch = batch or app_settings.RETENTION_BATCH
     mode = retention_mode()
     summary = RetentionSummary(mode=mode)
+    after = 0  # the run walks the ids once: kept and locked rows are not read again
     while True:
-        done = _messages_batch(now=now, mode=mode, batch=batch)
+        done, after = _messages_batch(now=now, mode=mode, batch=batch, after=after)
         summary.messages += done
         if done < batch:
             break
@@ -154,18 +155,21 @@ def _locked_ids(rows: QuerySet, batch: int) -> list[int]:
     )
 
 
-def _messages_batch(*, now: dt.datetime, mode: str, batch: int) -> int:
+def _messages_batch(*, now: dt.datetime, mode: str, batch: int, after: int = 0) -> tuple[int, int]:
+    """One batch of old messages with ids above ``after``, in one transaction: (how many
+    were deleted or stripped, the last id taken)."""
     with transaction.atomic():
-        ids = _locked_ids(messages_old(now=now, mode=mode), batch)
+        ids = _locked_ids(messages_old(now=now, mode=mode).filter(pk__gt=after), batch)
         if not ids:
-            return 0
+            return 0, after
         if mode == "content":
-            return _content_drop(ids, now=now)
+            _content_drop(ids, now=now)
+            return len(ids), ids[-1]
         day_counts_add(ids)
         _delete_ids(MessageAttempt._meta.db_table, "message_id", ids)
         _delete_ids(MessageRelatedObject._meta.db_table, "message_id", ids)
         _delete_ids(Message._meta.db_table, "id", ids)
-        return len(ids)
+        return len(ids), ids[-1]
 
 
 def _attempts_batch(*, now: dt.datetime, batch: int) -> int:

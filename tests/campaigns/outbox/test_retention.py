@@ -28,6 +28,7 @@ from campaigns.models import (
     MessageDayCount,
 )
 from campaigns.outbox import retention
+from campaigns.outbox.queueing import BULK, get_queue
 from campaigns.outbox.retention import retention_preview, retention_run
 from campaigns.outbox.selectors import delivery_stats
 from channels.backends import locmem
@@ -230,6 +231,21 @@ def test_content_mode_keeps_the_row_and_drops_its_content(channel, settings):
     assert not MessageDayCount.objects.exists()  # nothing deleted, nothing to add
 
 
+def test_the_message_page_says_the_content_was_dropped(channel, settings, admin_client):
+    settings.NOTIFIER = {
+        **settings.NOTIFIER,
+        "MESSAGE_RETENTION_DAYS": 30,
+        "RETENTION_MODE": "content",
+    }
+    (pk,) = written(1, status="sent", created_at=days_ago(31), sent_at=days_ago(31))
+    url = f"/admin/campaigns/message/{pk}/change/"
+    assert "Order A-1 shipped" in admin_client.get(url).content.decode()  # made again
+    retention_run()
+    html = admin_client.get(url).content.decode()
+    assert 'id="message-content-dropped"' in html
+    assert "Order  shipped" not in html  # not made again from the emptied context
+
+
 def test_an_unknown_mode_is_refused_by_name(channel, settings):
     settings.NOTIFIER = {**settings.NOTIFIER, "RETENTION_MODE": "shred"}
     with pytest.raises(Exception, match=r"RETENTION_MODE.*shred.*delete, content"):
@@ -274,7 +290,7 @@ def test_a_purge_holding_its_batch_does_not_hold_up_a_worker(settings, run_worke
     def purge():
         try:
             with transaction.atomic():  # the batch's transaction stays open: its locks held
-                result["deleted"] = retention._messages_batch(
+                result["deleted"], _ = retention._messages_batch(
                     now=timezone.now(), mode="delete", batch=100
                 )
                 batch_open.set()
@@ -352,3 +368,14 @@ def test_the_retention_job_runs_hourly_from_the_cron_in_the_bulk_lane(redis_conn
     (job,) = [job for job in scheduler.get_jobs() if job.func is jobs.retention]
     assert (job.interval, job.queue_name) == (3600, "notifier-bulk")
     assert not [job for job in scheduler.get_jobs() if "decisions" in job.func.__name__]
+
+
+def test_a_worker_runs_the_retention_job_from_the_bulk_queue(channel, settings, run_worker):
+    settings.NOTIFIER = {**settings.NOTIFIER, "MESSAGE_RETENTION_DAYS": 1}
+    written(3, status="sent", created_at=days_ago(3))
+    kept = written(1, status="sent")
+    job = get_queue(BULK).enqueue("campaigns.jobs.retention")  # as RQ's cron enqueues it
+    assert run_worker() == 1
+    job.refresh()
+    assert job.return_value()["messages"] == 3
+    assert list(Message.objects.values_list("pk", flat=True)) == kept
