@@ -4,7 +4,11 @@ never read as a template, and HTML arrives only when it is given as HTML."""
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 import pytest
+from django.test import Client
 
 from campaigns.api import InvalidArgument, InvalidRecipient, UnknownChannel, notify_text
 from campaigns.models import Decision, Event, Message, MessageStatus, OptOut
@@ -171,3 +175,20 @@ def test_a_factory_made_template_event_is_not_needed(email_channel):
     assert not factories.TemplateFactory._meta.model.objects.exists()
     notify_text({"email": "ann@example.com"}, text="Hello", channels="email")
     assert Message.objects.get().subject == ""
+
+
+def test_its_unsubscribe_link_turns_off_adhoc_messages_on_the_channel(
+    email_channel, smtp, run_worker, committed
+):
+    with committed():
+        notify_text({"email": "ann@example.com"}, subject="Hi", text="Hello", channels="email")
+    run_worker()
+    (received,) = smtp.messages
+    url = re.search(r"<(https?://[^>]+)>", received["List-Unsubscribe"]).group(1)
+    response = Client(enforce_csrf_checks=True).post(
+        urlsplit(url).path, {"List-Unsubscribe": "One-Click"}
+    )
+    assert response.status_code == 200
+    assert OptOut.objects.get().event.key == ADHOC_EVENT
+    again = notify_text({"email": "ann@example.com"}, text="Hello?", channels="email")
+    assert [s.reason for s in again.skipped] == ["opted out"]
