@@ -3,6 +3,7 @@
 from campaigns.api import notify
 
 notify("order-shipped", request.user, {"order_id": order.number})
+notify_text(request.user, subject="About your order", text="It left today.", channels=["email"])
 """
 
 from campaigns.exceptions import (
@@ -17,6 +18,7 @@ from campaigns.exceptions import (
     UnknownEvent,
     UnknownTemplate,
 )
+from campaigns.outbox.adhoc import notify_text
 from campaigns.outbox.notify import notify, send_template
 from campaigns.outbox.plan import NotifyResult, Skipped
 from campaigns.outbox.selectors import messages_for_content, messages_for_user
@@ -37,5 +39,6 @@ __all__ = [
     "messages_for_content",
     "messages_for_user",
     "notify",
+    "notify_text",
     "send_template",
 ]

@@ -123,7 +123,39 @@ class AppSettings:
         int,
         30,
         "Days the decision trail (why notify() or a campaign wrote no message for someone) is "
-        "kept; an hourly job deletes older rows.",
+        "kept; the hourly retention job deletes older rows. 0: kept for ever.",
+    )
+    MESSAGE_RETENTION_DAYS = Option(
+        int,
+        90,
+        "Days a finished message (sent, failed, cancelled, skipped, broken, debug) is kept, "
+        "counted from the start of the day it was written; the hourly retention job then "
+        "deletes it (after adding it to the daily counts) or, with RETENTION_MODE "
+        '"content", drops its content. Unread inbox items are kept (INBOX_RETENTION_DAYS). '
+        "0: kept for ever.",
+    )
+    ATTEMPT_RETENTION_DAYS = Option(
+        int,
+        30,
+        "Days the delivery log of a finished message (its attempt rows) is kept. 0: for ever.",
+    )
+    INBOX_RETENTION_DAYS = Option(
+        int,
+        0,
+        "Days an inbox item nobody has read (or archived) yet is kept past "
+        "MESSAGE_RETENTION_DAYS. 0: until it is read or archived.",
+    )
+    RETENTION_MODE = Option(
+        str,
+        "delete",
+        '"delete": old messages are deleted; "content": they stay as the record of what was '
+        "sent, without their stored bodies and context.",
+    )
+    RETENTION_BATCH = Option(
+        int,
+        2000,
+        "Rows one retention transaction deletes or changes at most (it loops), so it holds its "
+        "row locks for a moment only.",
     )
 
     WEBHOOK_ALLOW_PRIVATE = Option(

@@ -9,8 +9,8 @@ from campaigns.broadcast.dry_run import dry_run_job
 from campaigns.broadcast.fanout import campaigns_tick, chunk_fan_out
 from campaigns.integrations.webhooks import deliveries_due, deliveries_send
 from campaigns.ops.health import sweep_mark
-from campaigns.outbox.decisions import decisions_purge
 from campaigns.outbox.dispatch import message_dispatch, messages_drain
+from campaigns.outbox.retention import retention_run
 from campaigns.outbox.sweep import SweepSummary
 from campaigns.outbox.sweep import sweep as outbox_sweep
 from campaigns.tracking.receipts import push_receipts_poll
@@ -50,8 +50,9 @@ def campaign_dry_run(campaign_id: int) -> dict:
     return dry_run_job(campaign_id)
 
 
-def decisions_purge_job() -> int:
-    return decisions_purge()
+def retention() -> dict:
+    """Old finished messages, attempts and decisions (README "Retention")."""
+    return retention_run().as_dict()
 
 
 def webhooks_deliver(delivery_ids: list[int]) -> dict[str, int]:

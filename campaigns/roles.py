@@ -9,7 +9,8 @@ from __future__ import annotations
 from django.db.models import Q
 
 #: group name -> {app_label: {model: [actions]}}; "send_test", "run_campaign",
-#: "publish_template" and "publish_layout" are permissions of their own. Marketing writes,
+#: "publish_template", "publish_layout" and "send_message" (an ad-hoc message to a person,
+#: from their timeline) are permissions of their own. Marketing writes,
 #: publishes and rolls back content; Support may look at it and send tests, not change it.
 ROLES: dict[str, dict[str, dict[str, list[str]]]] = {
     "Marketing": {
@@ -27,7 +28,7 @@ ROLES: dict[str, dict[str, dict[str, list[str]]]] = {
     },
     "Support": {
         "campaigns": {
-            "message": ["view", "change"],
+            "message": ["view", "change", "send_message"],
             "optout": ["view", "add", "change", "delete"],
             "digestpreference": ["view", "change"],
             "digestitem": ["view"],
@@ -51,7 +52,7 @@ ROLES: dict[str, dict[str, dict[str, list[str]]]] = {
 
 
 #: Permissions of their own (not view/add/change/delete of a model).
-CUSTOM = {"send_test", "run_campaign", "publish_template", "publish_layout"}
+CUSTOM = {"send_test", "run_campaign", "publish_template", "publish_layout", "send_message"}
 
 
 def _codename(action: str, model: str) -> str:

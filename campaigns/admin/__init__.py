@@ -9,6 +9,7 @@ from campaigns.admin import (  # noqa: F401 - registers the admin classes
     messages,
     optouts,
     profiles,
+    retention,
     servicekeys,
     templates,
     tokens,

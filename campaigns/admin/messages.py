@@ -18,7 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
-from campaigns.admin.people import search_page, timeline_page
+from campaigns.admin.people import search_page, send_page, timeline_page
 from campaigns.models import Message, MessageStatus
 from campaigns.outbox.actions import CANCELLABLE, REQUEUABLE, messages_cancel, messages_requeue
 from campaigns.outbox.decisions import EXPIRED
@@ -164,6 +164,10 @@ class MessageAdmin(ModelAdmin):
     def has_resend_permission(self, request, object_id=None) -> bool:
         return request.user.has_perm("campaigns.change_message")
 
+    def has_send_permission(self, request) -> bool:
+        """An ad-hoc message to a person, from their timeline (Support)."""
+        return request.user.has_perm("campaigns.send_message")
+
     # --- list columns ---------------------------------------------------------------------
 
     @display(
@@ -198,6 +202,11 @@ class MessageAdmin(ModelAdmin):
                 name="campaigns_message_summary",
             ),
             path("people/", view(self.people_view), name="campaigns_people"),
+            path(
+                "people/<str:kind>/<path:key>/send/",
+                view(self.person_send_view),
+                name="campaigns_person_send",
+            ),
             path("people/<str:kind>/<path:key>/", view(self.person_view), name="campaigns_person"),
             *super().get_urls(),
         ]
@@ -238,8 +247,21 @@ class MessageAdmin(ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         response = timeline_page(
-            request, self.admin_site, kind, key, may_resend=self.has_resend_permission(request)
+            request,
+            self.admin_site,
+            kind,
+            key,
+            may_resend=self.has_resend_permission(request),
+            may_send=self.has_send_permission(request),
         )
+        if response is None:
+            raise Http404("No such person")
+        return response
+
+    def person_send_view(self, request, kind, key):
+        if not self.has_send_permission(request):
+            raise PermissionDenied
+        response = send_page(request, self.admin_site, kind, key)
         if response is None:
             raise Http404("No such person")
         return response

@@ -13,12 +13,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import models
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from campaigns.domain.states import FINAL
 from campaigns.exceptions import CampaignError
-from campaigns.models import Campaign, CampaignChunk, CampaignStatus, Message, MessageStatus
+from campaigns.models import (
+    Campaign,
+    CampaignChunk,
+    CampaignStatus,
+    Message,
+    MessageDayCount,
+    MessageStatus,
+)
 from campaigns.models.campaigns import ChunkStatus
 
 _PROCESSED = set(FINAL)
@@ -74,12 +81,7 @@ def campaign_progress(campaign: Campaign, *, window: float = 10.0) -> Progress:
     that reaches 100 when nothing is left to do. Reads only (the sweep, or the panel's poll
     through ``campaign_finish_if_done``, finishes a campaign that is done)."""
     now = timezone.now()
-    by_status = dict(
-        Message.objects.filter(campaign=campaign)
-        .values_list("status")
-        .annotate(n=Count("pk"))
-        .values_list("status", "n")
-    )
+    by_status = campaign_message_counts(campaign)
     chunks = list(
         CampaignChunk.objects.filter(campaign=campaign).values("status", "size", "skipped")
     )
@@ -134,6 +136,11 @@ def campaign_report(campaign: Campaign) -> Report:
     )
     for channel, language, status, n in rows:
         totals[(channel, language)][status] = n
+    for channel, language, status, n in (
+        _purged(campaign).values_list("channel", "language", "status").annotate(n=Sum("count"))
+    ):
+        entry = totals[(channel, language)]
+        entry[status] = entry.get(status, 0) + n
     failures = [
         (channel, error or reason or "(no reason given)", n)
         for channel, error, reason, n in Message.objects.filter(
@@ -238,15 +245,29 @@ def _address_replace(text: str, address: str, masked: str) -> str:
     return re.sub(re.escape(address), lambda _: masked, text, flags=re.IGNORECASE)
 
 
+def _purged(campaign: Campaign) -> models.QuerySet:
+    """The counts of the campaign's messages the retention deleted (README "Retention"):
+    added to the live rows' counts, so a report's totals stay what they were."""
+    return MessageDayCount.objects.filter(campaign=campaign).order_by()
+
+
 def campaign_message_counts(campaign: Campaign) -> dict[str, int]:
-    """{status: messages} of the campaign, most first, in one query."""
-    return dict(
+    """{status: messages} of the campaign, most first: the live rows and the deleted ones'
+    daily counts, in two queries."""
+    live = (
         Message.objects.filter(campaign=campaign)
         .values_list("status")
         .annotate(n=Count("pk"))
-        .order_by("-n", "status")
+        .order_by()
         .values_list("status", "n")
     )
+    purged = (
+        _purged(campaign).values_list("status").annotate(n=Sum("count")).values_list("status", "n")
+    )
+    counts: Counter = Counter()
+    for status, n in [*live, *purged]:
+        counts[status] += n
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 REPORT_COLUMNS = (

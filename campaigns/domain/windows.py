@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.utils import timezone
+
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)
 WEEK = dt.timedelta(days=7)
@@ -347,3 +349,10 @@ def _clock(value: dt.time) -> str:
 
 
 # --- loading -------------------------------------------------------------------------------
+
+
+def day_start(moment: dt.datetime) -> dt.datetime:
+    """The start of the day (in the current timezone, ``TIME_ZONE``) ``moment`` falls in:
+    where the retention cuts, and where the dashboard's day-long windows begin."""
+    local = timezone.localtime(moment)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)

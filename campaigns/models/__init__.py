@@ -15,6 +15,7 @@ from campaigns.models.events import Event
 from campaigns.models.messages import Message, MessageAttempt, MessageRelatedObject, NotifyRequest
 from campaigns.models.optouts import OptOut
 from campaigns.models.profiles import RecipientProfile
+from campaigns.models.retention import MessageDayCount
 from campaigns.models.servicekeys import ServiceKey
 from campaigns.models.templates import (
     Layout,
@@ -50,6 +51,7 @@ __all__ = [
     "LayoutVersion",
     "Message",
     "MessageAttempt",
+    "MessageDayCount",
     "MessageRelatedObject",
     "MessageStatus",
     "NotifyRequest",

@@ -12,6 +12,10 @@ from campaigns.domain.digests import Frequency
 # validate_variables stays importable from here: migration 0001 names it by this path.
 from campaigns.domain.variables import validate_variables
 
+#: The built-in event of ``notify_text()``'s messages: a text a person wrote, sent without a
+#: template (made by migration 0024, and again on first use if it is missing).
+ADHOC_EVENT = "adhoc"
+
 
 class Trigger(models.TextChoices):
     DEFAULT = "default", "A new message every time"

@@ -117,11 +117,15 @@ class Message(models.Model):
     consumed_at = models.DateTimeField(null=True, blank=True)
     #: An inbox item the person put away (``recipients.inbox``): not its delivery state.
     archived_at = models.DateTimeField(null=True, blank=True)
+    #: When the retention purge dropped its content (stored bodies and context):
+    #: the row stays, as the record that it was sent (``RETENTION_MODE = "content"``).
+    content_dropped_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-id"]  # ids grow with time; the primary key orders without an index more
+        permissions = [("send_message", "Can send an ad-hoc message to a person")]
         indexes = [
             # The sweep: waiting rows whose time has come.
             models.Index(

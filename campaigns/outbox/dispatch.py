@@ -33,6 +33,7 @@ from campaigns.domain.rendering import (
 )
 from campaigns.domain.windows import recipient_delivery_time
 from campaigns.models import Message, MessageStatus, TemplateVersion
+from campaigns.models.events import ADHOC_EVENT
 from campaigns.ops.telemetry import batch_report
 from campaigns.outbox.catalog import catalog, versions_get
 from campaigns.outbox.claim import messages_claim
@@ -95,6 +96,8 @@ def _render(
     prefixes: dict[str, str] | None,
     digest: dict[str, Any] | None = None,
 ) -> Outgoing:
+    if message.event.key == ADHOC_EVENT:
+        return _adhoc_outgoing(message, prefixes)
     if version is None:
         raise TemplateError(f"template {message.template_key} was deleted")
     compiled = template_compile(version)  # cached by the version's id: it never changes
@@ -121,6 +124,27 @@ def _render(
         link=rendered.link,
         image=rendered.image,
         body=rendered.data,
+    )
+
+
+def _adhoc_outgoing(message: Message, prefixes: dict[str, str] | None) -> Outgoing:
+    """An ad-hoc message (``notify_text()``) as it was written: its stored subject, text and
+    HTML, never read as a template. Links as for any message of its channel (an email's
+    List-Unsubscribe)."""
+    wanted = ("unsubscribe_url",) if message.channel.backend_class.unsubscribe_headers else ()
+    links = message_links(message, prefixes=prefixes, wanted=wanted)
+    return Outgoing(
+        id=message.pk,
+        uuid=str(message.uuid),
+        address=message.address,
+        subject=message.subject,
+        text=message.text,
+        html=message.html,
+        recipient=message.recipient,
+        extra=message.extra,
+        event_key=message.event.key,
+        language=message.language,
+        links=links,
     )
 
 

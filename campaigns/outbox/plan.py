@@ -109,6 +109,9 @@ class PlanOptions:
     campaign: Campaign | None = None
     #: (channel id, address) pairs planned by earlier chunks of a campaign's dry run (updated).
     seen: set[tuple[int, str]] | None = None
+    #: ``notify_text()``: the message's own (subject, text, html), stored on each row and sent
+    #: as they are; no template.
+    content: tuple[str, str, str] | None = None
 
 
 def event_load(event: Any, *, cat: Catalog | None = None) -> Event:
@@ -171,6 +174,8 @@ def plan(
     chosen = channels_select(keys=channels, cat=cat)
     if template is not None:  # send_template(): that template, whatever the language
         templates = {template.channel_id: {template.language: (template.pk, template.published_id)}}
+    elif options.content is not None:  # notify_text(): its own content, in any language
+        templates = {c.pk: {} for c in chosen}
     else:
         templates = {c.pk: cat.templates.get((event.pk, c.pk), {}) for c in chosen}
     if channels is None:  # all channels the event has templates for
@@ -336,19 +341,22 @@ def _messages(
         ):
             skipped.append(Skipped(person, channel.key, "opted out"))
             continue
-        languages = templates[channel.pk]
-        language = next(  # the template's (send_template() has one); else the fallbacks
-            (
-                lang
-                for lang in language_candidates(person.get("language"), event)
-                if lang in languages
-            ),
-            None if options.template is None else options.template.language,
-        )
-        if language is None:
-            skipped.append(Skipped(person, channel.key, "no template"))
-            continue
-        template_id, version_id = languages[language]
+        if options.content is not None:  # notify_text(): no template to choose
+            language, template_id, version_id = person.get("language") or "", None, None
+        else:
+            languages = templates[channel.pk]
+            language = next(  # the template's (send_template() has one); else the fallbacks
+                (
+                    lang
+                    for lang in language_candidates(person.get("language"), event)
+                    if lang in languages
+                ),
+                None if options.template is None else options.template.language,
+            )
+            if language is None:
+                skipped.append(Skipped(person, channel.key, "no template"))
+                continue
+            template_id, version_id = languages[language]
         key = dedupe_key(
             behaviour=options.behaviour,
             event=event,
@@ -403,6 +411,7 @@ def _messages(
                     "object_id": content_ref[1] if content_ref else "",
                     "trigger_user_id": options.trigger_user_id,
                     "campaign_id": campaign.pk if campaign is not None else None,
+                    **_stored_content(options.content),
                 },
                 related={
                     "event": event,
@@ -412,6 +421,14 @@ def _messages(
             )
         )
     return messages
+
+
+def _stored_content(content: tuple[str, str, str] | None) -> dict[str, str]:
+    """The columns of a message that carries its own content (``notify_text()``)."""
+    if content is None:
+        return {}
+    subject, text, html = content
+    return {"subject": subject, "text": text, "html": html}
 
 
 @functools.cache

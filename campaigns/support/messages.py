@@ -24,13 +24,18 @@ class Content:
     remade: bool = False
     #: False for a message not tried yet: its content is how its version renders it now.
     sent: bool = True
+    #: The retention dropped its content (``RETENTION_MODE = "content"``): nothing to show.
+    dropped: bool = False
 
 
 def message_content(message: Message) -> Content:
     """The message as it was sent. An inbox message keeps its subject, text and HTML on its
     row; any other keeps its subject, and its bodies are made again from the template version
     it was made with (links signed anew); a message not sent yet shows how that version
-    renders it."""
+    renders it. One whose content the retention dropped shows nothing (its context is gone:
+    rendering again would show something that was never sent)."""
+    if message.content_dropped_at is not None:
+        return Content("", "", "", rendered=False, dropped=True)
     if message.text or message.html:
         return Content(message.subject, message.text, message.html, rendered=True)
     subject, text, html = content_made_again(message)

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0022_template_versions'),
+        ('campaigns', '0023_digests_and_expiry'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
