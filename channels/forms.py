@@ -32,6 +32,8 @@ from .registry import UnknownBackend, backend_class
 
 PREFIX = "cfg__"
 MAIN = ("key", "name", "backend", "is_active")
+#: Which of a person's addresses of the channel's kind get a message (README "Every device").
+DEVICES = ("devices",)
 RETRIES = ("max_attempts", "retry_delay", "retry_backoff", "rate_limit", "rate_burst")
 INFO = ("declared_in", "created_at", "updated_at")
 
@@ -80,7 +82,7 @@ class ChannelConfigForm(forms.ModelForm):
 
     class Meta:
         model = ChannelConfig
-        fields = (*MAIN, *RETRIES)
+        fields = (*MAIN, *DEVICES, *RETRIES)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
