@@ -227,11 +227,8 @@ def escalations_recheck(messages: list[Message]) -> dict[int, str]:
         elif message.escalation_condition == DELIVERED and delivered:
             cancelled[message.pk] = f"delivered on {name}"
         elif not message.status_reason:
-            waited = (
-                _short(message.next_attempt_at - row["created_at"])
-                if (message.next_attempt_at)
-                else ""
-            )
+            planned = message.scheduled_at  # the call's time plus the step's delay
+            waited = _short(planned - row["created_at"]) if planned else ""
             what = "not seen" if message.escalation_condition != DELIVERED else "not delivered"
             if row["status"] in (MessageStatus.FAILED, MessageStatus.BROKEN):
                 message.status_reason = f"{name} failed: {row['last_error']}"[:255]
@@ -241,7 +238,7 @@ def escalations_recheck(messages: list[Message]) -> dict[int, str]:
 
 
 def _short(delta: dt.timedelta) -> str:
-    seconds = max(int(delta.total_seconds()), 0)
+    seconds = max(round(delta.total_seconds()), 0)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size}{unit}"
