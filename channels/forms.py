@@ -27,7 +27,7 @@ from unfold.widgets import (
 
 from .backends.base import BaseBackend
 from .declarations import known_backends
-from .models import SECRET_MASK, ChannelConfig
+from .models import SECRET_MASK, ChannelConfig, Devices
 from .registry import UnknownBackend, backend_class
 
 PREFIX = "cfg__"
@@ -84,8 +84,13 @@ class ChannelConfigForm(forms.ModelForm):
         model = ChannelConfig
         fields = (*MAIN, *DEVICES, *RETRIES)
 
+    def clean_devices(self) -> str:
+        return self.cleaned_data.get("devices") or self.instance.devices or Devices.BEST
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "devices" in self.fields:  # a form that leaves it out keeps the default
+            self.fields["devices"].required = False
         if "backend" in self.fields:
             field = self.fields["backend"]
             choices = sorted(known_backends().items(), key=lambda item: item[1])

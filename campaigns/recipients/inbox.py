@@ -151,11 +151,13 @@ def inbox_page_mark_seen(*, user, page: InboxPage) -> InboxPage:
     ``seen_at`` stays as read); returns the page with its unseen count updated."""
     fresh = [m.pk for m in page.items if m.seen_at is None]
     if fresh:
-        with transaction.atomic():
-            marked = Message.objects.filter(pk__in=fresh, user=user, seen_at__isnull=True).update(
-                seen_at=timezone.now()
-            )
-            escalations_stop(fresh, how=SEEN_ON_INBOX)
+        marked = Message.objects.filter(pk__in=fresh, user=user, seen_at__isnull=True).update(
+            seen_at=timezone.now()
+        )
+        # The later steps of an escalation waiting on them: one indexed read when there is
+        # none. (No transaction of its own: were this lost, the send's recheck would still
+        # find the item seen.)
+        escalations_stop(fresh, how=SEEN_ON_INBOX)
         page.unseen = max(page.unseen - marked, 0)
     return page
 

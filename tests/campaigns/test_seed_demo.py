@@ -95,7 +95,12 @@ def test_seed_demo_sends_a_round_of_messages_in_three_states():
     messages = list(Message.objects.select_related("channel"))
     statuses = {m.status for m in messages}
     assert {MessageStatus.SENT, MessageStatus.SCHEDULED, MessageStatus.QUEUED} <= statuses
-    assert statuses <= {MessageStatus.SENT, MessageStatus.SCHEDULED, MessageStatus.QUEUED}
+    assert statuses <= {
+        MessageStatus.SENT,
+        MessageStatus.SCHEDULED,
+        MessageStatus.QUEUED,
+        MessageStatus.CANCELLED,  # the escalation whose inbox item was seen
+    }
 
     for message in messages:
         if message.status == MessageStatus.SENT:
@@ -104,6 +109,8 @@ def test_seed_demo_sends_a_round_of_messages_in_three_states():
             assert subject and text
             if message.channel.key == "email":  # the MJML body was compiled to HTML
                 assert "<html" in html.lower() and "<mjml" not in html
+        elif message.status == MessageStatus.CANCELLED:
+            assert message.escalates_from_id and message.status_reason == "seen in the inbox"
         elif message.status == MessageStatus.SCHEDULED:
             assert message.scheduled_at > before and message.tag == seed_demo.TAG
         else:  # left for the RQ worker
@@ -118,9 +125,37 @@ def test_seed_demo_sends_a_round_of_messages_in_three_states():
 
     # Every channel of the demo carried messages; the output says how many of each.
     assert {m.channel.key for m in messages} == set(seed_demo.CHANNELS)
+    chains = {m.escalates_from_id for m in messages} | {
+        m.pk for m in messages if m.escalates_from_id
+    }  # the escalations have a line of their own
     for status in (MessageStatus.SENT, MessageStatus.SCHEDULED, MessageStatus.QUEUED):
-        count = sum(m.status == status for m in messages)
+        count = sum(m.status == status for m in messages if m.pk not in chains)
         assert f"{count} {status}" in output
+
+
+@pytest.mark.django_db
+def test_seed_demo_shows_an_escalation_that_went_and_one_that_was_cancelled():
+    output = run()
+
+    steps = list(
+        Message.objects.filter(escalates_from__isnull=False).select_related(
+            "escalates_from__channel", "channel", "user"
+        )
+    )
+    by_user = {m.user.username: m for m in steps}
+    assert set(by_user) == {"alice", "bob"}
+    went, cancelled = by_user["alice"], by_user["bob"]
+    for step in steps:
+        assert step.channel.key == "email" and step.escalates_from.channel.key == "inbox"
+        assert step.escalates_from.status == MessageStatus.SENT
+    assert (went.status, went.status_reason) == (MessageStatus.SENT, "inbox not seen in 15m")
+    assert went.escalates_from.seen_at is None
+    assert (cancelled.status, cancelled.status_reason) == (
+        MessageStatus.CANCELLED,
+        "seen in the inbox",
+    )
+    assert cancelled.escalates_from.seen_at is not None
+    assert "messages escalated: 4 (1 cancelled, 3 sent)" in output
 
 
 @pytest.mark.django_db
