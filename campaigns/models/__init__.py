@@ -10,7 +10,7 @@ from campaigns.models.campaigns import (
     Contact,
 )
 from campaigns.models.decisions import Decision
-from campaigns.models.events import Event
+from campaigns.models.events import EscalationStep, Event
 from campaigns.models.messages import Message, MessageAttempt, MessageRelatedObject, NotifyRequest
 from campaigns.models.optouts import OptOut
 from campaigns.models.profiles import RecipientProfile
@@ -34,6 +34,7 @@ __all__ = [
     "ChannelAddress",
     "Contact",
     "Decision",
+    "EscalationStep",
     "Event",
     "Layout",
     "LayoutVersion",

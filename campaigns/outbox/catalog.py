@@ -1,7 +1,7 @@
 """What rarely changes, read once per process and kept: events, channels (with a backend
 object each, to read and check addresses), which templates exist (and which version of each is
-published), and availability windows; and the template versions dispatch renders, which never
-change once published, kept by id (``versions_get``).
+published), availability windows and escalation steps; and the template versions dispatch
+renders, which never change once published, kept by id (``versions_get``).
 
 ``notify()`` and every dispatch batch need all of it, and reading it from the database on
 every call cost more than the rest of the call. Operators change it rarely, from the admin;
@@ -30,7 +30,13 @@ from redis.exceptions import RedisError
 
 from campaigns.connections import redis_connection, redis_run
 from campaigns.domain.windows import Window
-from campaigns.models import AvailabilityWindow, Event, Template, TemplateVersion
+from campaigns.models import (
+    AvailabilityWindow,
+    EscalationStep,
+    Event,
+    Template,
+    TemplateVersion,
+)
 from channels.backends.base import BaseBackend
 from channels.models import ChannelConfig
 
@@ -55,6 +61,9 @@ class Catalog:
     templates: dict[tuple[int, int], dict[str, tuple[int, int]]] = field(default_factory=dict)
     event_windows: dict[int, list[Window]] = field(default_factory=dict)
     channel_windows: dict[int, list[Window]] = field(default_factory=dict)
+    #: event id -> its escalation steps, in order: (channel key, delay in minutes, condition)
+    #: (steps on inactive channels left out)
+    escalations: dict[int, list[tuple[str, int, str]]] = field(default_factory=dict)
 
     def windows(self, event_id: int, channel_ids) -> tuple[list[Window], dict[int, list[Window]]]:
         """As ``selectors.windows_for``: the event's windows and each channel's."""
@@ -96,6 +105,12 @@ def _load(version: bytes | None) -> Catalog:
             catalog.event_windows.setdefault(event_id, []).append(window)
         else:
             catalog.channel_windows.setdefault(channel_id, []).append(window)
+    for event_id, channel_id, minutes, condition in EscalationStep.objects.order_by(
+        "event_id", "position", "id"
+    ).values_list("event_id", "channel_id", "delay_minutes", "condition"):
+        channel = catalog.channels_by_id.get(channel_id)
+        if channel is not None and channel.is_active:
+            catalog.escalations.setdefault(event_id, []).append((channel.key, minutes, condition))
     return catalog
 
 
@@ -222,7 +237,7 @@ def catalog_settled() -> None:
 
 
 #: The models whose rows the snapshot holds.
-CATALOG_MODELS = (Event, ChannelConfig, Template, AvailabilityWindow)
+CATALOG_MODELS = (Event, ChannelConfig, Template, AvailabilityWindow, EscalationStep)
 
 
 def catalog_signals_connect() -> None:

@@ -224,6 +224,8 @@ def _notify(
     cat = catalog()
     event = event_load(event, cat=cat)
     context = context_validate(event=event, context=context)
+    if then is None and event.pk in cat.escalations:  # the event's own steps (the admin's)
+        steps, channels = _event_steps(event, cat=cat, channels=channels, template=template)
     behaviour = trigger or event.trigger
     if behaviour in PER_CONTENT and content is None:
         raise InvalidArgument("trigger", f"{behaviour!r} needs content= (the object it is about)")
@@ -374,6 +376,28 @@ def steps_plan(
             message.dedupe_key = ""
         planned.append(result)
     return planned
+
+
+def _event_steps(
+    event: Event, *, cat: Any, channels: list[str] | None, template: Template | None
+) -> tuple[list[Step], list[str] | None]:
+    """The steps an event's admin set, for a call that gives no ``then=``: those on channels
+    the call does not send on first; and, for a call that names no channels, the first step's
+    channels: every channel the event has templates for but its steps'."""
+    first = {template.channel.key} if template is not None else set(_keys(channels))
+    steps = [
+        Step(key, dt.timedelta(minutes=minutes), condition)
+        for key, minutes, condition in cat.escalations[event.pk]
+        if key not in first
+    ]
+    if channels is None and template is None:
+        later = {step.channel for step in steps}
+        channels = [
+            channel.key
+            for channel in cat.active.values()
+            if channel.key not in later and cat.templates.get((event.pk, channel.pk))
+        ]
+    return steps, channels
 
 
 def _steps_write(

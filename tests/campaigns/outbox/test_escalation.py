@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from campaigns.api import notify
 from campaigns.exceptions import InvalidArgument, UnknownChannel
-from campaigns.models import Message, MessageStatus
+from campaigns.models import EscalationStep, Message, MessageStatus
+from campaigns.outbox.catalog import catalog_clear, catalog_settled
 from campaigns.outbox.escalation import delay_parse, steps_check
 from campaigns.outbox.sweep import sweep
 from campaigns.recipients.inbox import message_mark_read
@@ -329,3 +330,48 @@ def test_an_idempotent_call_with_steps_returns_its_steps_again(story):
     )
     assert [m.pk for m in again.messages] == [m.pk for m in first.messages]
     assert len(first.messages) == 2
+
+
+# --- the event's own steps (admin) ----------------------------------------------------------
+
+
+def test_an_events_steps_escalate_a_trigger_that_gives_no_then(story):
+    EscalationStep.objects.create(
+        event=story["event"], channel=story["email"], delay_minutes=15, condition="delivered"
+    )
+    catalog_settled()
+
+    result = notify("order-shipped", story["ann"], CONTEXT)  # first: every other channel
+
+    steps = steps_of(result)
+    assert set(steps) == {"inbox", "email"}
+    assert steps["inbox"].status == MessageStatus.QUEUED
+    email = steps["email"]
+    assert (email.status, email.escalates_from_id) == (MessageStatus.SCHEDULED, steps["inbox"].pk)
+    assert email.escalation_condition == "delivered"
+    assert email.scheduled_at - email.created_at > dt.timedelta(minutes=14)
+
+    alone = notify("order-shipped", story["ann"], CONTEXT, then=[])  # this call: no steps
+    assert {m.channel.key for m in alone.messages} == {"inbox", "email"}
+    assert {m.status for m in alone.messages} == {MessageStatus.QUEUED}
+    first_email = notify("order-shipped", story["ann"], CONTEXT, channels=["email"])
+    assert [m.channel.key for m in first_email.messages] == ["email"]  # its step is first
+
+
+def test_a_step_on_an_inactive_channel_is_left_out(story):
+    sms = sms_template(story, None)
+    EscalationStep.objects.create(event=story["event"], channel=sms, delay_minutes=60)
+    ChannelConfig.objects.filter(pk=sms.pk).update(is_active=False)
+    catalog_clear()
+
+    result = notify("order-shipped", story["ann"], CONTEXT, channels=["inbox"])
+
+    assert [m.channel.key for m in result.messages] == ["inbox"]
+
+
+def test_the_event_page_edits_its_escalation(story, admin_client):
+    event = story["event"]
+    url = reverse("admin:campaigns_event_change", args=[event.pk])
+    html = admin_client.get(url).content.decode()
+    assert "Escalation (if not seen, then …)" in html
+    assert "escalation_steps-TOTAL_FORMS" in html
