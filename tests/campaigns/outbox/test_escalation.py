@@ -23,6 +23,7 @@ from campaigns.tracking.delivery import delivery_events_apply
 from channels.models import ChannelConfig
 from channels.webhooks.base import DeliveryEvent
 from tests import factories
+from tests.campaigns.outbox.test_notify import NOTIFY_QUERIES
 from tests.channels.backends.test_twilio import FakeTwilio, twilio_channel
 from tests.channels.fakes import FakeServer
 
@@ -375,3 +376,22 @@ def test_the_event_page_edits_its_escalation(story, admin_client):
     html = admin_client.get(url).content.decode()
     assert "Escalation (if not seen, then …)" in html
     assert "escalation_steps-TOTAL_FORMS" in html
+
+
+#: notify() with one later step, for one recipient: the recipients' read and the first
+#: step's INSERT (as without), the step's own read of its recipients, its INSERT, and the
+#: transaction (savepoint and release) that holds both INSERTs.
+ESCALATION_QUERIES = NOTIFY_QUERIES[1] + 4
+
+
+def test_a_step_costs_its_read_and_its_insert_and_a_call_without_one_nothing(
+    story, django_assert_num_queries
+):
+    ann = story["ann"]
+    catalog_settled()
+    notify("order-shipped", ann, CONTEXT, channels=["inbox"])  # the catalog: read and kept
+    with django_assert_num_queries(NOTIFY_QUERIES[1]):
+        notify("order-shipped", ann, CONTEXT, channels=["inbox"])
+    with django_assert_num_queries(ESCALATION_QUERIES):
+        result = notify("order-shipped", ann, CONTEXT, channels=["inbox"], then=[("email", "1h")])
+    assert len(result.messages) == 2
