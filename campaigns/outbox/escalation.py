@@ -188,7 +188,7 @@ def escalations_recheck(messages: list[Message]) -> dict[int, str]:
     message was seen (or delivered) meanwhile; {message id: why it is cancelled}. Sets the
     reason a step goes on the others ("inbox message not seen in 15m"). One query, for the
     batches that hold a step; none for the others."""
-    steps = [m for m in messages if m.escalates_from_id]
+    steps = [m for m in messages if m.escalates_from_id and m.escalation_condition]
     if not steps:
         return {}
     earlier = {

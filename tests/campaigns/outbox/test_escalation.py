@@ -15,6 +15,7 @@ from django.utils import timezone
 from campaigns.api import notify
 from campaigns.exceptions import InvalidArgument, UnknownChannel
 from campaigns.models import EscalationStep, Message, MessageStatus
+from campaigns.outbox.actions import messages_requeue
 from campaigns.outbox.catalog import catalog_clear, catalog_settled
 from campaigns.outbox.escalation import delay_parse, steps_check
 from campaigns.outbox.sweep import sweep
@@ -132,6 +133,24 @@ def test_seen_before_the_delay_cancels_the_email_and_the_timeline_says_why(story
     html = client.get(reverse("admin:campaigns_person", args=["user", ann.pk])).content.decode()
     assert "seen in the inbox" in html
     assert "goes if the" in html and "In-app inbox message</a> is not seen" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancelled_step_sent_again_by_support_goes(story, run_worker):
+    ann, sink = story["ann"], story["sink"]
+    result = notify("order-shipped", ann, CONTEXT, channels=["inbox"], then=[("email", "15m")])
+    run_worker()
+    message_mark_read(uuid=steps_of(result)["inbox"].uuid)
+    email = steps_of(result)["email"]
+    assert email.status == MessageStatus.CANCELLED
+
+    assert messages_requeue(queryset=Message.objects.filter(pk=email.pk)) == 1
+    run_worker()
+
+    email.refresh_from_db()
+    assert email.status == MessageStatus.SENT and email.escalation_condition == ""
+    assert email.escalates_from_id == steps_of(result)["inbox"].pk  # the chain stays visible
+    assert [m["To"] for m in sink.messages] == ["ann@example.com"]
 
 
 @pytest.mark.django_db(transaction=True)
