@@ -27,11 +27,13 @@ from unfold.widgets import (
 
 from .backends.base import BaseBackend
 from .declarations import known_backends
-from .models import SECRET_MASK, ChannelConfig
+from .models import SECRET_MASK, ChannelConfig, Devices
 from .registry import UnknownBackend, backend_class
 
 PREFIX = "cfg__"
 MAIN = ("key", "name", "backend", "is_active")
+#: Which of a person's addresses of the channel's kind get a message (README "Every device").
+DEVICES = ("devices",)
 RETRIES = ("max_attempts", "retry_delay", "retry_backoff", "rate_limit", "rate_burst")
 INFO = ("declared_in", "created_at", "updated_at")
 
@@ -80,10 +82,15 @@ class ChannelConfigForm(forms.ModelForm):
 
     class Meta:
         model = ChannelConfig
-        fields = (*MAIN, *RETRIES)
+        fields = (*MAIN, *DEVICES, *RETRIES)
+
+    def clean_devices(self) -> str:
+        return self.cleaned_data.get("devices") or self.instance.devices or Devices.BEST
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "devices" in self.fields:  # a form that leaves it out keeps the default
+            self.fields["devices"].required = False
         if "backend" in self.fields:
             field = self.fields["backend"]
             choices = sorted(known_backends().items(), key=lambda item: item[1])

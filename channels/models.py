@@ -13,6 +13,15 @@ from .registry import UnknownBackend, backend_class, resolve_backend_path
 SECRET_MASK = "••••••••"  # noqa: S105 - the mask shown instead of a secret
 
 
+class Devices(models.TextChoices):
+    """Which of a person's active addresses of the channel's kind get a message (README
+    "Every device"): each one its own message, with its own status and retries."""
+
+    BEST = "best", "The best one (verified first, then the newest)"
+    NEWEST = "newest", "The newest one"
+    ALL = "all", "All of them (every phone, every browser)"
+
+
 class ChannelConfig(models.Model):
     """A configured delivery route: which backend, and its settings."""
 
@@ -55,6 +64,13 @@ class ChannelConfig(models.Model):
     )
     retry_delay = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seconds before the first retry (default: RETRY_DELAY)"
+    )
+    devices = models.CharField(
+        max_length=8,
+        choices=Devices.choices,
+        default=Devices.BEST,
+        help_text="A person with several addresses of this channel's kind (two phones, three "
+        "browsers) gets the message on: the best one, the newest one, or all of them",
     )
     declared_in = models.CharField(
         max_length=255,

@@ -18,7 +18,15 @@ from campaigns.admin.resources import ChannelConfigResource
 from campaigns.admin.send_test import SendTestMixin
 from campaigns.admin.windows import ChannelWindowInline
 from channels.backends.base import BaseBackend
-from channels.forms import INFO, MAIN, PREFIX, RETRIES, ChannelConfigForm, option_fields
+from channels.forms import (
+    DEVICES,
+    INFO,
+    MAIN,
+    PREFIX,
+    RETRIES,
+    ChannelConfigForm,
+    option_fields,
+)
 from channels.models import ChannelConfig
 from channels.registry import UnknownBackend, backend_class, resolve_backend_path
 from channels.testsend import channel_test_send
@@ -31,7 +39,7 @@ class ChannelConfigAdmin(SendTestMixin, ModelAdmin, ImportExportModelAdmin):
     resource_classes = [ChannelConfigResource]
     import_form_class = ImportForm
     export_form_class = ExportForm
-    list_display = ("key", "name", "backend", "is_active", "declared_in")
+    list_display = ("key", "name", "backend", "is_active", "devices", "declared_in")
     list_filter = ("is_active", "backend")
     search_fields = ("key", "name")
     readonly_fields = INFO
@@ -62,7 +70,7 @@ class ChannelConfigAdmin(SendTestMixin, ModelAdmin, ImportExportModelAdmin):
             return super().get_form(request, obj, change=change, **kwargs)
         backend = self._options_backend(request, obj)
         options = option_fields(backend) if backend else {}
-        kwargs["fields"] = [*MAIN, *RETRIES, *options]
+        kwargs["fields"] = [*MAIN, *DEVICES, *RETRIES, *options]
         name = f"{backend.__name__}ChannelForm" if backend else "ChannelForm"
         form = type(
             name,
@@ -73,7 +81,7 @@ class ChannelConfigAdmin(SendTestMixin, ModelAdmin, ImportExportModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if self._read_only(request, obj):
-            return [(None, {"fields": [*MAIN, "masked_config_display", *RETRIES, *INFO]})]
+            return [(None, {"fields": [*MAIN, "masked_config_display", *DEVICES, *RETRIES, *INFO]})]
         backend = self._options_backend(request, obj)
         options = [PREFIX + name for name in backend.ConfigForm.base_fields] if backend else []
         label = f"{backend.verbose_name} options" if backend else "Options"
@@ -81,13 +89,14 @@ class ChannelConfigAdmin(SendTestMixin, ModelAdmin, ImportExportModelAdmin):
         return [
             (None, {"fields": list(MAIN)}),
             (label, {"fields": options, "description": description}),
+            ("Every device", {"fields": list(DEVICES)}),
             ("Retries and rate", {"fields": list(RETRIES)}),
             ("Origin", {"fields": list(INFO)}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
         if self._read_only(request, obj):
-            return [*MAIN, "masked_config_display", *RETRIES, *INFO]
+            return [*MAIN, "masked_config_display", *DEVICES, *RETRIES, *INFO]
         return self.readonly_fields
 
     @admin.display(description="Options")

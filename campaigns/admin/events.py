@@ -11,7 +11,7 @@ from campaigns.admin.resources import EventResource
 from campaigns.admin.variables import VariablesField
 from campaigns.admin.windows import EventWindowInline, windows_summary
 from campaigns.domain.untrusted_json import ADMIN_FORMFIELD_OVERRIDES
-from campaigns.models import Event, Template
+from campaigns.models import EscalationStep, Event, Template
 
 
 class TemplateInline(TabularInline):
@@ -19,6 +19,17 @@ class TemplateInline(TabularInline):
     fields = ("channel", "language", "subject", "is_active")
     extra = 0
     show_change_link = True
+
+
+class EscalationStepInline(TabularInline):
+    """README "Fallback and escalation": the later steps of a trigger that gives no
+    ``then=``, e.g. email after 15 minutes, then SMS after an hour, if the earlier message
+    was not seen (or not delivered)."""
+
+    model = EscalationStep
+    fields = ("position", "channel", "delay_minutes", "condition")
+    extra = 0
+    verbose_name_plural = "Escalation (if not seen, then …)"
 
 
 class EventForm(forms.ModelForm):
@@ -42,7 +53,7 @@ class EventAdmin(ModelAdmin, ImportExportModelAdmin):
     list_filter = ("is_active",)
     search_fields = ("key", "name", "description")
     readonly_fields = ("template_coverage", "declared_in", "created_at", "updated_at")
-    inlines = [EventWindowInline, TemplateInline]
+    inlines = [EventWindowInline, EscalationStepInline, TemplateInline]
     # Named here: the form's Meta names only the field it overrides, and without fieldsets
     # the admin would show only that one.
     fieldsets = [

@@ -28,6 +28,8 @@ from campaigns.support.timeline import BADGES
 #: What a person reads first on the message page; everything else is folded away.
 TECHNICAL = (
     "uuid",
+    "escalates_from",
+    "escalation_condition",
     "template",
     "template_version",
     "template_key",

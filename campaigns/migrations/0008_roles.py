@@ -26,11 +26,14 @@ def roles_delete(apps, schema_editor):
 
 class Migration(migrations.Migration):
 
+    # Pinned, never '__latest__': a database that applied this migration would refuse every
+    # later migration of those apps ("applied before its dependency"); the roles are kept in
+    # step with later permissions by the post_migrate handler (campaigns/roles.py).
     dependencies = [
         ('campaigns', '0007_event_preferences'),
-        ('channels', '__latest__'),
-        ('auth', '__latest__'),
-        ('contenttypes', '__latest__'),
+        ('channels', '0001_initial'),
+        ('auth', '0012_alter_user_first_name_max_length'),
+        ('contenttypes', '0002_remove_content_type_name'),
     ]
 
     operations = [

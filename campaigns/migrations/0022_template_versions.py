@@ -84,8 +84,8 @@ class Migration(migrations.Migration):
         ('campaigns', '0021_fewer_message_index_writes'),
         ('channels', '0004_encrypt_channel_secrets'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
-        ('auth', '__latest__'),
-        ('contenttypes', '__latest__'),
+        ('auth', '0012_alter_user_first_name_max_length'),
+        ('contenttypes', '0002_remove_content_type_name'),
     ]
 
     operations = [

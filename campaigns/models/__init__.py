@@ -11,7 +11,7 @@ from campaigns.models.campaigns import (
 )
 from campaigns.models.decisions import Decision
 from campaigns.models.digests import DigestItem, DigestPreference
-from campaigns.models.events import Event
+from campaigns.models.events import EscalationStep, Event
 from campaigns.models.messages import Message, MessageAttempt, MessageRelatedObject, NotifyRequest
 from campaigns.models.optouts import OptOut
 from campaigns.models.profiles import RecipientProfile
@@ -46,6 +46,7 @@ __all__ = [
     "Decision",
     "DigestItem",
     "DigestPreference",
+    "EscalationStep",
     "Event",
     "Layout",
     "LayoutVersion",

@@ -4,6 +4,7 @@ import datetime as dt
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.module_loading import import_string
 
@@ -156,3 +157,38 @@ class Event(models.Model):
 
     def sample_context(self) -> dict[str, Any]:
         return {v["name"]: v.get("sample", "") for v in self.variables}
+
+
+class EscalationStep(models.Model):
+    """A later step of the event's escalation (README "Fallback and escalation"): a trigger
+    of the event that does not say ``then=`` sends on its first channels, then on this one if
+    that was not seen (or not delivered) within ``delay_minutes`` of the call."""
+
+    CONDITIONS = [("seen", "not seen"), ("delivered", "not delivered")]
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="escalation_steps")
+    position = models.PositiveSmallIntegerField(default=1, help_text="Steps go in this order")
+    channel = models.ForeignKey(
+        "channels.ChannelConfig", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    delay_minutes = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(30 * 24 * 60)],
+        help_text="Minutes after the trigger (at most 30 days); each step at least as late as "
+        "the one before",
+    )
+    condition = models.CharField(
+        max_length=16,
+        choices=CONDITIONS,
+        default="seen",
+        help_text="Goes if the step before was … by then",
+    )
+
+    class Meta:
+        ordering = ["event_id", "position", "id"]
+        verbose_name = "escalation step"
+        constraints = [
+            models.UniqueConstraint(fields=["event", "channel"], name="escalation_step_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"then {self.channel_id} after {self.delay_minutes} min if {self.condition}"

@@ -113,6 +113,23 @@ class Message(models.Model):
         related_name="messages",
         db_index=False,  # message_campaign_idx and message_once_per_campaign lead with it
     )
+    #: The step of an escalation before this one (README "Fallback and escalation"): this
+    #: message waits (``scheduled``) and goes only if that one was not seen (or delivered,
+    #: ``escalation_condition``) in time, or at once when that one failed for good.
+    escalates_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="escalations",
+        db_index=False,  # message_escalation_idx: only the rows that have one
+    )
+    escalation_condition = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=[("seen", "not seen"), ("delivered", "not delivered")],
+        help_text="Goes if the earlier message was … in time",
+    )
     seen_at = models.DateTimeField(null=True, blank=True)
     consumed_at = models.DateTimeField(null=True, blank=True)
     #: An inbox item the person put away (``recipients.inbox``): not its delivery state.
@@ -187,6 +204,12 @@ class Message(models.Model):
                 fields=["provider_id"],
                 name="message_provider_idx",
                 condition=~Q(provider_id=""),
+            ),
+            # The steps waiting on an earlier message of an escalation.
+            models.Index(
+                fields=["escalates_from"],
+                name="message_escalation_idx",
+                condition=Q(escalates_from__isnull=False),
             ),
             # A campaign's progress and report (counts by status, channel, language).
             models.Index(

@@ -21,8 +21,16 @@ REQUEUABLE = [
 
 def messages_requeue(*, queryset: QuerySet[Message]) -> int:
     """Send the given failed, broken or cancelled messages again (attempts start afresh).
-    Messages in any other state are left alone. Returns how many were requeued."""
-    return len(messages_queue(queryset.filter(status__in=REQUEUABLE), attempts=0, status_reason=""))
+    Messages in any other state are left alone. Returns how many were requeued. A step of an
+    escalation sent again no longer waits on the earlier message: it goes, seen or not."""
+    return len(
+        messages_queue(
+            queryset.filter(status__in=REQUEUABLE),
+            attempts=0,
+            status_reason="",
+            escalation_condition="",
+        )
+    )
 
 
 def failed_messages_requeue(*, since: dt.timedelta) -> int:

@@ -1,8 +1,8 @@
 """What rarely changes, read once per process and kept: events, channels (with a backend
 object each, to read and check addresses), which templates exist (and which version of each is
-published), availability windows, and the active status webhook endpoints (so a batch with
-none subscribed does nothing more); and the template versions dispatch renders, which never
-change once published, kept by id (``versions_get``).
+published), availability windows, escalation steps, and the active status webhook endpoints
+(so a batch with none subscribed does nothing more); and the template versions dispatch
+renders, which never change once published, kept by id (``versions_get``).
 
 ``notify()`` and every dispatch batch need all of it, and reading it from the database on
 every call cost more than the rest of the call. Operators change it rarely, from the admin;
@@ -33,6 +33,7 @@ from campaigns.connections import redis_connection, redis_run
 from campaigns.domain.windows import Window
 from campaigns.models import (
     AvailabilityWindow,
+    EscalationStep,
     Event,
     Template,
     TemplateVersion,
@@ -64,6 +65,9 @@ class Catalog:
     channel_windows: dict[int, list[Window]] = field(default_factory=dict)
     #: (id, event types: empty for all) of each active status webhook endpoint
     webhook_endpoints: list[tuple[int, frozenset[str]]] = field(default_factory=list)
+    #: event id -> its escalation steps, in order: (channel key, delay in minutes, condition)
+    #: (steps on inactive channels left out)
+    escalations: dict[int, list[tuple[str, int, str]]] = field(default_factory=dict)
 
     def windows(self, event_id: int, channel_ids) -> tuple[list[Window], dict[int, list[Window]]]:
         """As ``selectors.windows_for``: the event's windows and each channel's."""
@@ -111,6 +115,12 @@ def _load(version: bytes | None) -> Catalog:
         .order_by("pk")
         .values_list("pk", "event_types")
     ]
+    for event_id, channel_id, minutes, condition in EscalationStep.objects.order_by(
+        "event_id", "position", "id"
+    ).values_list("event_id", "channel_id", "delay_minutes", "condition"):
+        channel = catalog.channels_by_id.get(channel_id)
+        if channel is not None and channel.is_active:
+            catalog.escalations.setdefault(event_id, []).append((channel.key, minutes, condition))
     return catalog
 
 
@@ -237,7 +247,14 @@ def catalog_settled() -> None:
 
 
 #: The models whose rows the snapshot holds.
-CATALOG_MODELS = (Event, ChannelConfig, Template, AvailabilityWindow, WebhookEndpoint)
+CATALOG_MODELS = (
+    Event,
+    ChannelConfig,
+    Template,
+    AvailabilityWindow,
+    EscalationStep,
+    WebhookEndpoint,
+)
 
 
 def catalog_signals_connect() -> None:

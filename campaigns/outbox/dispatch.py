@@ -39,6 +39,7 @@ from campaigns.outbox.catalog import catalog, versions_get
 from campaigns.outbox.claim import messages_claim
 from campaigns.outbox.decisions import expired_decisions_record
 from campaigns.outbox.digests import digest_items_load
+from campaigns.outbox.escalation import escalations_hasten, escalations_recheck
 from campaigns.outbox.journal import JournalWriter, journal_clear
 from campaigns.outbox.outcomes import (
     EXPIRED,
@@ -273,6 +274,12 @@ def messages_send(messages: list[Message], *, fresh: bool = False) -> DispatchSu
 
     sent = [m for m in messages if m.status == MessageStatus.SENT]
     failed = [m for m in messages if m.status in (MessageStatus.FAILED, MessageStatus.BROKEN)]
+    if failed:  # the next step of an escalation goes at once
+        by_channel_key: dict[str, list[int]] = defaultdict(list)
+        for message in failed:
+            by_channel_key[message.channel.key].append(message.pk)
+        for key, ids in by_channel_key.items():
+            escalations_hasten(ids, why=f"{key} failed for good")
     messages_sent.send(sender=Message, messages=messages)
     if sent:
         messages_succeeded.send(sender=Message, messages=sent)
@@ -304,11 +311,14 @@ def _messages_recheck(
         )
     else:
         inactive, opted_out = set(), _nobody_opted_out
+    stopped = escalations_recheck(messages)  # a later step whose earlier one was seen
     outcomes, sendable = [], []
     for message in messages:
-        reason = ""
+        reason = stopped.get(message.pk, "")
         try:
-            if message.expires_at is not None and message.expires_at <= now:
+            if reason:
+                pass
+            elif message.expires_at is not None and message.expires_at <= now:
                 reason = EXPIRED
             elif message.user_id in inactive:  # mandatory events too, as notify() skips them
                 reason = "inactive user"

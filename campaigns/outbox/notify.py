@@ -11,6 +11,7 @@ a provider.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import inspect
 from collections import defaultdict
@@ -42,6 +43,7 @@ from campaigns.outbox.bulk import rows_insert
 from campaigns.outbox.catalog import catalog
 from campaigns.outbox.decisions import decisions_record
 from campaigns.outbox.digests import digests_plan, digests_write
+from campaigns.outbox.escalation import Step, person_key, steps_check
 from campaigns.outbox.plan import (
     PER_CONTENT,
     NotifyResult,
@@ -51,6 +53,7 @@ from campaigns.outbox.plan import (
     plan,
 )
 from campaigns.outbox.queueing import TRANSACTIONAL, dispatch_after_commit
+from campaigns.outbox.transitions import planned_due_now
 from campaigns.outbox.triggers import idempotency_claim, payload_hash, triggers_apply
 
 __all__ = ["NotifyResult", "Skipped", "messages_write", "notify", "send_template"]
@@ -87,6 +90,7 @@ def notify(
     max_attempts: int | None = None,
     send_immediately: bool = False,
     skip_invalid: bool = False,
+    then: list | None = None,
 ) -> NotifyResult:
     """Write one message per recipient address and channel, and enqueue their dispatch.
 
@@ -111,6 +115,12 @@ def notify(
     ``trigger`` overrides the event's trigger behaviour; a trigger a once-behaviour refuses is
     skipped as "duplicate", or raises DuplicateNotification with ``strict=True``. The same
     ``idempotency_key`` with the same payload returns the first call's result.
+
+    ``then`` escalates (README "Fallback and escalation"): ``then=[("email", "15m"), ("sms",
+    "1h")]`` sends on ``channels`` first, then on email if that was not seen within 15
+    minutes (or failed for good), then by SMS after an hour; a step ``(channel, delay,
+    "delivered")`` goes only if the earlier message was not delivered. Its steps are written
+    with the first messages and returned with them.
     """
     return _notify(
         event,
@@ -130,6 +140,7 @@ def notify(
         max_attempts=max_attempts,
         send_immediately=send_immediately,
         skip_invalid=skip_invalid,
+        then=then,
         template=None,
     )
 
@@ -184,6 +195,7 @@ def _notify(
     max_attempts: Any = None,
     send_immediately: Any = False,
     skip_invalid: Any = False,
+    then: Any = None,
     template: Template | None,
 ) -> NotifyResult:
     now = timezone.now()
@@ -212,10 +224,21 @@ def _notify(
     content_ref = _content_ref("content", content) if content is not None else None
     related = _related_check(related_objects)
     trigger_user_id = _trigger_user_id(trigger_user)
+    steps = steps_check(then)
+    if steps and channels is None and template is None:
+        raise InvalidArgument("then", "needs channels= too: the channels of the first step")
+    first = {template.channel.key} if template is not None else set(_keys(channels))
+    for step in steps:
+        if step.channel in first:
+            raise InvalidArgument(
+                "then", f"the channel {step.channel!r} is in channels= already (the first step)"
+            )
 
     cat = catalog()
     event = event_load(event, cat=cat)
     context = context_validate(event=event, context=context)
+    if then is None and event.pk in cat.escalations:  # the event's own steps (the admin's)
+        steps, channels = _event_steps(event, cat=cat, channels=channels, template=template)
     behaviour = trigger or event.trigger
     if behaviour in PER_CONTENT and content is None:
         raise InvalidArgument("trigger", f"{behaviour!r} needs content= (the object it is about)")
@@ -232,27 +255,29 @@ def _notify(
         related,
         behaviour,
         template,
+        *([[step.as_json() for step in steps]] if steps else []),
+    )
+    options = PlanOptions(
+        scheduled_at=scheduled_at,
+        expires_at=expires_at,
+        send_immediately=send_immediately,
+        skip_invalid=skip_invalid,
+        max_attempts=max_attempts,
+        tag=tag,
+        extra=extra,
+        content_ref=content_ref,
+        trigger_user_id=trigger_user_id,
+        trigger_user_unchecked=isinstance(trigger_user, int),
+        behaviour=behaviour,
+        idempotency_key=idempotency_key,
+        template=template,
     )
     planned = plan(
         event=event,
         people=people,
         context=context,
         channels=channels,
-        options=PlanOptions(
-            scheduled_at=scheduled_at,
-            expires_at=expires_at,
-            send_immediately=send_immediately,
-            skip_invalid=skip_invalid,
-            max_attempts=max_attempts,
-            tag=tag,
-            extra=extra,
-            content_ref=content_ref,
-            trigger_user_id=trigger_user_id,
-            trigger_user_unchecked=isinstance(trigger_user, int),
-            behaviour=behaviour,
-            idempotency_key=idempotency_key,
-            template=template,
-        ),
+        options=options,
         now=now,
         cat=cat,
     )
@@ -260,8 +285,14 @@ def _notify(
     digested = []
     if event.digested:  # a digested event's occurrences go into their windows' messages
         digested, messages = digests_plan(messages, event=event, now=now)
+    later = steps_plan(
+        steps, event=event, people=people, context=context, options=options, now=now, cat=cat
+    )
+    for step_plan in later:
+        skipped.extend(step_plan.skipped)
     if (
-        not idempotency_key
+        not steps
+        and not idempotency_key
         and not digested
         and not skipped
         and not related
@@ -290,6 +321,10 @@ def _notify(
                     ]
                 )
             messages_write(messages, related=related)
+            if later:
+                messages += _steps_write(
+                    messages, later, dropped=duplicates, related=related, now=now
+                )
             messages += digests_write(digested, event=event, now=now)
             decisions_record(skipped, event=event)
     except IntegrityError as error:
@@ -330,7 +365,105 @@ def messages_write(
     return messages
 
 
+def steps_plan(
+    steps: list[Step],
+    *,
+    event: Event,
+    people: list[dict[str, Any]],
+    context: dict[str, Any],
+    options: PlanOptions,
+    now: dt.datetime,
+    cat: Any,
+) -> list[NotifyResult]:
+    """The later steps of an escalation, planned (one read of the recipients each): due at
+    the call's time (or ``scheduled_at``) plus each step's delay, with no trigger key of
+    their own (the first step's decides), each waiting for its condition."""
+    start = max(now, options.scheduled_at) if options.scheduled_at else now
+    planned = []
+    for step in steps:
+        result = plan(
+            event=event,
+            people=people,
+            context=context,
+            channels=[step.channel],
+            options=dataclasses.replace(options, scheduled_at=start + step.delay, template=None),
+            now=now,
+            cat=cat,
+        )
+        for message in result.messages:
+            message.escalation_condition = step.condition
+            message.dedupe_key = ""
+        planned.append(result)
+    return planned
+
+
+def _event_steps(
+    event: Event, *, cat: Any, channels: list[str] | None, template: Template | None
+) -> tuple[list[Step], list[str] | None]:
+    """The steps an event's admin set, for a call that gives no ``then=``: those on channels
+    the call does not send on first; and, for a call that names no channels, the first step's
+    channels: every channel the event has templates for but its steps'."""
+    first = {template.channel.key} if template is not None else set(_keys(channels))
+    steps = [
+        Step(key, dt.timedelta(minutes=minutes), condition)
+        for key, minutes, condition in cat.escalations[event.pk]
+        if key not in first
+    ]
+    if channels is None and template is None:
+        later = {step.channel for step in steps}
+        channels = [
+            channel.key
+            for channel in cat.active.values()
+            if channel.key not in later and cat.templates.get((event.pk, channel.pk))
+        ]
+    return steps, channels
+
+
+def _steps_write(
+    first: list[Message],
+    later: list[NotifyResult],
+    *,
+    dropped: list[tuple[Message, str]],
+    related: list[tuple[ContentType, str]],
+    now: dt.datetime,
+) -> list[Message]:
+    """Write the later steps, each pointing at the step before it for the same recipient
+    (the newest step that has a message for them). A recipient the first step wrote nothing
+    for because its trigger refused it gets no later step either; one it could not be planned
+    for (no address on the first channel …) gets the next step at once."""
+    refused = {person_key(m) for m, _ in dropped}
+    before: dict[str, Message] = {}
+    for message in first:
+        before.setdefault(person_key(message), message)
+    written: list[Message] = []
+    for result in later:
+        step, orphans, current = [], [], {}
+        for message in result.messages:
+            key = person_key(message)
+            if key in refused:
+                continue
+            earlier = before.get(key)
+            if earlier is None:
+                orphans.append(message)
+            else:
+                message.escalates_from_id = earlier.pk
+                message.status_reason = ""
+            current.setdefault(key, message)
+            step.append(message)
+        planned_due_now([m for m in orphans if m.status == MessageStatus.SCHEDULED], now=now)
+        messages_write(step, related=related)
+        before.update(current)
+        written += step
+    return written
+
+
 # --- argument checks (no queries) -----------------------------------------------------------
+
+
+def _keys(channels: Any) -> list[str]:
+    if channels is None:
+        return []
+    return [channels] if isinstance(channels, str) else list(channels)
 
 
 def _extra_error(message: str) -> InvalidArgument:

@@ -31,9 +31,9 @@ from campaigns.exceptions import InvalidArgument, InvalidRecipient, UnknownChann
 from campaigns.models import Campaign, Event, Message, MessageStatus, Template
 from campaigns.models.events import Trigger
 from campaigns.outbox.catalog import Catalog, catalog
-from campaigns.recipients.addresses import user_name
+from campaigns.recipients.addresses import devices_pick, user_name
 from campaigns.recipients.facts import recipient_facts_load
-from channels.models import ChannelConfig
+from channels.models import ChannelConfig, Devices
 
 #: Behaviours that refuse a trigger while a message of the key is pending or was ever sent.
 SEND_ONCE = frozenset({Trigger.SEND_ONCE, Trigger.SEND_ONCE_PER_CONTENT})
@@ -264,26 +264,45 @@ def _addresses(
             person["tz"] = settings.TIME_ZONE
         for channel in chosen:
             backend = backends[channel.pk]
-            address = backend.address(person)
-            if address is None:
-                skipped.append(Skipped(person, channel.key, "no address"))
-                continue
-            try:
-                if len(address) > _ADDRESS_LENGTH:
-                    raise ValidationError(
-                        f"the address is {len(address)} characters long; "
-                        f"at most {_ADDRESS_LENGTH} are stored"
-                    )
-                backend.validate_address(address)
-            except ValidationError as error:
-                if not options.skip_invalid:
-                    raise InvalidRecipient(
-                        index, f"{channel.key}: {' '.join(error.messages)}"
-                    ) from None
-                skipped.append(Skipped(person, channel.key, "invalid address"))
-                continue
-            addresses.append((person, channel, address))
+            devices = [person]
+            if channel.devices != Devices.BEST and user is not None:
+                devices = _devices(person, user, setting=channel.devices, backend=backend)
+            for device in devices:
+                address = backend.address(device)
+                if address is None:
+                    skipped.append(Skipped(person, channel.key, "no address"))
+                    continue
+                try:
+                    if len(address) > _ADDRESS_LENGTH:
+                        raise ValidationError(
+                            f"the address is {len(address)} characters long; "
+                            f"at most {_ADDRESS_LENGTH} are stored"
+                        )
+                    backend.validate_address(address)
+                except ValidationError as error:
+                    if not options.skip_invalid:
+                        raise InvalidRecipient(
+                            index, f"{channel.key}: {' '.join(error.messages)}"
+                        ) from None
+                    skipped.append(Skipped(person, channel.key, "invalid address"))
+                    continue
+                addresses.append((device, channel, address))
     return addresses, skipped
+
+
+def _devices(
+    person: dict[str, Any], user: dict[str, Any], *, setting: str, backend: Any
+) -> list[dict[str, Any]]:
+    """The recipient once per address a channel's ``devices`` setting sends to (README "Every
+    device"): when the recipient's address of the channel's kind is their user's (not one the
+    call gave), the newest or every active one of that kind, each a copy of the recipient
+    holding that address. Nothing is read: the user's addresses came with the user."""
+    kind = backend.recipient_key()
+    found = user.get("devices", {}).get(kind)
+    if not kind or not found or person.get(kind) != user["addresses"].get(kind):
+        return [person]
+    picked = devices_pick(setting=setting, best=person[kind], devices=found)
+    return [person if address == person[kind] else {**person, kind: address} for address in picked]
 
 
 def dedupe_key(
@@ -296,6 +315,8 @@ def dedupe_key(
     if not prefix:
         return ""
     identity = f"u{person['user_id']}" if person.get("user_id") else address.lower()
+    if person.get("user_id") and channel.devices != Devices.BEST:  # one key per device
+        identity = f"{identity}:{hashlib.sha256(address.encode()).hexdigest()[:16]}"
     key = f"{prefix}:{event.pk}:{channel.pk}:{identity}"
     if behaviour in PER_CONTENT:
         content_type, object_id = options.content_ref

@@ -33,6 +33,7 @@ from campaigns.domain.states import (
     IllegalTransition,
     MessageStatus,
     sources_of,
+    transition_check,
 )
 from campaigns.models import Message
 from campaigns.outbox.bulk import bound_cursor, rows_update
@@ -239,3 +240,57 @@ def message_state(message: Message, *, to: str, now: dt.datetime | None = None, 
     message.status = to
     for name, value in fields.items():
         setattr(message, name, value)
+
+
+# --- escalation (outbox/escalation.py) -----------------------------------------------------------
+
+#: The states of a later step that has not gone yet: seeing the earlier message cancels it.
+_STEP_WAITING = [
+    s
+    for s in (
+        MessageStatus.PENDING,
+        MessageStatus.SCHEDULED,
+        MessageStatus.QUEUED,
+        MessageStatus.RETRYING,
+        MessageStatus.PAUSED,
+    )
+    if MessageStatus.CANCELLED in TRANSITIONS[s]
+]
+
+
+def escalations_cancel(
+    earlier: Any, *, reason: str, conditions: Sequence[str], now: dt.datetime | None = None
+) -> int:
+    """Cancel the later steps of an escalation that still wait on ``earlier`` (message ids,
+    or a queryset of them) and whose condition is one of ``conditions``, then the steps after
+    those, whatever theirs: one query per step of the chain (one when none waits). Returns
+    how many were cancelled."""
+    now = now or timezone.now()
+    cancelled = 0
+    level = Message.objects.filter(
+        escalates_from_id__in=earlier, escalation_condition__in=list(conditions)
+    )
+    for _ in range(16):  # a chain is at most a few steps long
+        ids = list(level.values_list("id", flat=True))
+        if not ids:
+            break
+        cancelled += Message.objects.filter(id__in=ids, status__in=_STEP_WAITING).update(
+            status=MessageStatus.CANCELLED,
+            status_reason=reason[:255],
+            next_attempt_at=None,
+            lease_until=None,
+            updated_at=now,
+        )
+        level = Message.objects.filter(escalates_from_id__in=ids)
+    return cancelled
+
+
+def planned_due_now(messages: Iterable[Message], *, now: dt.datetime) -> None:
+    """Planned rows (not written yet) that were to wait, due now instead: ``queued`` under a
+    queue lease, as notify() writes a row due at once (a later step of an escalation whose
+    earlier step could not be planned for its recipient)."""
+    for message in messages:
+        transition_check(message.status, MessageStatus.QUEUED)
+        message.status = MessageStatus.QUEUED
+        message.next_attempt_at = now
+        message.lease_until = now + dt.timedelta(seconds=app_settings.QUEUED_TIMEOUT)

@@ -6,7 +6,7 @@ recipients there are."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from campaigns.models import ChannelAddress, RecipientProfile
 from campaigns.outbox.bulk import bound_cursor
+from channels.models import Devices
 
 MAX_DEACTIVATED_REASON = ChannelAddress._meta.get_field("deactivated_reason").max_length
 
@@ -75,12 +76,9 @@ def users_load(people: list[dict[str, Any]], *, also: int | None = None) -> dict
         cursor.execute(_users_sql(), [sorted(ids)])
         rows = cursor.fetchall()
     users = {}
-    for *values, pairs in rows:
+    for *values, triples in rows:
         row = dict(zip(names, values, strict=True))
-        found: dict[str, str] = {}
-        for kind, address in pairs or ():
-            found.setdefault(kind, address)
-        row["addresses"] = found
+        row["addresses"], row["devices"] = addresses_by_kind(triples)
         users[row["pk"]] = row
     return users
 
@@ -102,15 +100,46 @@ def _users_load_orm(ids: set[int]) -> dict[int, dict]:
     for row in rows:
         row["timezone"] = row.pop("notification_profile__timezone")
         row["language"] = row.pop("notification_profile__language")
-        row["addresses"] = {}
         users[row["pk"]] = row
-    for user_id, kind, address in (
+    found: dict[int, list] = {pk: [] for pk in users}
+    for user_id, kind, address, verified in (
         ChannelAddress.objects.filter(user_id__in=users, is_active=True)
-        .order_by("-is_verified", "-updated_at")
-        .values_list("user_id", "kind", "address")
+        .order_by("-updated_at", "-id")
+        .values_list("user_id", "kind", "address", "is_verified")
     ):
-        users[user_id]["addresses"].setdefault(kind, address)
+        found[user_id].append((kind, address, "v" if verified else ""))
+    for pk, triples in found.items():
+        users[pk]["addresses"], users[pk]["devices"] = addresses_by_kind(triples)
     return users
+
+
+def addresses_by_kind(
+    triples: Iterable[tuple[str, str, str]] | None,
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """A user's active addresses, as (kind, address, "v" when verified) newest first →
+    ({kind: the best one: verified first, then the newest}, {kind: all, newest first}).
+    Which of them a channel sends to is its ``devices`` setting (``devices_pick``)."""
+    best: dict[str, str] = {}
+    devices: dict[str, list[str]] = {}
+    verified: set[str] = set()
+    for kind, address, flag in triples or ():
+        devices.setdefault(kind, []).append(address)
+        if flag and kind not in verified:
+            verified.add(kind)
+            best[kind] = address
+        else:
+            best.setdefault(kind, address)
+    return best, devices
+
+
+def devices_pick(*, setting: str, best: str, devices: list[str]) -> list[str]:
+    """The addresses of one kind a channel's ``devices`` setting sends to: ``best`` (the one
+    address the recipient mapping holds), the newest, or all of them (newest first)."""
+    if setting == Devices.ALL and devices:
+        return devices
+    if setting == Devices.NEWEST and devices:
+        return devices[:1]
+    return [best]
 
 
 @functools.cache
@@ -131,8 +160,9 @@ def _users_sql() -> str:
     return (
         f"SELECT {user_columns}, p.{col(profile, 'timezone')}, "  # noqa: S608
         f"p.{col(profile, 'language')}, "
-        f"(SELECT array_agg(ARRAY[a.{col(address, 'kind')}, a.{col(address, 'address')}] "
-        f"ORDER BY a.{col(address, 'is_verified')} DESC, a.{col(address, 'updated_at')} DESC) "
+        f"(SELECT array_agg(ARRAY[a.{col(address, 'kind')}, a.{col(address, 'address')}, "
+        f"CASE WHEN a.{col(address, 'is_verified')} THEN 'v' ELSE '' END] "
+        f"ORDER BY a.{col(address, 'updated_at')} DESC, a.{col(address, 'id')} DESC) "
         f"FROM {quote(address.db_table)} a WHERE a.{col(address, 'user')} = "
         f"u.{col(user_meta, user_meta.pk.name)} AND a.{col(address, 'is_active')}) "
         f"FROM {quote(user_meta.db_table)} u "

@@ -20,7 +20,7 @@ from django.db import connection
 
 from campaigns.models import ChannelAddress, OptOut, RecipientProfile
 from campaigns.outbox.bulk import bound_cursor
-from campaigns.recipients.addresses import user_name_fields, users_load
+from campaigns.recipients.addresses import addresses_by_kind, user_name_fields, users_load
 from campaigns.recipients.optouts import Matcher, channel_kinds, matcher_from, optouts_matcher
 from channels.models import ChannelConfig
 
@@ -28,7 +28,8 @@ from channels.models import ChannelConfig
 @dataclass(slots=True)
 class RecipientFacts:
     #: user id -> {"pk", "is_active", "email", name columns, "timezone", "language",
-    #: "addresses": {kind: address}}
+    #: "addresses": {kind: the best address}, "devices": {kind: [every active one, newest
+    #: first]}}
     users: dict[int, dict[str, Any]]
     #: ``opted_out(user_id, address, event_id, channel_id, marketing)``
     opted_out: Matcher
@@ -100,10 +101,7 @@ def recipient_facts_load(
     for tag, *values in rows:
         if tag == "u":
             row = dict(zip(names, values[:width], strict=True))
-            found: dict[str, str] = {}
-            for kind, address in values[width] or ():
-                found.setdefault(kind, address)
-            row["addresses"] = found
+            row["addresses"], row["devices"] = addresses_by_kind(values[width])
             users[row["pk"]] = row
         elif tag == "o":
             optouts.append(values[width + 1 : width + 7])
@@ -135,8 +133,9 @@ def _facts_sql() -> str:
         "WITH u AS ("  # noqa: S608
         f"SELECT {', '.join('u.' + c for c in user_columns)}, "
         f"p.{col(profile, 'timezone')} AS tz, p.{col(profile, 'language')} AS lang, "
-        f"(SELECT array_agg(ARRAY[a.{a_kind}, a.{a_address}] "
-        f"ORDER BY a.{col(address, 'is_verified')} DESC, a.{col(address, 'updated_at')} DESC) "
+        f"(SELECT array_agg(ARRAY[a.{a_kind}, a.{a_address}, "
+        f"CASE WHEN a.{col(address, 'is_verified')} THEN 'v' ELSE '' END] "
+        f"ORDER BY a.{col(address, 'updated_at')} DESC, a.{col(address, 'id')} DESC) "
         f"FROM {addresses_table} a WHERE a.{a_user} = u.{pk} AND a.{a_active}) AS addrs "
         f"FROM {quote(user_meta.db_table)} u LEFT JOIN {quote(profile.db_table)} p "
         f"ON p.{col(profile, 'user')} = u.{pk} WHERE u.{pk} = ANY(%(users)s)), "

@@ -19,10 +19,12 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from campaigns.models import Message, MessageStatus
+from campaigns.outbox.escalation import SEEN_ON_INBOX, escalations_stop
 from channels.models import ChannelConfig
 from channels.registry import UnknownBackend, backend_class
 
@@ -152,6 +154,10 @@ def inbox_page_mark_seen(*, user, page: InboxPage) -> InboxPage:
         marked = Message.objects.filter(pk__in=fresh, user=user, seen_at__isnull=True).update(
             seen_at=timezone.now()
         )
+        # The later steps of an escalation waiting on them: one indexed read when there is
+        # none. (No transaction of its own: were this lost, the send's recheck would still
+        # find the item seen.)
+        escalations_stop(fresh, how=SEEN_ON_INBOX)
         page.unseen = max(page.unseen - marked, 0)
     return page
 
@@ -172,7 +178,9 @@ def inbox_mark_seen(*, user, uuids: Iterable | None = None) -> int:
         if qs.filter(uuid__in=wanted).count() != len(wanted):
             raise Message.DoesNotExist("no such message in your inbox")
         qs = qs.filter(uuid__in=wanted)
-    return qs.filter(seen_at__isnull=True).update(seen_at=timezone.now())
+    with transaction.atomic():  # the later steps of what was unseen, then the marks
+        escalations_stop(qs.filter(seen_at__isnull=True).values("pk"), how=SEEN_ON_INBOX)
+        return qs.filter(seen_at__isnull=True).update(seen_at=timezone.now())
 
 
 def inbox_mark_consumed(*, user, uuid) -> Message:
@@ -188,7 +196,10 @@ def inbox_mark_consumed(*, user, uuid) -> Message:
         message.seen_at = now
         fields.append("seen_at")
     if fields:
-        message.save(update_fields=fields)
+        with transaction.atomic():
+            message.save(update_fields=fields)
+            if "seen_at" in fields:
+                escalations_stop([message.pk], how=SEEN_ON_INBOX)
     return message
 
 
@@ -203,7 +214,10 @@ def inbox_archive(*, user, uuid) -> Message:
     for name in fields:
         setattr(message, name, now)
     if fields:
-        message.save(update_fields=fields)
+        with transaction.atomic():
+            message.save(update_fields=fields)
+            if "seen_at" in fields:
+                escalations_stop([message.pk], how=SEEN_ON_INBOX)
     return message
 
 
@@ -221,8 +235,12 @@ def message_mark_read(*, uuid) -> list[Message]:
         )
     now = timezone.now()
     marked = list(same.filter(consumed_at__isnull=True))
-    Message.objects.filter(pk__in=[m.pk for m in marked]).update(consumed_at=now)
-    Message.objects.filter(pk__in=[m.pk for m in marked], seen_at__isnull=True).update(seen_at=now)
+    ids = [m.pk for m in marked]
+    with transaction.atomic():
+        Message.objects.filter(pk__in=ids).update(consumed_at=now)
+        Message.objects.filter(pk__in=ids, seen_at__isnull=True).update(seen_at=now)
+        if ids:
+            escalations_stop(ids, how="read (its mark-as-read link)")
     return marked
 
 

@@ -160,6 +160,8 @@ class Entry:
     decision: Decision | None = None
     channel_name: str = ""
     channel_kind: str = ""
+    #: A later step of an escalation: the earlier message it waited on (when on the page).
+    earlier: Message | None = None
 
     @property
     def badge(self) -> str:
@@ -217,8 +219,15 @@ def person_timeline(person: Person, *, limit: int = TIMELINE_LIMIT) -> Timeline:
     )
     truncated = len(messages) > limit or len(decisions) > limit
     channels = {c.key: c for c in ChannelConfig.objects.all()}
+    by_id = {m.pk: m for m in messages}
     entries = [
-        Entry(m.created_at, message=m, channel_name=m.channel.name, channel_kind=_kind(m.channel))
+        Entry(
+            m.created_at,
+            message=m,
+            channel_name=m.channel.name,
+            channel_kind=_kind(m.channel),
+            earlier=by_id.get(m.escalates_from_id) if m.escalates_from_id else None,
+        )
         for m in messages[:limit]
     ]
     for decision in decisions[:limit]:

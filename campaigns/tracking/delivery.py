@@ -33,6 +33,14 @@ from django.utils import timezone
 from campaigns.integrations.webhooks import delivery_events_record
 from campaigns.models import Message, OptOut
 from campaigns.outbox.bulk import rows_update
+from campaigns.outbox.escalation import (
+    DELIVERED,
+    DELIVERED_STATUSES,
+    LOST_STATUSES,
+    SEEN_STATUSES,
+    escalations_hasten,
+    escalations_stop,
+)
 from campaigns.recipients.addresses import addresses_deactivate
 from channels.models import ChannelConfig
 from channels.webhooks.anymail import anymail_event
@@ -183,6 +191,7 @@ def delivery_events_apply(events: Iterable[DeliveryEvent]) -> Applied:
         applied.recorded += rows_update(
             Message, without, ("delivery_status", "delivery_updated_at"), only_if=guard
         )
+    _escalations_follow(updates, by_id)
     for (kind, _), addresses in dead.items():
         addresses_deactivate(kind=kind, dead=addresses)
         applied.deactivated += len(addresses)
@@ -229,3 +238,22 @@ def twilio_callback_apply(
         signature=signature,
     )
     return delivery_events_apply([event] if event is not None else [])
+
+
+def _escalations_follow(updates: dict[str, list[dict]], by_id: dict) -> None:
+    """What a delivery status means for the later steps of an escalation: an email opened or
+    clicked was seen (its steps are cancelled), one delivered was delivered (its "not
+    delivered" steps are cancelled), one bounced never arrived (its next step goes now). A
+    query only for the statuses that came."""
+    keys = {m.pk: m.channel.key for m in by_id.values()}
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for status, rows in updates.items():
+        for row in rows:
+            groups[(status, keys.get(row["id"], ""))].append(row["id"])
+    for (status, channel), ids in groups.items():
+        if status in SEEN_STATUSES:
+            escalations_stop(ids, how=f"{status} on {channel}")
+        elif status in DELIVERED_STATUSES:
+            escalations_stop(ids, how=f"{status} on {channel}", conditions=[DELIVERED])
+        elif status in LOST_STATUSES:
+            escalations_hasten(ids, why=f"{channel}: {status}")

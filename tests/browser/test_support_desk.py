@@ -12,8 +12,9 @@ from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
 from campaigns.api import notify
-from campaigns.models import ChannelAddress, Message, OptOut
+from campaigns.models import ChannelAddress, Event, Message, OptOut
 from campaigns.outbox.sweep import drain
+from campaigns.recipients.inbox import inbox_mark_seen
 from tests import factories
 from tests.browser.axe import assert_accessible
 from tests.channels.backends.test_twilio import FakeTwilio
@@ -95,3 +96,30 @@ def test_support_finds_alice_sees_why_and_sends_again(page, story, admin_login, 
     assert [m["To"] for m in story["smtp"].messages] == ["alice@example.com"]
     assert story["twilio"].requests == []  # she turned SMS off: nothing went there
     page.screenshot(path=f"{SHOTS}-message.png", full_page=True)
+
+
+def test_support_sees_an_escalation_and_why_it_was_cancelled(page, story, admin_login):
+    """Alice's inbox item about order A-2002 was to go by email too if she had not seen it
+    in 15 minutes; she saw it, so it did not. Her timeline says so, and why."""
+    inbox = factories.ChannelFactory(
+        key="inbox", name="In-app inbox", backend="channels.backends.inbox.InboxBackend"
+    )
+    factories.TemplateFactory(event=Event.objects.get(key="order-shipped"), channel=inbox)
+    alice = story["alice"]
+    result = notify(
+        "order-shipped", alice, {"order_id": "A-2002"}, channels=["inbox"], then=[("email", "15m")]
+    )
+    drain()
+    inbox_mark_seen(user=alice)
+
+    admin_login(page, "sam", PASSWORD)
+    page.goto(f"/admin/campaigns/message/people/user/{alice.pk}/")
+    step = page.locator('#timeline tr[data-kind="message"][data-status="cancelled"]')
+    expect(step).to_have_count(1)
+    expect(step).to_contain_text("Why: seen in the inbox")
+    expect(step).to_contain_text("goes if the In-app inbox message is not seen")
+    step.get_by_role("link", name="In-app inbox message").click()  # the step before it
+    assert page.url.endswith(f"/admin/campaigns/message/{result.messages[0].pk}/change/")
+    page.go_back()
+    assert_accessible(page)
+    page.screenshot(path=f"{SHOTS}-escalation.png", full_page=True)

@@ -11,7 +11,10 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-BEFORE = [("campaigns", "0021_fewer_message_index_writes")]
+BEFORE = [
+    ("campaigns", "0021_fewer_message_index_writes"),
+    ("channels", "0004_encrypt_channel_secrets"),
+]
 AFTER = [("campaigns", "0022_template_versions")]
 
 
@@ -91,3 +94,21 @@ def test_each_template_becomes_its_first_version_and_messages_point_at_it(at_002
     assert not Permission.objects.filter(
         group__name="Support", codename__in=["publish_template", "change_layout", "change_partial"]
     ).exists()
+
+
+def test_no_migration_depends_on_the_latest_of_another_app():
+    """A dependency on ``__latest__`` moves each time that app gains a migration, and a
+    database that applied the dependent migration then refuses to migrate at all
+    (InconsistentMigrationHistory): every dependency names its migration."""
+    from django.db.migrations.loader import MigrationLoader
+
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    ours = {"campaigns", "channels"}
+    floating = [
+        f"{app}.{name} -> {dependency}"
+        for (app, name), migration in loader.disk_migrations.items()
+        if app in ours
+        for dependency in migration.dependencies
+        if dependency[1] == "__latest__"
+    ]
+    assert floating == []

@@ -108,7 +108,7 @@ def test_seed_demo_sends_a_round_of_messages_in_three_states():
         MessageStatus.SENT,
         MessageStatus.SCHEDULED,
         MessageStatus.QUEUED,
-        MessageStatus.CANCELLED,
+        MessageStatus.CANCELLED,  # the escalation whose inbox item was seen
     }
 
     for message in messages:
@@ -120,6 +120,8 @@ def test_seed_demo_sends_a_round_of_messages_in_three_states():
                 assert "<html" in html.lower() and "<mjml" not in html
         elif message.status == MessageStatus.SCHEDULED and message.digest_key:
             assert message.next_attempt_at > before and message.tag == seed_demo.TAG
+        elif message.status == MessageStatus.CANCELLED and message.escalates_from_id:
+            assert message.status_reason == "seen in the inbox"
         elif message.status == MessageStatus.SCHEDULED:
             assert message.scheduled_at > before and message.tag == seed_demo.TAG
         elif message.status == MessageStatus.CANCELLED:
@@ -136,6 +138,14 @@ def test_seed_demo_sends_a_round_of_messages_in_three_states():
 
     # Every channel of the demo carried messages; the output says how many of each.
     assert {m.channel.key for m in messages} == set(seed_demo.CHANNELS)
+    apart = (  # the escalations, the digest and the expired code have lines of their own
+        {m.escalates_from_id for m in messages}
+        | {m.pk for m in messages if m.escalates_from_id or m.digest_key}
+        | {m.pk for m in messages if m.status_reason == "expired"}
+    )
+    for status in (MessageStatus.SENT, MessageStatus.SCHEDULED, MessageStatus.QUEUED):
+        count = sum(m.status == status for m in messages if m.pk not in apart)
+        assert f"{count} {status}" in output
     for label, status in (("digested", "scheduled"), ("expired", "cancelled")):
         assert f"messages {label}: 3 (3 {status})" in output  # one per channel
 
@@ -157,6 +167,31 @@ def test_seed_demo_shows_a_digest_and_an_expired_message():
         None,
     )
     assert Decision.objects.filter(reason="expired", event__key="login-code").exists()
+
+
+@pytest.mark.django_db
+def test_seed_demo_shows_an_escalation_that_went_and_one_that_was_cancelled():
+    output = run()
+
+    steps = list(
+        Message.objects.filter(escalates_from__isnull=False).select_related(
+            "escalates_from__channel", "channel", "user"
+        )
+    )
+    by_user = {m.user.username: m for m in steps}
+    assert set(by_user) == {"alice", "bob"}
+    went, cancelled = by_user["alice"], by_user["bob"]
+    for step in steps:
+        assert step.channel.key == "email" and step.escalates_from.channel.key == "inbox"
+        assert step.escalates_from.status == MessageStatus.SENT
+    assert (went.status, went.status_reason) == (MessageStatus.SENT, "inbox not seen in 15m")
+    assert went.escalates_from.seen_at is None
+    assert (cancelled.status, cancelled.status_reason) == (
+        MessageStatus.CANCELLED,
+        "seen in the inbox",
+    )
+    assert cancelled.escalates_from.seen_at is not None
+    assert "messages escalated: 4 (1 cancelled, 3 sent)" in output
 
 
 @pytest.mark.django_db

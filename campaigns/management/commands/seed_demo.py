@@ -41,6 +41,7 @@ from campaigns.models import (
 )
 from campaigns.outbox.dispatch import message_dispatch
 from campaigns.outbox.sweep import drain
+from campaigns.recipients.inbox import inbox_mark_seen
 from campaigns.registry import sync_all
 from channels.models import ChannelConfig
 
@@ -479,6 +480,34 @@ class Command(BaseCommand):
 
     # --- messages ---------------------------------------------------------------------------
 
+    def escalations_send(self, *, users: dict[str, Any], alice: dict, bob: dict) -> list[int]:
+        """README "Fallback and escalation": an inbox item each for Alice and Bob, then an
+        email if it is not seen within 15 minutes. Bob looks at his inbox (his email is
+        cancelled: "seen in the inbox"); Alice does not, and her email goes (the demo moves
+        its time on rather than waiting 15 minutes)."""
+        written = []
+        for person, order in ((alice, "A-1003"), (bob, "B-2003")):
+            written += notify(
+                "order-shipped",
+                person,
+                {"order_id": order, "tracking_url": f"https://track.example.com/{order}"},
+                channels=["inbox"],
+                then=[("email", "15m")],
+                tag=TAG,
+                extra={"url": f"https://track.example.com/{order}"},
+            ).messages
+        drain()  # the inbox items
+        bob_item = next(
+            m for m in written if m.user_id == users["bob"].pk and m.channel.key == "inbox"
+        )
+        inbox_mark_seen(user=users["bob"], uuids=[bob_item.uuid])
+        alice_email = [
+            m.pk for m in written if m.user_id == users["alice"].pk and m.escalates_from_id
+        ]
+        Message.objects.filter(pk__in=alice_email).update(next_attempt_at=timezone.now())
+        drain()  # Alice's email: her inbox item was not seen
+        return [m.pk for m in written]
+
     @staticmethod
     def recipient(user, language: str) -> dict[str, Any]:
         return {
@@ -509,6 +538,8 @@ class Command(BaseCommand):
         with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
             drain()
         ids["sent now"] = [m.pk for m in now_batch]
+        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+            ids["escalated"] = self.escalations_send(users=users, alice=alice, bob=bob)
 
         # 2. Scheduled for tomorrow: the sweep hands them to a worker when the time comes.
         tomorrow = timezone.now() + dt.timedelta(days=1)

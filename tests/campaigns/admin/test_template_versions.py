@@ -265,6 +265,8 @@ def test_event_variables_are_edited_as_rows(marketing):
         "windows-INITIAL_FORMS": "0",
         "templates-TOTAL_FORMS": "0",
         "templates-INITIAL_FORMS": "0",
+        "escalation_steps-TOTAL_FORMS": "0",
+        "escalation_steps-INITIAL_FORMS": "0",
         "variables-rows": "3",
         "variables-0-name": "order_id",
         "variables-0-label": "Order",

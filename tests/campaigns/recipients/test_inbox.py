@@ -190,8 +190,9 @@ def test_cursor_pagination_appends_with_htmx(alice, event, inbox_channel):
 
 #: The inbox page's queries, whatever the inbox holds: session, user, inbox channels, unread
 #: and unseen counts, the page of items, marking the new ones seen, the badge's count, and the
-#: Web Push offer's channels.
-INBOX_PAGE_QUERIES = 10
+#: Web Push offer's channels; with new items, whether an escalation waits on them (one
+#: indexed read: README "Fallback and escalation").
+INBOX_PAGE_QUERIES = 11
 
 
 def test_inbox_page_query_count_is_pinned(alice, event, inbox_channel, django_assert_num_queries):

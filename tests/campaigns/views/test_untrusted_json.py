@@ -156,6 +156,8 @@ def test_admin_json_fields_show_malformed_json_as_form_errors(marketing):
         "windows-INITIAL_FORMS": "0",
         "templates-TOTAL_FORMS": "0",
         "templates-INITIAL_FORMS": "0",
+        "escalation_steps-TOTAL_FORMS": "0",
+        "escalation_steps-INITIAL_FORMS": "0",
     }
     response = marketing.post(f"/admin/campaigns/event/{event.pk}/change/", form)
     assert response.status_code == 200, response.status_code
