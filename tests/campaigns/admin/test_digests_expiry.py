@@ -51,6 +51,8 @@ def test_marketing_sets_an_events_digest_and_expiry_in_its_admin_page(django_use
         "windows-INITIAL_FORMS": "0",
         "templates-TOTAL_FORMS": "0",
         "templates-INITIAL_FORMS": "0",
+        "escalation_steps-TOTAL_FORMS": "0",
+        "escalation_steps-INITIAL_FORMS": "0",
     }
     response = client.post(url, form)
     assert response.status_code == 302, response.content.decode()[:3000]
