@@ -31,7 +31,7 @@ fi
 
 echo "test: pytest $* (DATABASE_URL=$DATABASE_URL REDIS_URL=$REDIS_URL)"
 pytest_status=0
-.venv/bin/pytest "$@" || pytest_status=$?
+.venv/bin/pytest --durations=15 "$@" || pytest_status=$?  # the slowest 15 tests, to keep the suite short
 
 ruff_state="ok"
 [ "$lint_status" -eq 0 ] || ruff_state="found problems"
