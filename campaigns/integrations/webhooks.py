@@ -235,6 +235,11 @@ DELIVERY_EVENTS = {
     "delivered": WebhookEventType.DELIVERED,
     "opened": WebhookEventType.OPENED,
     "read": WebhookEventType.OPENED,
+    # Sent, then refused downstream: to whoever listens, the message failed.
+    "bounced": WebhookEventType.FAILED,
+    "undelivered": WebhookEventType.FAILED,
+    "failed": WebhookEventType.FAILED,
+    "rejected": WebhookEventType.FAILED,
 }
 
 

@@ -285,3 +285,27 @@ def test_the_sweep_hands_out_what_a_dead_job_held_once_its_lease_ran_out(receive
     assert (held, lost) == (0, 1)
     delivery.refresh_from_db()
     assert delivery.state == "pending"
+
+
+def test_a_bounce_after_the_send_becomes_a_failed_event(
+    shop, receiver, smtp, committed, run_worker
+):
+    """Sent, then bounced by the receiving server: the message failed, as far as a listener
+    of ``message.failed`` is concerned."""
+    endpoint_for(receiver.url, event_types=["message.failed"])
+    with committed():
+        (message,) = notify(shop, {"email": "ann@example.com"}, {"order_id": "A-1"}).messages
+    run_worker()
+    message.refresh_from_db()
+    assert receiver.requests == []  # it was sent
+
+    with committed():
+        delivery_events_apply(
+            [DeliveryEvent(channel_key="", provider_id=message.provider_id, status="bounced")]
+        )
+    run_worker()
+
+    (request,) = receiver.requests
+    payload = json.loads(request.body)
+    assert payload["type"] == "message.failed"
+    assert payload["data"]["id"] == str(message.uuid)
