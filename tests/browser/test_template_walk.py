@@ -143,7 +143,12 @@ def test_a_marketing_person_drafts_previews_publishes_and_rolls_back(
     expect(iframe).to_have_css("color-scheme", "dark")
     page.get_by_label("Desktop").check()
     page.get_by_label("Light").check()
-    assert iframe.bounding_box()["width"] > 420
+    # Each toggle swaps the preview in again: measured in the page, on whichever is shown
+    # (times out, and fails, unless it is back to the desktop width).
+    page.wait_for_function(
+        "() => (document.querySelector('iframe.preview-html')"
+        "?.getBoundingClientRect().width || 0) > 420"
+    )
     step("preview at two widths and dark")
 
     # 3. As a real recipient: a contact found by name.
