@@ -138,8 +138,9 @@ class WindowsResourceMixin:
         )
 
 
-class KeyWidget(widgets.ForeignKeyWidget):
-    """A foreign key by its ``key``, with an error naming the missing key."""
+class LookupWidget(widgets.ForeignKeyWidget):
+    """A foreign key by one of its fields (``field``: a ``key`` or a ``name``), with an error
+    naming the missing value."""
 
     def clean(self, value, row=None, **kwargs):
         if value in (None, ""):
@@ -147,19 +148,8 @@ class KeyWidget(widgets.ForeignKeyWidget):
         try:
             return super().clean(value, row, **kwargs)
         except self.model.DoesNotExist:
-            raise ValueError(f"no {self.model._meta.verbose_name} with key {value!r}") from None
-
-
-class NameWidget(widgets.ForeignKeyWidget):
-    """A foreign key by its ``name``, with an error naming the missing name."""
-
-    def clean(self, value, row=None, **kwargs):
-        if value in (None, ""):
-            return None
-        try:
-            return super().clean(value, row, **kwargs)
-        except self.model.DoesNotExist:
-            raise ValueError(f"no {self.model._meta.verbose_name} named {value!r}") from None
+            how = "named" if self.field == "name" else f"with {self.field}"
+            raise ValueError(f"no {self.model._meta.verbose_name} {how} {value!r}") from None
 
 
 class OptOutResource(resources.ModelResource):
@@ -169,10 +159,10 @@ class OptOutResource(resources.ModelResource):
         widget=widgets.ForeignKeyWidget(get_user_model(), field="username"),
     )
     channel = fields.Field(
-        attribute="channel", column_name="channel", widget=KeyWidget(ChannelConfig, field="key")
+        attribute="channel", column_name="channel", widget=LookupWidget(ChannelConfig, field="key")
     )
     event = fields.Field(
-        attribute="event", column_name="event", widget=KeyWidget(Event, field="key")
+        attribute="event", column_name="event", widget=LookupWidget(Event, field="key")
     )
 
     class Meta:
@@ -297,13 +287,13 @@ class PublishedField(fields.Field):
 
 class TemplateResource(resources.ModelResource):
     event = fields.Field(
-        attribute="event", column_name="event", widget=KeyWidget(Event, field="key")
+        attribute="event", column_name="event", widget=LookupWidget(Event, field="key")
     )
     channel = fields.Field(
-        attribute="channel", column_name="channel", widget=KeyWidget(ChannelConfig, field="key")
+        attribute="channel", column_name="channel", widget=LookupWidget(ChannelConfig, field="key")
     )
     layout = fields.Field(
-        attribute="layout", column_name="layout", widget=NameWidget(Layout, field="name")
+        attribute="layout", column_name="layout", widget=LookupWidget(Layout, field="name")
     )
     published = PublishedField()
     versions = VersionsField()
