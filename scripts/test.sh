@@ -6,6 +6,9 @@
 #                      (pytest-django creates and drops test_<name>)
 #   TEST_REDIS_URL     default redis://127.0.0.1:6379/11 (flushed by the suite)
 #   SKIP_LINT=1        run pytest only
+#   TEST_WORKERS       pytest-xdist processes (default 2, one per core here; 0 runs in this
+#                      process). Each has its own database (test_<name>_gw0, _gw1…) and
+#                      Redis index (the given one plus the worker's number).
 # Extra arguments go to pytest: bash scripts/test.sh tests/campaigns/test_seed_demo.py -x
 #
 # Exits with pytest's status; when pytest passes but ruff found problems, exits 1.
@@ -31,7 +34,9 @@ fi
 
 echo "test: pytest $* (DATABASE_URL=$DATABASE_URL REDIS_URL=$REDIS_URL)"
 pytest_status=0
-.venv/bin/pytest --durations=15 "$@" || pytest_status=$?  # the slowest 15 tests, to keep the suite short
+# A test file runs whole in one worker (--dist loadfile): its module fixtures (a live server,
+# a browser) start once. The slowest 15 tests are printed, to keep the suite short.
+.venv/bin/pytest -n "${TEST_WORKERS:-2}" --dist loadfile --durations=15 "$@" || pytest_status=$?
 
 ruff_state="ok"
 [ "$lint_status" -eq 0 ] || ruff_state="found problems"
