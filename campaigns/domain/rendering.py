@@ -21,8 +21,11 @@ from typing import Any
 from django.conf import settings
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template import Template as DjangoTemplate
-from django.template.base import VariableNode
-from django.template.defaulttags import ForNode
+from django.template import defaulttags
+from django.template.base import FilterExpression, Node, NodeList, TextNode, Variable, VariableNode
+from django.template.defaulttags import ForNode, TemplateLiteral
+from django.template.smartif import TokenBase
+from django.utils.safestring import SafeString
 from django.templatetags.static import static
 
 from campaigns.domain.composition import (
@@ -254,24 +257,195 @@ def _json_escaped(value: Any) -> Any:
     return value
 
 
-def _line(template: DjangoTemplate | None, context: dict[str, Any]) -> str:
-    if template is None:
-        return ""
-    return plain_text(" ".join(template.render(Context(context, autoescape=False)).split()))
+# --- rendering what a batch's messages share once -----------------------------------------
+
+#: Tags whose output depends on nothing but the names they print and the nodes they hold,
+#: and that set no name for the nodes after them (``{% cycle … as x %}``, ``{% regroup %}``,
+#: ``{% now %}``, ``{% firstof … as x %}`` do; any tag not listed counts as personal).
+_PURE_NODES = frozenset(
+    {
+        TextNode,
+        VariableNode,
+        ForNode,
+        defaulttags.IfNode,
+        defaulttags.WithNode,
+        defaulttags.CommentNode,
+        defaulttags.SpacelessNode,
+        defaulttags.AutoEscapeControlNode,
+        defaulttags.FilterNode,
+        defaulttags.VerbatimNode,
+        defaulttags.TemplateTagNode,
+        defaulttags.LoadNode,
+    }
+)
+#: Filters whose output is not a function of their input: never rendered once for many.
+_IMPURE_FILTERS = frozenset({"random", "timesince", "timeuntil"})
 
 
-def template_render(compiled: CompiledTemplate, context: dict[str, Any]) -> Rendered:
+def _reads_only(value: Any, allowed: Any) -> bool:
+    """Whether ``value`` (a node, a node list, a filter expression, an ``{% if %}``
+    condition…) reads no name for which ``allowed(name)`` is false, and holds only tags and
+    filters known to print the same for the same names (``_PURE_NODES``)."""
+    if isinstance(value, Node):
+        if type(value) not in _PURE_NODES:
+            return False
+        return all(
+            _reads_only(item, allowed)
+            for name, item in vars(value).items()
+            if name not in ("token", "origin")
+        )
+    if isinstance(value, FilterExpression):
+        for function, arguments in value.filters:
+            if getattr(function, "__name__", "") in _IMPURE_FILTERS:
+                return False
+            if getattr(function, "__module__", "") != "django.template.defaultfilters":
+                return False  # a project's own filter may read anything
+            if not all(_reads_only(argument, allowed) for _, argument in arguments):
+                return False
+        return _reads_only(value.var, allowed)
+    if isinstance(value, Variable):
+        return not value.lookups or allowed(value.lookups[0])
+    if isinstance(value, NodeList | list | tuple):
+        return all(_reads_only(item, allowed) for item in value)
+    if isinstance(value, dict):
+        return all(_reads_only(item, allowed) for item in value.values())
+    if isinstance(value, TemplateLiteral):
+        return _reads_only(value.value, allowed)
+    if isinstance(value, TokenBase):  # an {% if %} operator: its operands
+        return _reads_only(getattr(value, "first", None), allowed) and _reads_only(
+            getattr(value, "second", None), allowed
+        )
+    return isinstance(value, str | int | float | bool | type(None))
+
+
+#: Where Django's own tags keep the name they set (``{% cycle … as x %}``, ``{% firstof … as
+#: x %}``, ``{% regroup … as x %}``, ``{% now … as x %}``, ``{% widthratio … as x %}``).
+_NAME_ATTRIBUTES = ("asvar", "variable_name", "var_name")
+_DJANGO_TAG_MODULES = frozenset(
+    {"django.template.base", "django.template.defaulttags", "django.template.loader_tags"}
+)
+
+
+def _names_set(node: Node) -> set[str] | None:
+    """The names ``node`` and the tags inside it may set for the nodes after it; None when
+    one of them is not a tag of Django's own, whose names cannot be known."""
+    names: set[str] = set()
+    for inner in node.get_nodes_by_type(Node):
+        if type(inner).__module__ not in _DJANGO_TAG_MODULES:
+            return None
+        for attribute in _NAME_ATTRIBUTES:
+            value = getattr(inner, attribute, None)
+            if isinstance(value, str) and value:
+                names.add(value)
+    return names
+
+
+class SharedPieces:
+    """The pieces of templates that many messages of a batch print alike, rendered once.
+
+    A fan-out's or a campaign's messages carry the same stored context; what differs is who
+    each is for (``recipient``) and its signed links. A top-level piece of a template (a
+    text, a ``{{ name }}``, a loop over the order's items…) that reads none of those
+    ``personal`` names prints the same for every message with an equal stored context: it
+    is rendered for the first one and its output reused, while the personal pieces are
+    rendered for each message. The result is the same text a whole render gives (the tests
+    compare them over many templates and contexts)."""
+
+    def __init__(self, personal: frozenset[str]):
+        self.personal = personal
+        self._plans: dict[int, tuple[DjangoTemplate, tuple[bool, ...]]] = {}
+        self._outputs: dict[int, tuple[Any, dict[int, str]]] = {}
+
+    def _plan(self, template: DjangoTemplate) -> tuple[bool, ...]:
+        kept = self._plans.get(id(template))
+        if kept is not None and kept[0] is template:
+            return kept[1]
+
+        personal = set(self.personal)
+
+        def allowed(name: str) -> bool:
+            return name not in personal
+
+        plan = []
+        for node in template.nodelist:
+            shared = _reads_only(node, allowed)
+            plan.append(shared)
+            if not shared:  # the names it sets are personal too, for the pieces after it
+                names = _names_set(node)
+                if names is None:  # a tag not known: nothing after it counts as shared
+                    plan += [False] * (len(template.nodelist) - len(plan))
+                    break
+                personal |= names
+        plan = tuple(plan)
+        self._plans[id(template)] = (template, plan)
+        return plan
+
+    def render(self, template: DjangoTemplate, context: Context, shared: Any) -> SafeString:
+        """``template.render(context)``, its shared pieces taken from the last render whose
+        stored context was equal to ``shared``."""
+        plan = self._plan(template)
+        if not any(plan):
+            return template.render(context)
+        kept = self._outputs.get(id(template))
+        reuse = kept is not None and (kept[0] is shared or kept[0] == shared)
+        outputs = kept[1] if reuse else {}
+        bits = []
+        with context.render_context.push_state(template), context.bind_template(template):
+            context.template_name = template.name
+            for index, node in enumerate(template.nodelist):
+                if reuse and plan[index]:
+                    bits.append(outputs[index])
+                    continue
+                bit = node.render_annotated(context)
+                if plan[index]:
+                    outputs[index] = bit
+                bits.append(bit)
+        if not reuse:
+            self._outputs[id(template)] = (shared, outputs)
+        return SafeString("".join(bits))
+
+
+def _field(
+    template: DjangoTemplate, context: Context, pieces: SharedPieces | None, shared: Any
+) -> str:
+    if pieces is None:
+        return template.render(context)
+    return pieces.render(template, context, shared)
+
+
+def template_render(
+    compiled: CompiledTemplate,
+    context: dict[str, Any],
+    *,
+    pieces: SharedPieces | None = None,
+    shared: Any = None,
+) -> Rendered:
     """Subject, text, preheader and links as plain ``str`` (escape them wherever they reach
     HTML); the HTML body as the escaping engine's safe output; the JSON body as text and
-    parsed (TemplateError when it is not JSON)."""
+    parsed (TemplateError when it is not JSON).
+
+    ``pieces`` (one per batch) and ``shared`` (the message's stored context, which
+    ``context`` contains): what reads only ``shared`` is rendered once for the messages
+    whose stored context is equal (``SharedPieces``)."""
+
+    def line(template: DjangoTemplate | None, values: dict[str, Any]) -> str:
+        if template is None:
+            return ""
+        rendered = _field(template, Context(values, autoescape=False), pieces, shared)
+        return plain_text(" ".join(rendered.split()))
+
     try:
-        subject = _line(compiled.subject, context)
-        text = compiled.text.render(Context(context, autoescape=False))
-        html = compiled.html.render(Context(context, autoescape=True)) if compiled.html else ""
-        preheader = _line(compiled.preheader, context)
-        link, image = _line(compiled.link, context), _line(compiled.image, context)
+        subject = line(compiled.subject, context)
+        text = _field(compiled.text, Context(context, autoescape=False), pieces, shared)
+        html = (
+            _field(compiled.html, Context(context, autoescape=True), pieces, shared)
+            if compiled.html
+            else ""
+        )
+        preheader = line(compiled.preheader, context)
+        link, image = line(compiled.link, context), line(compiled.image, context)
         body = (
-            compiled.body.render(Context(_json_escaped(context), autoescape=False))
+            _field(compiled.body, Context(_json_escaped(context), autoescape=False), pieces, shared)
             if compiled.body
             else ""
         )

@@ -26,6 +26,7 @@ from django.utils.module_loading import import_string
 from campaigns.conf import app_settings
 from campaigns.domain.rendering import (
     CompiledTemplate,
+    SharedPieces,
     TemplateError,
     plain_text,
     template_compile,
@@ -91,11 +92,18 @@ def links_wanted(compiled: CompiledTemplate, channel: ChannelConfig) -> tuple[st
     )
 
 
+#: What a message's render context holds beyond its stored context: who it is for, its signed
+#: links and a digest's items. Everything else is shared by the messages of an event with an
+#: equal stored context, and rendered once for a batch of them (``SharedPieces``).
+PERSONAL_NAMES = frozenset({"recipient", "digest", *LINK_NAMES})
+
+
 def _render(
     message: Message,
     version: TemplateVersion | None,
     prefixes: dict[str, str] | None,
     digest: dict[str, Any] | None = None,
+    pieces: SharedPieces | None = None,
 ) -> Outgoing:
     if message.event.key == ADHOC_EVENT:
         return _adhoc_outgoing(message, prefixes)
@@ -107,7 +115,7 @@ def _render(
     context = {**message.context, "recipient": message.recipient, **links}
     if digest is not None:  # a digest's items, read as it is rendered
         context["digest"] = digest
-    rendered = template_render(compiled, context)
+    rendered = template_render(compiled, context, pieces=pieces, shared=message.context)
     text = footer_add(rendered.text, message=message, links=links)
     message.subject, message.text, message.html = rendered.subject, text, rendered.html
     return Outgoing(
@@ -166,17 +174,17 @@ def message_content(message: Message) -> tuple[str, str, str]:
     return message.subject or outgoing.subject, outgoing.text, plain_text(outgoing.html)
 
 
-def messages_drain(*, lane: str) -> DispatchSummary:
-    """The drain job of a lane: take ready ids off the lane's list in batches and dispatch
-    them until the list is empty (then the lane's flag is dropped), or, in the bulk lane,
-    until ``DRAIN_BUDGET`` seconds have passed (then a new drain job goes on, at the end of
-    the queue, behind whatever transactional work came meanwhile)."""
+def messages_drain(*, lane: str, slot: int = 1) -> DispatchSummary:
+    """A drain job of a lane (``slot`` 1, or a helper's): take ready ids off the lane's list
+    in batches and dispatch them until the list is empty (then its flag is dropped), or, in
+    the bulk lane, until ``DRAIN_BUDGET`` seconds have passed (then a new drain job goes on,
+    at the end of the queue, behind whatever transactional work came meanwhile)."""
     total = DispatchSummary()
     started = time.monotonic()
     while True:
-        ids = ready_take(lane, app_settings.BATCH_SIZE)
+        ids = ready_take(lane, app_settings.BATCH_SIZE, slot=slot)
         if not ids:
-            if drain_release(lane):
+            if drain_release(lane, slot=slot):
                 continue
             return total
         summary = message_dispatch(message_ids=ids)
@@ -184,7 +192,7 @@ def messages_drain(*, lane: str) -> DispatchSummary:
         for name, count in summary.counts.items():
             total.counts[name] += count
         if lane == BULK and time.monotonic() - started > app_settings.DRAIN_BUDGET:
-            drain_continue_later(lane)
+            drain_continue_later(lane, slot=slot)
             return total
 
 
@@ -388,10 +396,12 @@ def _channel_send(
     now = timezone.now()
     ready: list[tuple[Message, Outgoing]] = []
     prefixes = link_prefixes()
+    pieces = SharedPieces(PERSONAL_NAMES)
     for message in messages:
         try:
             version = versions.get(message.template_version_id)
-            ready.append((message, _render(message, version, prefixes, digests.get(message.pk))))
+            digest = digests.get(message.pk)
+            ready.append((message, _render(message, version, prefixes, digest, pieces)))
         except Exception as error:
             summary = "".join(traceback.format_exception_only(error)).strip()
             outcomes.append(
