@@ -1,0 +1,103 @@
+"""The email backend's own MAIL / RCPT / DATA exchange (``_sendmail_plain``) says and does
+what ``smtplib.SMTP.sendmail`` does, refusals included, against a real SMTP server."""
+
+from __future__ import annotations
+
+import smtplib
+from dataclasses import dataclass, field
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from channels.backends.email import _sendmail_plain
+from tests.conftest import free_port
+
+RAW = b"From: shop@example.com\r\nTo: a@example.com\r\nSubject: hi\r\n\r\n.leading dot\r\nbody\r\n"
+
+
+@dataclass
+class Scripted:
+    """An SMTP server that answers MAIL, RCPT or DATA as told, and writes down what it got."""
+
+    mail: str | None = None
+    rcpt: str | None = None
+    data: str | None = None
+    seen: list[tuple[str, object]] = field(default_factory=list)
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        self.seen.append(("MAIL", (address, tuple(options))))
+        if self.mail:
+            return self.mail
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        self.seen.append(("RCPT", address))
+        if self.rcpt:
+            return self.rcpt
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.seen.append(("DATA", envelope.original_content))
+        return self.data or "250 queued"
+
+    async def handle_RSET(self, server, session, envelope):
+        self.seen.append(("RSET", None))
+        return "250 OK"
+
+
+def exchange(send, **answers) -> tuple[list, str, bool]:
+    """Run ``send(client)`` against a server scripted with ``answers``: what the server saw,
+    the exception raised (its type and values), and whether the connection is still open."""
+    handler = Scripted(**answers)
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        client = smtplib.SMTP("127.0.0.1", port, timeout=10)
+        raised = ""
+        try:
+            send(client)
+        except smtplib.SMTPException as error:
+            raised = f"{type(error).__name__}{error.args!r}"
+        still_open = client.sock is not None
+        if still_open:
+            client.noop()
+            client.quit()
+        return handler.seen, raised, still_open
+    finally:
+        controller.stop()
+
+
+def ours(client):
+    _sendmail_plain(client, "shop@example.com", "a@example.com", RAW)
+
+
+def smtplibs(client):
+    client.sendmail("shop@example.com", ["a@example.com"], RAW)
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {},
+        {"mail": "451 4.3.0 try later"},
+        {"mail": "421 4.3.2 shutting down"},
+        {"rcpt": "550 5.1.1 no such user"},
+        {"rcpt": "421 4.3.2 shutting down"},
+        {"data": "552 5.3.4 too big"},
+        {"data": "421 4.3.2 shutting down"},
+    ],
+    ids=["accepted", "mail 451", "mail 421", "rcpt 550", "rcpt 421", "data 552", "data 421"],
+)
+def test_the_same_commands_replies_and_errors_as_smtplib_sendmail(answers):
+    assert exchange(ours, **answers) == exchange(smtplibs, **answers)
+
+
+def test_the_message_arrives_dot_stuffed_with_its_size_declared():
+    seen, raised, _ = exchange(ours)
+    assert raised == ""
+    assert seen[0] == ("MAIL", ("shop@example.com", (f"SIZE={len(RAW)}",)))
+    assert seen[1] == ("RCPT", "a@example.com")
+    assert seen[2] == ("DATA", RAW)  # the server undid the dot-stuffing of ".leading dot"
