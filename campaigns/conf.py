@@ -47,6 +47,13 @@ class AppSettings:
         "jobs wait at most about this long.",
     )
     BATCH_SIZE = Option(int, 200, "How many message ids one dispatch job carries.")
+    DRAIN_JOBS = Option(
+        int,
+        2,
+        "How many drain jobs may take a lane's ready list at once: a second one is enqueued "
+        "while more than a batch waits, so as many workers send a large notify() as this "
+        "(set it to the number of workers).",
+    )
     LEASE_SECONDS = Option(
         int, 300, "How long a claimed batch may stay in ``sending`` before the sweep reclaims it."
     )

@@ -20,8 +20,8 @@ def dispatch(message_ids: list[int]) -> dict[str, int]:
     return message_dispatch(message_ids=message_ids).as_dict()
 
 
-def drain(lane: str) -> dict[str, int]:
-    return messages_drain(lane=lane).as_dict()
+def drain(lane: str, slot: int = 1) -> dict[str, int]:
+    return messages_drain(lane=lane, slot=slot).as_dict()
 
 
 def sweep_pass(*, now: dt.datetime | None = None) -> SweepSummary:

@@ -8,9 +8,11 @@ stops after ``DRAIN_BUDGET`` seconds and enqueues its rest again, so a campaign 
 password reset waiting.
 
 Messages due now are not a job each: their ids go onto the lane's ready list in Redis, and
-one *drain* job per lane (a flag key says one is queued or running) takes them off in batches
+a *drain* job per lane (a flag key says one is queued or running) takes them off in batches
 of ``BATCH_SIZE`` and dispatches them. A thousand calls of ``notify()`` in a second become a
 few batches, and a lone call on idle workers is sent as soon as a worker takes its drain job.
+While more than a batch waits, the drain job enqueues helpers, up to ``DRAIN_JOBS`` drains
+in all (each holds a flag slot of its own), so every worker sends a large ``notify()``.
 
 A job carries only plain values (ids, a lane name), never model instances. If Redis cannot be
 reached, nothing is lost: the rows stay ``queued`` under their queue lease, and the sweep
@@ -100,8 +102,9 @@ def _ready_key(lane: str) -> str:
     return f"notifier:ready:{lane}"
 
 
-def _drain_key(lane: str) -> str:
-    return f"notifier:drain:{lane}"
+def _drain_key(lane: str, slot: int = 1) -> str:
+    """The flag of a lane's drain job; slots 2… are its helpers' (``DRAIN_JOBS``)."""
+    return f"notifier:drain:{lane}" if slot == 1 else f"notifier:drain:{lane}:{slot}"
 
 
 def dispatch_now(ids_by_channel: Mapping[int, Iterable[int]], *, lane: str = TRANSACTIONAL) -> int:
@@ -135,24 +138,45 @@ def dispatch_after_commit(
         transaction.on_commit(lambda: dispatch_now(payload, lane=lane))
 
 
-def ready_take(lane: str, count: int) -> list[int]:
-    """Take up to ``count`` ids off the lane's ready list (the drain job), and renew the
-    lane's drain flag while there is work."""
+def ready_take(lane: str, count: int, *, slot: int = 1) -> list[int]:
+    """Take up to ``count`` ids off the lane's ready list (a drain job, holding flag
+    ``slot``), and renew its flag while there is work. When more than another batch is
+    left, a helper drain job is enqueued in the first free slot up to ``DRAIN_JOBS``."""
     with redis_connection().pipeline(transaction=False) as pipe:
         pipe.lpop(_ready_key(lane), count)
-        pipe.set(_drain_key(lane), 1, ex=DRAIN_LEASE)
-        taken, _ = pipe.execute()
+        pipe.set(_drain_key(lane, slot), 1, ex=DRAIN_LEASE)
+        pipe.llen(_ready_key(lane))
+        taken, _, left = pipe.execute()
+    if left >= count:
+        _helper_start(lane)
     return [int(i) for i in taken or ()]
 
 
-def drain_release(lane: str) -> bool:
-    """The drain job found the list empty: drop the lane's flag. True when ids came in
-    meanwhile and this job took the flag again (it goes on); False when it stops."""
+def _helper_start(lane: str) -> None:
+    """Enqueue a helper drain job in the lane's first free flag slot, if there is one."""
+    slots = range(2, app_settings.DRAIN_JOBS + 1)
+    if not slots:
+        return
+    with redis_connection().pipeline(transaction=False) as pipe:
+        for slot in slots:
+            pipe.set(_drain_key(lane, slot), 1, nx=True, ex=DRAIN_LEASE)
+        taken = pipe.execute()
+    mine = [slot for slot, ok in zip(slots, taken, strict=True) if ok]
+    if mine:  # one helper at a time: the others' flags are dropped again
+        extra = [_drain_key(lane, slot) for slot in mine[1:]]
+        if extra:
+            redis_run(("DEL", *extra))
+        _enqueue(DRAIN_JOB, [(lane, mine[0])], label="drain", lane=lane)
+
+
+def drain_release(lane: str, *, slot: int = 1) -> bool:
+    """The drain job (flag ``slot``) found the list empty: drop its flag. True when ids came
+    in meanwhile and this job took its flag again (it goes on); False when it stops."""
     connection = redis_connection()
-    connection.delete(_drain_key(lane))
+    connection.delete(_drain_key(lane, slot))
     if not connection.llen(_ready_key(lane)):
         return False
-    return bool(connection.set(_drain_key(lane), 1, nx=True, ex=DRAIN_LEASE))
+    return bool(connection.set(_drain_key(lane, slot), 1, nx=True, ex=DRAIN_LEASE))
 
 
 def drains_ensure(*, force: bool = False) -> int:
@@ -180,13 +204,14 @@ def drains_ensure(*, force: bool = False) -> int:
 def ready_clear() -> None:
     """Forget the ready lists and drain flags (the rows stay ``queued``: the sweep hands them
     out again). For the benchmark and tests that empty the queues."""
-    redis_run(*[("DEL", _ready_key(lane), _drain_key(lane)) for lane in LANES])
+    slots = range(1, app_settings.DRAIN_JOBS + 1)
+    redis_run(*[("DEL", _ready_key(lane), *(_drain_key(lane, s) for s in slots)) for lane in LANES])
 
 
-def drain_continue_later(lane: str) -> None:
+def drain_continue_later(lane: str, *, slot: int = 1) -> None:
     """A drain job out of time hands its lane to a new drain job at the end of the queue (the
     flag stays: it is that job's now)."""
-    _enqueue(DRAIN_JOB, [(lane,)], label="drain", lane=lane)
+    _enqueue(DRAIN_JOB, [(lane, slot) if slot != 1 else (lane,)], label="drain", lane=lane)
 
 
 def chunks_after_commit(chunk_ids: Iterable[int]) -> None:
