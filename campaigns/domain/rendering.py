@@ -19,14 +19,13 @@ from threading import Lock
 from typing import Any
 
 from django.conf import settings
-from django.template import Context, Engine, TemplateSyntaxError
+from django.template import Context, Engine, TemplateSyntaxError, defaulttags
 from django.template import Template as DjangoTemplate
-from django.template import defaulttags
 from django.template.base import FilterExpression, Node, NodeList, TextNode, Variable, VariableNode
 from django.template.defaulttags import ForNode, TemplateLiteral
 from django.template.smartif import TokenBase
-from django.utils.safestring import SafeString
 from django.templatetags.static import static
+from django.utils.safestring import SafeString
 
 from campaigns.domain.composition import (
     COLUMNS,

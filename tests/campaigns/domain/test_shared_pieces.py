@@ -30,9 +30,12 @@ class Person(dict):
 #: loops and conditions, as filter arguments, in tags that set a name for later pieces.
 TEMPLATES = {
     "plain": "Hello {{ recipient.name }}, order {{ order_id }} ({{ total }} €).",
-    "loop": "{% for item in items %}{{ item.name }}×{{ item.qty }};{% endfor %} {{ recipient.name }}",
+    "loop": "{% for item in items %}{{ item.name }} x{{ item.qty }};{% endfor %} {{ recipient }}",
     "personal loop": "{% for item in items %}{{ recipient.name }}:{{ item.name }} {% endfor %}",
-    "if": "{% if recipient.vip %}VIP {% else %}Hi {% endif %}{% if order_id %}#{{ order_id }}{% endif %}",
+    "if": (
+        "{% if recipient.vip %}VIP {% else %}Hi {% endif %}"
+        "{% if order_id %}#{{ order_id }}{% endif %}"
+    ),
     "with": "{% with n=recipient.name o=order_id %}{{ n }}/{{ o }}{% endwith %}|{{ order_id }}",
     "filter argument": "{{ nickname|default:recipient.name }} {{ order_id|default:'none' }}",
     "cycle as": "{% cycle 'odd' 'even' as parity %}{{ parity }} {{ recipient.name }} {{ parity }}",
@@ -46,7 +49,9 @@ TEMPLATES = {
         "{% regroup items by qty as by_qty %}{% for g in by_qty %}{{ g.grouper }}:"
         "{% for i in g.list %}{{ i.name }}{% endfor %} {% endfor %}{{ recipient.name }}"
     ),
-    "filter tag": "{% filter upper %}{{ recipient.name }} {{ order_id }}{% endfilter %} {{ total }}",
+    "filter tag": (
+        "{% filter upper %}{{ recipient.name }} {{ order_id }}{% endfilter %} {{ total }}"
+    ),
     "escaping": "{% autoescape off %}{{ note }}{% endautoescape %} {{ note }} {{ recipient.name }}",
     "link": '<a href="{{ unsubscribe_url }}">{{ shop }}</a> {% if unsubscribe_url %}x{% endif %}',
     "digest": "{{ order_id }}{% for entry in digest.items %} {{ entry }}{% endfor %}",
@@ -85,16 +90,16 @@ def test_every_message_reads_what_a_whole_render_gives(name):
     stored = [dict(SHARED_A), dict(SHARED_A), dict(SHARED_B), dict(SHARED_A), dict(SHARED_B)]
     for number, shared in enumerate(stored):
         context = {**shared, **personal(number)}
-        alone = outcome(lambda: template_render(compiled, context))
-        batched = outcome(lambda: template_render(compiled, context, pieces=pieces, shared=shared))
+        alone = outcome(template_render, compiled, context)
+        batched = outcome(template_render, compiled, context, pieces=pieces, shared=shared)
         assert batched == alone, (name, number)
 
 
-def outcome(render):
+def outcome(render, *args, **kwargs):
     """A render's result, or the error it raised, as text (an upper-cased JSON body, say, is
     not JSON: the same error either way)."""
     try:
-        return render()
+        return render(*args, **kwargs)
     except TemplateError as error:
         return f"TemplateError: {error}"
 
