@@ -10,6 +10,7 @@ by the version's id.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections import OrderedDict
@@ -339,6 +340,12 @@ def _names_set(node: Node) -> set[str] | None:
     return names
 
 
+#: A piece of a plan (``SharedPieces._plan``): printed alike for equal stored contexts.
+SHARED = True
+#: A personal piece that needs Django's whole render (a tag, a filter…).
+PERSONAL = False
+
+
 class SharedPieces:
     """The pieces of templates that many messages of a batch print alike, rendered once.
 
@@ -347,56 +354,75 @@ class SharedPieces:
     text, a ``{{ name }}``, a loop over the order's items…) that reads none of those
     ``personal`` names prints the same for every message with an equal stored context: it
     is rendered for the first one and its output reused, while the personal pieces are
-    rendered for each message. The result is the same text a whole render gives (the tests
-    compare them over many templates and contexts)."""
+    rendered for each message. A personal ``{{ recipient.name }}`` (no filter) that names a
+    string in plain dicts is printed straight from them, escaped as Django escapes; anything
+    else goes through Django's render. The result is the same text a whole render gives (the
+    tests compare them over many templates and contexts)."""
 
     def __init__(self, personal: frozenset[str]):
         self.personal = personal
-        self._plans: dict[int, tuple[DjangoTemplate, tuple[bool, ...]]] = {}
+        self._plans: dict[int, tuple[DjangoTemplate, tuple[Any, ...]]] = {}
         self._outputs: dict[int, tuple[Any, dict[int, str]]] = {}
 
-    def _plan(self, template: DjangoTemplate) -> tuple[bool, ...]:
+    def _plan(self, template: DjangoTemplate) -> tuple[Any, ...]:
+        """Per top-level node: ``SHARED``, ``PERSONAL``, or (for a personal ``{{ a.b }}``)
+        the tuple of its lookups."""
         kept = self._plans.get(id(template))
         if kept is not None and kept[0] is template:
             return kept[1]
-
         personal = set(self.personal)
 
         def allowed(name: str) -> bool:
             return name not in personal
 
-        plan = []
+        plan: list[Any] = []
         for node in template.nodelist:
-            shared = _reads_only(node, allowed)
-            plan.append(shared)
-            if not shared:  # the names it sets are personal too, for the pieces after it
-                names = _names_set(node)
-                if names is None:  # a tag not known: nothing after it counts as shared
-                    plan += [False] * (len(template.nodelist) - len(plan))
-                    break
-                personal |= names
-        plan = tuple(plan)
-        self._plans[id(template)] = (template, plan)
-        return plan
+            if _reads_only(node, allowed):
+                plan.append(SHARED)
+                continue
+            plan.append(_plain_lookups(node) or PERSONAL)
+            names = _names_set(node)  # the names it sets are personal for the pieces after it
+            if names is None:  # a tag not known: nothing after it counts as shared
+                plan += [PERSONAL] * (len(template.nodelist) - len(plan))
+                break
+            personal |= names
+        plan_ = tuple(plan)
+        self._plans[id(template)] = (template, plan_)
+        return plan_
 
-    def render(self, template: DjangoTemplate, context: Context, shared: Any) -> SafeString:
-        """``template.render(context)``, its shared pieces taken from the last render whose
-        stored context was equal to ``shared``."""
+    def render(
+        self, template: DjangoTemplate, values: dict[str, Any], *, autoescape: bool, shared: Any
+    ) -> SafeString:
+        """``template.render(Context(values, autoescape=autoescape))``, its shared pieces taken
+        from the last render whose stored context was equal to ``shared``."""
         plan = self._plan(template)
-        if not any(plan):
-            return template.render(context)
         kept = self._outputs.get(id(template))
         reuse = kept is not None and (kept[0] is shared or kept[0] == shared)
+        if reuse:  # without a Context, when every personal piece is a plain lookup
+            outputs, bits = kept[1], []
+            for index, piece in enumerate(plan):
+                if piece is SHARED:
+                    bits.append(outputs[index])
+                    continue
+                value = _plain_value(values, piece) if piece is not PERSONAL else None
+                if value is None:
+                    break
+                bits.append(html.escape(value) if autoescape else value)
+            else:
+                return SafeString("".join(bits))
+        context = Context(values, autoescape=autoescape)
+        if not any(piece is SHARED for piece in plan):
+            return template.render(context)
         outputs = kept[1] if reuse else {}
         bits = []
         with context.render_context.push_state(template), context.bind_template(template):
             context.template_name = template.name
             for index, node in enumerate(template.nodelist):
-                if reuse and plan[index]:
+                if reuse and plan[index] is SHARED:
                     bits.append(outputs[index])
                     continue
                 bit = node.render_annotated(context)
-                if plan[index]:
+                if plan[index] is SHARED:
                     outputs[index] = bit
                 bits.append(bit)
         if not reuse:
@@ -404,12 +430,43 @@ class SharedPieces:
         return SafeString("".join(bits))
 
 
+def _plain_lookups(node: Node) -> tuple[str, ...] | None:
+    """The lookups of a ``{{ a.b.c }}`` without filters, translation or a literal."""
+    if type(node) is not VariableNode:
+        return None
+    expression = node.filter_expression
+    var = expression.var
+    if expression.filters or not isinstance(var, Variable):
+        return None
+    if var.literal is not None or var.translate or not var.lookups:
+        return None
+    return tuple(var.lookups)
+
+
+def _plain_value(values: dict[str, Any], lookups: tuple[str, ...]) -> str | None:
+    """What Django prints for ``lookups`` when each step is a key of a plain ``dict`` and the
+    end is a plain ``str`` (a string is printed as it is, localized or not); None otherwise."""
+    current: Any = values
+    for bit in lookups:
+        if type(current) is not dict:
+            return None
+        current = current.get(bit, _MISSING)
+    return current if type(current) is str else None
+
+
+_MISSING = object()
+
+
 def _field(
-    template: DjangoTemplate, context: Context, pieces: SharedPieces | None, shared: Any
+    template: DjangoTemplate,
+    values: dict[str, Any],
+    autoescape: bool,
+    pieces: SharedPieces | None,
+    shared: Any,
 ) -> str:
     if pieces is None:
-        return template.render(context)
-    return pieces.render(template, context, shared)
+        return template.render(Context(values, autoescape=autoescape))
+    return pieces.render(template, values, autoescape=autoescape, shared=shared)
 
 
 def template_render(
@@ -430,21 +487,17 @@ def template_render(
     def line(template: DjangoTemplate | None, values: dict[str, Any]) -> str:
         if template is None:
             return ""
-        rendered = _field(template, Context(values, autoescape=False), pieces, shared)
+        rendered = _field(template, values, False, pieces, shared)
         return plain_text(" ".join(rendered.split()))
 
     try:
         subject = line(compiled.subject, context)
-        text = _field(compiled.text, Context(context, autoescape=False), pieces, shared)
-        html = (
-            _field(compiled.html, Context(context, autoescape=True), pieces, shared)
-            if compiled.html
-            else ""
-        )
+        text = _field(compiled.text, context, False, pieces, shared)
+        html_ = _field(compiled.html, context, True, pieces, shared) if compiled.html else ""
         preheader = line(compiled.preheader, context)
         link, image = line(compiled.link, context), line(compiled.image, context)
         body = (
-            _field(compiled.body, Context(_json_escaped(context), autoescape=False), pieces, shared)
+            _field(compiled.body, _json_escaped(context), False, pieces, shared)
             if compiled.body
             else ""
         )
@@ -463,7 +516,7 @@ def template_render(
     return Rendered(
         subject=subject,
         text=plain_text(text),
-        html=html,
+        html=html_,
         preheader=preheader,
         link=link,
         image=image,

@@ -8,6 +8,8 @@ import pytest
 from campaigns.api import notify
 from campaigns.domain.composition import Sources
 from campaigns.domain.rendering import (
+    PERSONAL,
+    SHARED,
     SharedPieces,
     TemplateError,
     compile_sources,
@@ -70,8 +72,14 @@ SHARED_B = {**SHARED_A, "order_id": "B-2", "items": [{"name": "Tent", "qty": 3}]
 
 
 def personal(number: int) -> dict:
+    """What dispatch adds for one message: a recipient as a plain dict (the stored JSON; the
+    fast path prints its strings) or a dict subclass (Django's render), with markup to
+    escape and, every third, without a key the templates name."""
+    fields = {"name": f"Person <{number}> & \"co\"", "vip": number % 2 == 0, "nickname": ""}
+    if number % 3 == 2:
+        del fields["nickname"]
     return {
-        "recipient": Person(name=f"Person <{number}>", vip=number % 2 == 0, nickname=""),
+        "recipient": dict(fields) if number % 2 else Person(fields),
         "unsubscribe_url": f"https://example.com/u/{number}/",
         "digest": {"items": [f"event {number}", f"event {number + 1}"]},
     }
@@ -87,7 +95,7 @@ def test_every_message_reads_what_a_whole_render_gives(name):
     pieces = SharedPieces(PERSONAL_NAMES)
     # Stored contexts as a batch holds them: equal ones (separate dicts), then another, then
     # the first again, so a kept piece must never leak into a message of another context.
-    stored = [dict(SHARED_A), dict(SHARED_A), dict(SHARED_B), dict(SHARED_A), dict(SHARED_B)]
+    stored = [dict(SHARED_A), dict(SHARED_A), dict(SHARED_B), dict(SHARED_A), dict(SHARED_B)] * 2
     for number, shared in enumerate(stored):
         context = {**shared, **personal(number)}
         alone = outcome(template_render, compiled, context)
@@ -150,9 +158,9 @@ def test_a_shared_piece_is_rendered_once_for_equal_contexts_and_personal_ones_ea
 def test_tags_and_filters_that_are_not_a_function_of_the_shared_context_are_personal(source):
     compiled = compile_sources(Sources(subject="s", text=source))
     pieces = SharedPieces(PERSONAL_NAMES)
-    assert pieces._plan(compiled.text) == (False,)
+    assert pieces._plan(compiled.text) == (PERSONAL,)
     shared_only = compile_sources(Sources(subject="s", text="{{ order_id|upper }}"))
-    assert pieces._plan(shared_only.text) == (True,)
+    assert pieces._plan(shared_only.text) == (SHARED,)
 
 
 def test_a_batch_of_two_events_contexts_sends_each_person_their_own_message(db):
@@ -184,3 +192,11 @@ def test_a_batch_of_two_events_contexts_sends_each_person_their_own_message(db):
         assert got[f"a{i}@example.com"] == ("Order 1", f"Hello A{i}: Boots.")
         assert got[f"b{i}@example.com"] == ("Order 2", f"Hello B{i}: Tent Stove.")
     assert set(Message.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"sent"}
+
+
+def test_a_personal_name_without_filters_is_printed_from_its_dicts_and_anything_else_by_django():
+    compiled = compile_sources(
+        Sources(subject="s", text="Hi {{ recipient.name }}{{ recipient.name|upper }}{% now 'Y' %}")
+    )
+    plan = SharedPieces(PERSONAL_NAMES)._plan(compiled.text)
+    assert plan == (SHARED, ("recipient", "name"), PERSONAL, PERSONAL)
