@@ -7,8 +7,11 @@ number of rows with one statement; elsewhere (SQLite in development) ``bulk_upda
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import functools
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,14 +46,22 @@ def rows_update(
     targets = [meta.get_field(name) for name in fields]
     quote = connection.ops.quote_name
     columns = [pk, *targets]
-    arrays = [[row[field.attname] for row in rows] for field in columns]
-    unnest_args = ", ".join(f"%s::{_array_type(field, connection)}" for field in columns)
-    aliases = ", ".join(f"c{index}" for index in range(len(columns)))
+    names = [field.attname for field in columns]
+    # One JSON document of all the rows (``json.dumps`` runs in C), read back by PostgreSQL
+    # as a set of typed records: psycopg dumps no array element by element in Python.
+    keys = [f"c{index}" for index in range(len(names))]
+    document = json.dumps(
+        [{key: row[name] for key, name in zip(keys, names, strict=True)} for row in rows],
+        default=_json_value,
+    )
+    record = ", ".join(
+        f"c{index} {_column_type(field, connection)}" for index, field in enumerate(columns)
+    )
     assignments = [f"{quote(field.column)} = v.c{index + 1}" for index, field in enumerate(targets)]
     if any(f.name == "updated_at" for f in meta.concrete_fields) and "updated_at" not in fields:
         assignments.append(f"{quote(meta.get_field('updated_at').column)} = now()")
     where = [f"t.{quote(pk.column)} = v.c0"]
-    params: list[Any] = list(arrays)
+    params: list[Any] = [document]
     for name, value in (only_if or {}).items():
         if name.endswith("__in"):
             where.append(f"t.{quote(meta.get_field(name.removesuffix('__in')).column)} = ANY(%s)")
@@ -61,16 +72,27 @@ def rows_update(
     # Identifiers come from model metadata; every value is a parameter.
     sql = (
         f"UPDATE {quote(meta.db_table)} AS t SET {', '.join(assignments)} "  # noqa: S608
-        f"FROM unnest({unnest_args}) AS v({aliases}) WHERE {' AND '.join(where)}"
+        f"FROM (SELECT * FROM json_to_recordset(%s::json) AS r({record})) "
+        f"AS v WHERE {' AND '.join(where)}"
     )
-    with connection.cursor() as cursor:
+    # Bound on the server: the document goes as a parameter, not quoted into the statement.
+    with bound_cursor(connection) as cursor, connection.wrap_database_errors:
         cursor.execute(sql, params)
         return cursor.rowcount
 
 
-def _array_type(field: models.Field, connection) -> str:
-    db_type = field.rel_db_type(connection) if field.is_relation else field.db_type(connection)
-    return f"{db_type}[]"  # varchar(n)[] keeps the length check
+def _json_value(value: Any) -> Any:
+    """A value ``json.dumps`` cannot write, as PostgreSQL reads it from text (times in ISO
+    8601 with their offset, UUIDs and decimals as strings)."""
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} cannot be written by rows_update")
+
+
+def _column_type(field: models.Field, connection) -> str:
+    return field.rel_db_type(connection) if field.is_relation else field.db_type(connection)
 
 
 def _rows_update_orm(model, rows, fields, *, only_if) -> int:

@@ -75,7 +75,7 @@ def personal(number: int) -> dict:
     """What dispatch adds for one message: a recipient as a plain dict (the stored JSON; the
     fast path prints its strings) or a dict subclass (Django's render), with markup to
     escape and, every third, without a key the templates name."""
-    fields = {"name": f"Person <{number}> & \"co\"", "vip": number % 2 == 0, "nickname": ""}
+    fields = {"name": f'Person <{number}> & "co"', "vip": number % 2 == 0, "nickname": ""}
     if number % 3 == 2:
         del fields["nickname"]
     return {
