@@ -157,18 +157,23 @@ def rows_insert(
     now = timezone.now()
     rows = []
     dumped: dict[int, Jsonb] = {}  # by the value's identity: a fan-out shares one context
+    names = [name for name, _, _ in layout.columns]
+    stamped = [name for name, _, is_now in layout.columns if is_now]
+    json_at = [index for index, (_, is_json, _) in enumerate(layout.columns) if is_json]
     for obj in objects:
-        row = []
-        for name, is_json, is_now in layout.columns:
-            if is_now:
-                setattr(obj, name, now)
-            value = getattr(obj, name)
-            if is_json and value is not None:
+        # Field values straight from the instance's dict (a loaded or built model keeps
+        # every concrete field there); a deferred one through its descriptor.
+        data = obj.__dict__
+        for name in stamped:
+            data[name] = now
+        row = [data[name] if name in data else getattr(obj, name) for name in names]
+        for index in json_at:
+            value = row[index]
+            if value is not None:
                 wrapped = dumped.get(id(value))
                 if wrapped is None:
                     wrapped = dumped[id(value)] = _jsonb(value)
-                value = wrapped
-            row.append(value)
+                row[index] = wrapped
         rows.append(row)
     # COPY goes past Django's cursor wrapper: wrap_database_errors turns psycopg's errors
     # into Django's (a unique violation is an IntegrityError, as from bulk_create).
