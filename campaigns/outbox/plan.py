@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,7 +21,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import connections, router
 from django.db.models.base import ModelState
 from django.utils import timezone
 
@@ -32,7 +30,6 @@ from campaigns.domain.windows import recipient_delivery_time, recipient_timezone
 from campaigns.exceptions import InvalidArgument, InvalidRecipient, UnknownChannel, UnknownEvent
 from campaigns.models import Campaign, Event, Message, MessageStatus, Template
 from campaigns.models.events import Trigger
-from campaigns.outbox.bulk import bound_cursor
 from campaigns.outbox.catalog import Catalog, catalog
 from campaigns.recipients.addresses import devices_pick, user_name
 from campaigns.recipients.facts import recipient_facts_load
@@ -491,18 +488,7 @@ def _campaign_addresses(campaign: Campaign, addresses: list) -> set[tuple[int, s
     """(channel id, address) pairs that already have this campaign: one query."""
     if not addresses or campaign.pk is None:
         return set()
-    wanted = {address for _, _, address in addresses}
-    alias = router.db_for_read(Message)
-    if connections[alias].vendor != "postgresql":
-        rows = Message.objects.using(alias).filter(campaign=campaign, address__in=wanted)
-        return set(rows.values_list("channel_id", "address"))
-    # A chunk's thousand addresses as one JSON parameter, bound on the server: an IN list
-    # of a thousand placeholders costs more to quote in Python than the query to run.
-    table = Message._meta.db_table
-    with bound_cursor(connections[alias]) as cursor:
-        cursor.execute(
-            f"SELECT channel_id, address FROM {table} WHERE campaign_id = %s "  # noqa: S608
-            "AND address = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))",
-            [campaign.pk, json.dumps(sorted(wanted))],
-        )
-        return set(cursor.fetchall())
+    rows = Message.objects.filter(
+        campaign=campaign, address__in={address for _, _, address in addresses}
+    ).values_list("channel_id", "address")
+    return set(rows)
