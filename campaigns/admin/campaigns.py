@@ -595,8 +595,10 @@ class CampaignAdmin(ModelAdmin):
                 return value
 
         writer = csv.writer(Echo())
+        # Addresses as on the campaign's messages page for whoever may not open messages.
+        masked = not request.user.has_perm("campaigns.view_message")
         response = StreamingHttpResponse(
-            (writer.writerow(row) for row in campaign_report_rows(campaign)),
+            (writer.writerow(row) for row in campaign_report_rows(campaign, masked=masked)),
             content_type="text/csv; charset=utf-8",
         )
         response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}.csv"'

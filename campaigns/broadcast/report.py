@@ -285,8 +285,28 @@ REPORT_COLUMNS = (
 )
 
 
-def campaign_report_rows(campaign: Campaign) -> Iterator[list[Any]]:
-    """One row per message, in id order, read in pages (for a streamed CSV)."""
+#: What a spreadsheet reads as a formula when a cell starts with it (OWASP "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text: one starting like a formula gets a leading
+    apostrophe (an address may be ``=1+1@example.com``; a provider's error may say anything)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def campaign_report_rows(campaign: Campaign, *, masked: bool = False) -> Iterator[list[Any]]:
+    """One row per message, in id order, read in pages (for a streamed CSV). ``masked``: for
+    whoever may not open messages (Marketing), each address masked as on the campaign's
+    messages page (in the error text too), and no user id. Text cells that a spreadsheet
+    would run as a formula are written as text (``csv_cell``)."""
+    for row in _report_rows(campaign, masked=masked):
+        yield [csv_cell(value) for value in row]
+
+
+def _report_rows(campaign: Campaign, *, masked: bool) -> Iterator[list[Any]]:
     yield list(REPORT_COLUMNS)
     fields = (
         "pk",
@@ -311,7 +331,11 @@ def campaign_report_rows(campaign: Campaign) -> Iterator[list[Any]]:
         )
         if not page:
             return
-        for _pk, uuid, *rest in page:
-            *head, sent_at, error = rest
-            yield [str(uuid), *head, sent_at.isoformat() if sent_at else "", error]
+        for _pk, uuid, channel, language, address, user_id, *rest in page:
+            *middle, sent_at, error = rest
+            if masked:
+                shown = address_mask(address)
+                error, address, user_id = _address_replace(error, address, shown), shown, ""
+            sent = sent_at.isoformat() if sent_at else ""
+            yield [str(uuid), channel, language, address, user_id, *middle, sent, error]
         last = page[-1][0]
