@@ -1,9 +1,11 @@
+import importlib.util
 from functools import wraps
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.http import Http404
 from django.urls import URLPattern, include, path, reverse
 from django.views.generic import RedirectView
 from django_rq import urls as rq_urls
@@ -29,14 +31,25 @@ def superusers_only(view):
     return wrapper
 
 
+def no_rq_scheduler(request, *args, **kwargs):
+    """django-rq's pages of rq-scheduler, which is not installed: RQ's own scheduler runs
+    Notifier's cron jobs (README "Production"). A 404 that says so, not django-rq's 500."""
+    raise Http404("rq-scheduler is not installed: RQ's own scheduler runs Notifier's cron jobs.")
+
+
 def rq_dashboard_patterns() -> list[URLPattern]:
     """Every pattern of ``django_rq.urls``, its view wrapped by ``superusers_only`` (its stats
-    JSON and metrics too: no RQ_API_TOKEN access)."""
+    JSON and metrics too: no RQ_API_TOKEN access); rq-scheduler's pages answer 404 when it is
+    not installed."""
+    scheduler_missing = importlib.util.find_spec("rq_scheduler") is None
     patterns = []
     for pattern in rq_urls.urlpatterns:
         if not isinstance(pattern, URLPattern):  # fail closed on a django-rq that nests
             raise ImproperlyConfigured(f"django_rq.urls includes {pattern!r}: wrap it too")
-        view = superusers_only(pattern.callback)
+        callback = pattern.callback
+        if scheduler_missing and str(pattern.pattern).startswith("schedulers/"):
+            callback = no_rq_scheduler
+        view = superusers_only(callback)
         patterns.append(URLPattern(pattern.pattern, view, pattern.default_args, pattern.name))
     return patterns
 
