@@ -309,6 +309,37 @@ def test_the_test_send_page_sends_to_each_address_and_reports_the_ones_no_channe
 
 
 @pytest.mark.django_db
+def test_the_report_csv_shows_addresses_to_who_may_open_messages_and_never_a_formula(
+    setup, run_worker, committed, django_user_model
+):
+    """A superuser gets every address and user id; a cell a spreadsheet would run as a
+    formula (an address may start with "=") is written as text, for everyone."""
+    event, mail = setup
+    hostile = [
+        {"email": "=1+2@example.com", "name": "H"},  # "=" and "+" are valid in a local part
+        {"email": "-3@example.com", "name": "P"},
+        {"email": "plain@example.com", "name": "Q"},
+    ]
+    campaign = make_campaign(event, contact_list("Hostile", hostile), mail)
+    admin = staff_client(django_user_model, "root", None)
+    admin.user.is_superuser = True
+    admin.user.save()
+    with committed():
+        assert act(admin, campaign, "schedule") == ["Sending to 3 recipients."]
+    run_worker()
+    response = admin.get(url(campaign, "report.csv"))
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert {row[3] for row in rows[1:]} == {
+        "'=1+2@example.com",
+        "'-3@example.com",
+        "plain@example.com",
+    }
+    assert {row[5] for row in rows[1:]} == {"sent"}
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+
+
+@pytest.mark.django_db
 def test_send_now_runs_on_the_worker_and_progress_report_and_csv_follow(
     setup, marketing, run_worker, committed
 ):
