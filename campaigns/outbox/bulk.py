@@ -154,27 +154,7 @@ def rows_insert(
     if connection.vendor != "postgresql":
         return model._default_manager.using(alias).bulk_create(objects, batch_size=2000)
     layout = _insert_layout(model, connection.alias)
-    now = timezone.now()
-    rows = []
-    dumped: dict[int, Jsonb] = {}  # by the value's identity: a fan-out shares one context
-    names = [name for name, _, _ in layout.columns]
-    stamped = [name for name, _, is_now in layout.columns if is_now]
-    json_at = [index for index, (_, is_json, _) in enumerate(layout.columns) if is_json]
-    for obj in objects:
-        # Field values straight from the instance's dict (a loaded or built model keeps
-        # every concrete field there); a deferred one through its descriptor.
-        data = obj.__dict__
-        for name in stamped:
-            data[name] = now
-        row = [data[name] if name in data else getattr(obj, name) for name in names]
-        for index in json_at:
-            value = row[index]
-            if value is not None:
-                wrapped = dumped.get(id(value))
-                if wrapped is None:
-                    wrapped = dumped[id(value)] = _jsonb(value)
-                row[index] = wrapped
-        rows.append(row)
+    rows = _rows_values(layout, objects)
     # COPY goes past Django's cursor wrapper: wrap_database_errors turns psycopg's errors
     # into Django's (a unique violation is an IntegrityError, as from bulk_create).
     with bound_cursor(connection) as cursor, connection.wrap_database_errors:
@@ -211,6 +191,33 @@ def rows_insert(
         obj._state.adding = False
         obj._state.db = alias
     return objects
+
+
+def _rows_values(layout: _InsertLayout, objects: Sequence[models.Model]) -> list[list[Any]]:
+    """Each object's column values in ``layout``'s order, its ``auto_now`` fields set to now;
+    JSON values serialised once per object shared by several rows (a fan-out's context)."""
+    now = timezone.now()
+    rows = []
+    dumped: dict[int, Jsonb] = {}  # by the value's identity
+    names = [name for name, _, _ in layout.columns]
+    stamped = [name for name, _, is_now in layout.columns if is_now]
+    json_at = [index for index, (_, is_json, _) in enumerate(layout.columns) if is_json]
+    for obj in objects:
+        # Field values straight from the instance's dict (a loaded or built model keeps
+        # every concrete field there); a deferred one through its descriptor.
+        data = obj.__dict__
+        for name in stamped:
+            data[name] = now
+        row = [data[name] if name in data else getattr(obj, name) for name in names]
+        for index in json_at:
+            value = row[index]
+            if value is not None:
+                wrapped = dumped.get(id(value))
+                if wrapped is None:
+                    wrapped = dumped[id(value)] = _jsonb(value)
+                row[index] = wrapped
+        rows.append(row)
+    return rows
 
 
 def _jsonb(value: Any) -> Jsonb:
@@ -286,15 +293,8 @@ def row_upsert(
     ``EXCLUDED``); ``params`` fill their placeholders."""
     connection = connections[router.db_for_write(model)]
     layout = _insert_layout(model, connection.alias)
-    now = timezone.now()
-    row = []
-    for index, (name, is_json, is_now) in enumerate(layout.columns):
-        if index == layout.pk_index:
-            continue
-        if is_now:
-            setattr(obj, name, now)
-        value = getattr(obj, name)
-        row.append(Jsonb(value) if is_json and value is not None else value)
+    (values,) = _rows_values(layout, [obj])
+    row = [value for index, value in enumerate(values) if index != layout.pk_index]
     table = connection.ops.quote_name(model._meta.db_table)
     # Identifiers come from model metadata and the caller's SQL from it; values are parameters.
     sql = (
