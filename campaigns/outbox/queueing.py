@@ -153,20 +153,13 @@ def ready_take(lane: str, count: int, *, slot: int = 1) -> list[int]:
 
 
 def _helper_start(lane: str) -> None:
-    """Enqueue a helper drain job in the lane's first free flag slot, if there is one."""
-    slots = range(2, app_settings.DRAIN_JOBS + 1)
-    if not slots:
-        return
-    with redis_connection().pipeline(transaction=False) as pipe:
-        for slot in slots:
-            pipe.set(_drain_key(lane, slot), 1, nx=True, ex=DRAIN_LEASE)
-        taken = pipe.execute()
-    mine = [slot for slot, ok in zip(slots, taken, strict=True) if ok]
-    if mine:  # one helper at a time: the others' flags are dropped again
-        extra = [_drain_key(lane, slot) for slot in mine[1:]]
-        if extra:
-            redis_run(("DEL", *extra))
-        _enqueue(DRAIN_JOB, [(lane, mine[0])], label="drain", lane=lane)
+    """Enqueue a helper drain job in the lane's first free flag slot, if there is one (one
+    helper per call)."""
+    connection = redis_connection()
+    for slot in range(2, app_settings.DRAIN_JOBS + 1):
+        if connection.set(_drain_key(lane, slot), 1, nx=True, ex=DRAIN_LEASE):
+            _enqueue(DRAIN_JOB, [(lane, slot)], label="drain", lane=lane)
+            return
 
 
 def drain_release(lane: str, *, slot: int = 1) -> bool:
