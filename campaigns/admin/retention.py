@@ -3,14 +3,14 @@ the campaign reports add to the live rows. Who may read messages may read them; 
 them (only the purge writes them). The page says how long what is kept."""
 
 from django.contrib import admin
-from unfold.admin import ModelAdmin
 
+from campaigns.admin.readonly import MessageRecordAdmin
 from campaigns.conf import app_settings
 from campaigns.models import MessageDayCount
 
 
 @admin.register(MessageDayCount)
-class MessageDayCountAdmin(ModelAdmin):
+class MessageDayCountAdmin(MessageRecordAdmin):
     list_display = (
         "day",
         "done_day",
@@ -31,21 +31,6 @@ class MessageDayCountAdmin(ModelAdmin):
             "subtitle": retention_policy(),
         }
         return super().changelist_view(request, extra_context=extra_context)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm("campaigns.view_message")
-
-    def has_module_permission(self, request) -> bool:
-        return self.has_view_permission(request)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 def retention_policy() -> str:
