@@ -485,22 +485,24 @@ def _channels_check(channels: Any) -> list[str] | None:
     return channels if isinstance(channels, str) else list(keys)
 
 
-def _scheduled_at_check(scheduled_at: Any) -> None:
-    if scheduled_at is None:
-        return
-    if not isinstance(scheduled_at, dt.datetime):
+def _moment_check(name: str, value: Any, *, takes: str) -> None:
+    """``value`` is a timezone-aware datetime in the years delivery times can be computed
+    for; ``takes`` says what the argument takes, for the error about another type."""
+    if not isinstance(value, dt.datetime):
+        raise InvalidArgument(name, f"must be {takes}, got {type(value).__name__}")
+    if timezone.is_naive(value):
+        raise InvalidArgument(name, "must be timezone-aware")
+    if not EARLIEST <= value < LATEST:
         raise InvalidArgument(
-            "scheduled_at",
-            f"must be a timezone-aware datetime or None, got {type(scheduled_at).__name__}",
-        )
-    if timezone.is_naive(scheduled_at):
-        raise InvalidArgument("scheduled_at", "must be timezone-aware")
-    if not EARLIEST <= scheduled_at < LATEST:
-        raise InvalidArgument(
-            "scheduled_at",
-            f"{scheduled_at.isoformat()} is outside the years 2 to 9997, where delivery "
+            name,
+            f"{value.isoformat()} is outside the years 2 to 9997, where delivery "
             "times can be computed",
         )
+
+
+def _scheduled_at_check(scheduled_at: Any) -> None:
+    if scheduled_at is not None:
+        _moment_check("scheduled_at", scheduled_at, takes="a timezone-aware datetime or None")
 
 
 def _expires_at_check(expires_at: Any, *, scheduled_at: Any, now: dt.datetime) -> None:
@@ -512,20 +514,7 @@ def _expires_at_check(expires_at: Any, *, scheduled_at: Any, now: dt.datetime) -
         if expires_at > LATEST - EARLIEST:
             raise InvalidArgument("expires_at", f"{expires_at} is too long")
         return
-    if not isinstance(expires_at, dt.datetime):
-        raise InvalidArgument(
-            "expires_at",
-            "must be a timezone-aware datetime, a timedelta or None, "
-            f"got {type(expires_at).__name__}",
-        )
-    if timezone.is_naive(expires_at):
-        raise InvalidArgument("expires_at", "must be timezone-aware")
-    if not EARLIEST <= expires_at < LATEST:
-        raise InvalidArgument(
-            "expires_at",
-            f"{expires_at.isoformat()} is outside the years 2 to 9997, where delivery "
-            "times can be computed",
-        )
+    _moment_check("expires_at", expires_at, takes="a timezone-aware datetime, a timedelta or None")
     due = max(now, scheduled_at) if scheduled_at is not None else now
     if expires_at <= due:
         raise InvalidArgument(
