@@ -118,21 +118,31 @@ def _render(
     rendered = template_render(compiled, context, pieces=pieces, shared=message.context)
     text = footer_add(rendered.text, message=message, links=links)
     message.subject, message.text, message.html = rendered.subject, text, rendered.html
+    return _outgoing(
+        message,
+        links,
+        subject=rendered.subject,
+        text=text,
+        html=rendered.html,
+        link=rendered.link,
+        image=rendered.image,
+        body=rendered.data,
+    )
+
+
+def _outgoing(message: Message, links: dict[str, str], **content: Any) -> Outgoing:
+    """What the backend is given for ``message``: its content (subject, text, html…) and
+    links, with the message's own fields."""
     return Outgoing(
         id=message.pk,
         uuid=str(message.uuid),
         address=message.address,
-        subject=rendered.subject,
-        text=text,
-        html=rendered.html,
         recipient=message.recipient,
         extra=message.extra,
         event_key=message.event.key,
         language=message.language,
         links=links,
-        link=rendered.link,
-        image=rendered.image,
-        body=rendered.data,
+        **content,
     )
 
 
@@ -142,19 +152,7 @@ def _adhoc_outgoing(message: Message, prefixes: dict[str, str] | None) -> Outgoi
     List-Unsubscribe)."""
     wanted = ("unsubscribe_url",) if message.channel.backend_class.unsubscribe_headers else ()
     links = message_links(message, prefixes=prefixes, wanted=wanted)
-    return Outgoing(
-        id=message.pk,
-        uuid=str(message.uuid),
-        address=message.address,
-        subject=message.subject,
-        text=message.text,
-        html=message.html,
-        recipient=message.recipient,
-        extra=message.extra,
-        event_key=message.event.key,
-        language=message.language,
-        links=links,
-    )
+    return _outgoing(message, links, subject=message.subject, text=message.text, html=message.html)
 
 
 def message_content(message: Message) -> tuple[str, str, str]:
