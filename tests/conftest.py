@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,6 +141,27 @@ def smtp_server() -> Iterator[tuple[SMTPSink, int]]:
 @pytest.fixture
 def smtp(smtp_server):
     return smtp_server[0]
+
+
+@pytest.fixture
+def id_sink(tmp_path) -> Iterator[tuple[int, Callable[[], list[str]]]]:
+    """An SMTP server in a process of its own (tests/smtp_sink.py, for load tests) that
+    appends each Message-ID it accepts to a file: its port, and a function that reads the
+    ids received so far."""
+    port, received = free_port(), tmp_path / "message-ids.txt"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "smtp_sink.py"), str(port), str(received)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline().strip() == "ready"
+
+    def ids() -> list[str]:
+        return received.read_text().split() if received.exists() else []
+
+    yield port, ids
+    process.terminate()
+    process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -18,28 +17,9 @@ from campaigns.broadcast.report import campaign_progress
 from campaigns.models import Audience, Campaign, CampaignChunk, Contact, Message
 from channels.conf import channel_settings
 from tests import factories
-from tests.conftest import ROOT, free_port, output, worker_queues
+from tests.conftest import output, worker_queues
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture
-def sink(tmp_path):
-    """An SMTP server process that appends each Message-ID it accepts to a file."""
-    port, received = free_port(), tmp_path / "message-ids.txt"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "smtp_sink.py"), str(port), str(received)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout.readline().strip() == "ready"
-
-    def ids() -> list[str]:
-        return received.read_text().split() if received.exists() else []
-
-    yield port, ids
-    process.terminate()
-    process.wait(timeout=10)
 
 
 def newsletter(port: int, contacts: int, **channel_fields) -> Campaign:
@@ -97,7 +77,7 @@ def wait_for(condition, processes, *, timeout: float, what: str) -> None:
 
 
 def test_5000_contacts_two_workers_one_killed_mid_fan_out_each_served_once(
-    sink, spawn, close_db_after, settings
+    id_sink, spawn, close_db_after, settings
 ):
     """Both workers take chunk jobs, each writing its chunk and then sending it: SIGKILL one
     then. Killed while writing, its chunk's transaction rolls back and the sweep enqueues the
@@ -105,7 +85,7 @@ def test_5000_contacts_two_workers_one_killed_mid_fan_out_each_served_once(
     them back (what the journal says was sent is recorded as sent). In the end each contact has
     exactly one message, and the SMTP server sees each Message-ID once, except at most the one
     that was in flight."""
-    port, ids = sink
+    port, ids = id_sink
     campaign = newsletter(port, 5000)
     env = {
         "NOTIFIER_CAMPAIGN_CHUNK": "100",
@@ -154,11 +134,11 @@ def test_5000_contacts_two_workers_one_killed_mid_fan_out_each_served_once(
     assert sum(counts.values()) - len(counts) <= 1
 
 
-def test_cancel_mid_run_nothing_is_sent_once_no_batch_is_sending(sink, spawn, close_db_after):
+def test_cancel_mid_run_nothing_is_sent_once_no_batch_is_sending(id_sink, spawn, close_db_after):
     """Two workers send at a channel rate of 40/s; the cancel answers at once, the batches in
     flight stop within a moment (what the panel shows as "Stopping"), and the SMTP server
     receives nothing after that."""
-    port, ids = sink
+    port, ids = id_sink
     campaign = newsletter(port, 1500, rate_limit=40, rate_burst=5)
     env = {"NOTIFIER_BATCH_SIZE": "100"}
     processes = workers(spawn, env)

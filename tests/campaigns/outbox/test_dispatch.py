@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -23,7 +21,7 @@ from campaigns.outbox.dispatch import message_content, message_dispatch
 from campaigns.outbox.sweep import sweep
 from channels.conf import channel_settings
 from tests import factories
-from tests.conftest import ROOT, free_port, output, worker_queues
+from tests.conftest import output, worker_queues
 
 MJML = (
     "<mjml><mj-body><mj-section><mj-column>"
@@ -297,59 +295,45 @@ def test_killed_worker_repeats_at_most_the_message_in_flight(
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_and_two_sweeps_send_each_message_exactly_once(tmp_path, spawn, close_db_after):
+def test_two_workers_and_two_sweeps_send_each_message_exactly_once(id_sink, spawn, close_db_after):
     """2,000 messages, half due now and half scheduled, two worker processes and two sweep
     loops that re-enqueue every queued row after one second (QUEUED_TIMEOUT=1): duplicate jobs
     galore, and still each message reaches the SMTP server once."""
-    port, received = free_port(), tmp_path / "message-ids.txt"
-    sink = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "smtp_sink.py"), str(port), str(received)],
-        stdout=subprocess.PIPE,
-        text=True,
+    port, ids = id_sink
+    order_event(factories.email_channel(port=port), languages=("en",))
+    people = [{"email": f"person{i}@example.com"} for i in range(2000)]
+    notify("order-shipped", people[:1000], {"order_id": "1", "greeting": "Hi"})
+    notify(
+        "order-shipped",
+        people[1000:],
+        {"order_id": "2", "greeting": "Hi"},
+        scheduled_at=timezone.now() + dt.timedelta(seconds=2),
     )
-    try:
-        assert sink.stdout.readline().strip() == "ready"
-        order_event(factories.email_channel(port=port), languages=("en",))
-        people = [{"email": f"person{i}@example.com"} for i in range(2000)]
-        notify("order-shipped", people[:1000], {"order_id": "1", "greeting": "Hi"})
-        notify(
-            "order-shipped",
-            people[1000:],
-            {"order_id": "2", "greeting": "Hi"},
-            scheduled_at=timezone.now() + dt.timedelta(seconds=2),
+    expected = {
+        f"<{u}@{channel_settings.EMAIL_DOMAIN}>"
+        for u in Message.objects.values_list("uuid", flat=True)
+    }
+    env = {"NOTIFIER_QUEUED_TIMEOUT": "1", "NOTIFIER_BATCH_SIZE": "100"}
+    processes = []
+    for _ in range(2):
+        processes.append(
+            spawn("process_notifications", "--loop", "--interval", "0.2", env_overrides=env)
         )
-        expected = {
-            f"<{u}@{channel_settings.EMAIL_DOMAIN}>"
-            for u in Message.objects.values_list("uuid", flat=True)
-        }
-        env = {"NOTIFIER_QUEUED_TIMEOUT": "1", "NOTIFIER_BATCH_SIZE": "100"}
-        processes = []
-        for _ in range(2):
-            processes.append(
-                spawn("process_notifications", "--loop", "--interval", "0.2", env_overrides=env)
+        processes.append(
+            spawn(
+                "rqworker",
+                *worker_queues(),
+                "--worker-class",
+                "rq.worker.SimpleWorker",
+                env_overrides=env,
             )
-            processes.append(
-                spawn(
-                    "rqworker",
-                    *worker_queues(),
-                    "--worker-class",
-                    "rq.worker.SimpleWorker",
-                    env_overrides=env,
-                )
-            )
-
-        def ids() -> list[str]:
-            return received.read_text().split() if received.exists() else []
-
-        deadline = time.monotonic() + 240
-        while len(ids()) < 2000 and time.monotonic() < deadline:
-            for process in processes:
-                assert process.poll() is None, output(process)
-            time.sleep(0.5)
-        time.sleep(1.5)  # let anything in flight land, so a duplicate would be seen
-    finally:
-        sink.terminate()
-        sink.wait(timeout=10)
+        )
+    deadline = time.monotonic() + 240
+    while len(ids()) < 2000 and time.monotonic() < deadline:
+        for process in processes:
+            assert process.poll() is None, output(process)
+        time.sleep(0.5)
+    time.sleep(1.5)  # let anything in flight land, so a duplicate would be seen
 
     counts = Counter(ids())
     assert set(counts) == expected, Counter(Message.objects.values_list("last_error", flat=True))

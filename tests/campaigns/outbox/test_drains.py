@@ -3,8 +3,6 @@ a helper while more than a batch waits."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,7 +12,7 @@ from campaigns.models import Message
 from campaigns.outbox.dispatch import message_dispatch
 from campaigns.outbox.queueing import TRANSACTIONAL, get_queue, ready_take
 from tests import factories
-from tests.conftest import ROOT, free_port, output, worker_queues
+from tests.conftest import output, worker_queues
 
 
 def drain_jobs() -> list[tuple]:
@@ -54,46 +52,33 @@ def test_a_drain_that_leaves_more_than_a_batch_enqueues_one_helper_up_to_drain_j
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_share_one_large_notify(tmp_path, spawn, close_db_after):
+def test_two_workers_share_one_large_notify(id_sink, spawn, close_db_after):
     """Two worker processes, one notify() of 600 emails in batches of 20: both send batches,
     and each message reaches the SMTP server once."""
-    port, received = free_port(), tmp_path / "message-ids.txt"
-    sink = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "smtp_sink.py"), str(port), str(received)],
-        stdout=subprocess.PIPE,
-        text=True,
+    port, received = id_sink
+    factories.TemplateFactory(
+        channel=factories.email_channel(port=port), event__key="order-shipped"
     )
-    try:
-        assert sink.stdout.readline().strip() == "ready"
-        factories.TemplateFactory(
-            channel=factories.email_channel(port=port), event__key="order-shipped"
+    env = {"NOTIFIER_BATCH_SIZE": "20", "NOTIFIER_DRAIN_JOBS": "2"}
+    workers = [
+        spawn(
+            "rqworker",
+            *worker_queues(),
+            "--worker-class",
+            "campaigns.workers.Worker",
+            env_overrides=env,
         )
-        env = {"NOTIFIER_BATCH_SIZE": "20", "NOTIFIER_DRAIN_JOBS": "2"}
-        workers = [
-            spawn(
-                "rqworker",
-                *worker_queues(),
-                "--worker-class",
-                "campaigns.workers.Worker",
-                env_overrides=env,
-            )
-            for _ in range(2)
-        ]
-        people = [{"email": f"person{i}@example.com"} for i in range(600)]
-        notify("order-shipped", people, {"order_id": "1"})
+        for _ in range(2)
+    ]
+    people = [{"email": f"person{i}@example.com"} for i in range(600)]
+    notify("order-shipped", people, {"order_id": "1"})
 
-        def sent() -> int:
-            return len(received.read_text().split()) if received.exists() else 0
-
-        deadline = time.monotonic() + 120
-        while sent() < 600 and time.monotonic() < deadline:
-            for worker in workers:
-                assert worker.poll() is None, output(worker)
-            time.sleep(0.2)
-    finally:
-        sink.terminate()
-        sink.wait(timeout=10)
-    ids = received.read_text().split()
+    deadline = time.monotonic() + 120
+    while len(received()) < 600 and time.monotonic() < deadline:
+        for worker in workers:
+            assert worker.poll() is None, output(worker)
+        time.sleep(0.2)
+    ids = received()
     assert len(ids) == len(set(ids)) == 600
     batches = [output(worker).count("dispatch batch on") for worker in workers]
     assert all(count > 0 for count in batches), batches
