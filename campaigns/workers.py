@@ -20,6 +20,7 @@ re-enqueues whatever stayed ``queued``.
 
 from __future__ import annotations
 
+import gc
 import signal
 import time
 from typing import Any
@@ -46,6 +47,11 @@ class ReconnectingWorkerMixin:
     """Runs RQ's work loop again, once Redis answers, whenever it ends on an error."""
 
     def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
+        # What is loaded by now (Django, the apps, their modules) lives as long as the
+        # process: the cyclic collector need not walk it again after every few thousand
+        # allocations of a batch (about a tenth of a campaign's CPU per message). A forking
+        # worker's children share those pages, untouched, too.
+        gc.freeze()
         try:
             return self._work(burst, *args, **kwargs)
         finally:  # the channels' connections kept open from batch to batch (channels.handler)
