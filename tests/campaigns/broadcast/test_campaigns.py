@@ -29,6 +29,7 @@ from campaigns.models import (
     OptOut,
     RecipientProfile,
 )
+from campaigns.outbox.dispatch import leased_batch_size
 from campaigns.outbox.queueing import BULK, ready_take
 from channels.backends import locmem
 from tests import factories
@@ -274,6 +275,39 @@ def test_a_chunk_job_sends_its_own_messages_without_claiming_them(setup, committ
         written.values_list("address", flat=True)
     )
     assert ready_take(BULK, 100) == []
+
+
+def test_a_chunk_job_on_a_fast_channel_sends_in_larger_batches(setup, committed, settings, caplog):
+    """After a first batch of ``BATCH_SIZE``, a job sending its own rows takes as many as the
+    rest of its budget allows at that pace, up to five times ``BATCH_SIZE``."""
+    settings.NOTIFIER = {**settings.NOTIFIER, "BATCH_SIZE": 2, "DRAIN_BUDGET": 60}
+    event, mail, _ = setup
+    campaign = make_campaign(event, contact_list("L", people(20)))  # chunks of 7
+    campaign.channels.set([mail])
+    with committed():
+        campaign_schedule(campaign)
+    first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
+    with caplog.at_level("INFO", logger="notifier.dispatch"), committed():
+        chunk_fan_out(first.pk)
+    batches = [r.getMessage() for r in caplog.records if "dispatch batch" in r.getMessage()]
+    assert [line.split(": ")[1].split(",")[0] for line in batches] == [
+        "2 claimed",
+        "5 claimed",
+    ]
+    assert len(locmem.outbox) == 7
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "size"),
+    [
+        (0.04, 1000),  # 200 in 40 ms: 2,300 would fit in the budget's rest; five batches' worth
+        (0.2, 300),  # 200 in 200 ms: 300 more fit in the 300 ms left
+        (0.45, 200),  # slow: never fewer than BATCH_SIZE
+    ],
+)
+def test_the_next_batch_fits_the_rest_of_the_budget(settings, elapsed, size):
+    settings.NOTIFIER = {**settings.NOTIFIER, "BATCH_SIZE": 200}
+    assert leased_batch_size(200, elapsed, 0.5) == size
 
 
 def test_a_chunk_job_out_of_time_leaves_the_rest_to_the_bulk_lane(setup, committed, settings):
