@@ -6,9 +6,11 @@ A chunk job locks its ``CampaignChunk`` row (``SKIP LOCKED``) and the campaign r
 SHARE``), then plans (``planning.campaign_plan``, the same planning code as ``notify()``),
 applies the event's trigger behaviour and writes the chunk's messages and marks the chunk done
 in one transaction: a worker killed mid-chunk rolls both back, and the sweep enqueues the chunk
-again. The unique constraint on (campaign, channel, address) is the net under it. Pausing or
-cancelling updates the campaign row, so it waits for chunk transactions in flight and they see
-it.
+again. An address that two chunks share is found by the unique constraint on (campaign,
+channel, address): the second chunk's insert fails, and its job plans again, this time reading
+the campaign's rows for its addresses (one query that the chunks without shared addresses,
+nearly all, do not pay). Pausing or cancelling updates the campaign row, so it waits for
+chunk transactions in flight and they see it.
 
 The messages due now are written straight into ``sending`` under the job's lease, and once
 the transaction commits the job sends them itself, for up to ``DRAIN_BUDGET`` seconds (what
@@ -151,7 +153,9 @@ def chunk_fan_out(chunk_id: int) -> dict[str, Any]:
     the campaign is paused with the reason, for an operator to fix and resume."""
     for attempt in range(3):
         try:
-            report, leased = _chunk_fan_out(chunk_id)
+            # The first try does not read which addresses other chunks already wrote: most
+            # chunks have none, and the unique index refuses the rows of those that do.
+            report, leased = _chunk_fan_out(chunk_id, rows_read=attempt > 0)
         except NotifierError as error:
             campaign = Campaign.objects.get(chunks=chunk_id)
             reason = f"paused by the site: {error}"[:500]
@@ -159,8 +163,8 @@ def chunk_fan_out(chunk_id: int) -> dict[str, Any]:
                 campaign_pause(campaign, reason=reason)
             return {"chunk": chunk_id, "state": "refused", "reason": reason}
         except IntegrityError:
-            # Another chunk committed the same address first: its row is visible now, so
-            # the next try skips it as a duplicate address.
+            # Another chunk committed the same address: the next try reads the campaign's
+            # rows for the chunk's addresses and skips those as duplicates.
             if attempt == 2:
                 raise
         else:
@@ -171,7 +175,7 @@ def chunk_fan_out(chunk_id: int) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
-def _chunk_fan_out(chunk_id: int) -> dict[str, Any]:
+def _chunk_fan_out(chunk_id: int, *, rows_read: bool) -> tuple[dict[str, Any], list[Message]]:
     with transaction.atomic():
         chunk = (
             CampaignChunk.objects.select_for_update(skip_locked=True)
@@ -190,7 +194,7 @@ def _chunk_fan_out(chunk_id: int) -> dict[str, Any]:
         campaign = Campaign.objects.select_related("event", "audience").get(pk=chunk.campaign_id)
         people = audience_recipients(campaign.audience, chunk.first_id, chunk.last_id)
         now = timezone.now()
-        result = campaign_plan(campaign, people, now=now)
+        result = campaign_plan(campaign, people, rows_read=rows_read, now=now)
         messages, duplicates = triggers_apply(
             result.messages, behaviour=campaign.event.trigger, now=now
         )

@@ -78,14 +78,17 @@ def campaign_plan(
     people: list[dict[str, Any]],
     *,
     seen: set[tuple[int, str]] | None = None,
+    rows_read: bool = True,
     now: dt.datetime | None = None,
 ) -> NotifyResult:
     """The campaign's messages for ``people`` (a chunk of its audience) and the skips, as
     ``notify()`` would plan them with the campaign's event, values, channels and time, plus
     what only a campaign does: rows marked as the campaign's, an address that already has it
     on a channel skipped as "duplicate address" (``seen`` carries the pairs planned by earlier
-    chunks of a dry run, and is updated), and "09:00 local". Writes nothing. Raises a
-    NotifierError when the event, its values or a channel no longer allow sending."""
+    chunks of a dry run, and is updated), and "09:00 local". With ``rows_read=False`` the
+    campaign's rows are not read for those addresses: the caller's insert meets them in the
+    unique index instead. Writes nothing. Raises a NotifierError when the event, its values or
+    a channel no longer allow sending."""
     event = event_load(campaign.event)
     keys = [channel.key for channel in campaign.channels.all()]
     planned = plan(
@@ -100,6 +103,7 @@ def campaign_plan(
             skip_invalid=True,
             behaviour=event.trigger,
             campaign=campaign,
+            campaign_rows_read=rows_read,
             seen=seen,
         ),
         now=now,

@@ -107,6 +107,10 @@ class PlanOptions:
     #: The campaign the rows belong to: an address that already has the campaign on a channel
     #: is skipped as "duplicate address".
     campaign: Campaign | None = None
+    #: Read which of the addresses already have the campaign (one query). A chunk job writes
+    #: without it first: its unique index refuses a row another chunk wrote, and the job
+    #: plans again with it (``chunk_fan_out``).
+    campaign_rows_read: bool = True
     #: (channel id, address) pairs planned by earlier chunks of a campaign's dry run (updated).
     seen: set[tuple[int, str]] | None = None
     #: ``notify_text()``: the message's own (subject, text, html), stored on each row and sent
@@ -344,7 +348,7 @@ def _messages(
     earliest = max(now, scheduled_at) if scheduled_at else now
     local_day = timezone.localtime(scheduled_at or now).date()
     taken = options.seen if options.seen is not None else set()
-    if campaign is not None:
+    if campaign is not None and options.campaign_rows_read:
         taken |= _campaign_addresses(campaign, addresses)
     queue_lease = now + dt.timedelta(seconds=app_settings.QUEUED_TIMEOUT)
     expires_at = options.expires_at or event.expires_after

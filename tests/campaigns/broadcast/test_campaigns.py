@@ -159,6 +159,13 @@ def test_the_same_address_in_two_chunks_is_written_once(
     run_worker()
     assert Message.objects.filter(campaign=campaign).count() == 1
     assert len(users) == 9
+    # Chunks of 7: the second chunk's first insert met the first chunk's row in the unique
+    # index, and its second try skipped the two it holds as duplicates.
+    chunks = CampaignChunk.objects.filter(campaign=campaign).order_by("number")
+    assert [(c.status, c.written, c.skipped) for c in chunks] == [
+        ("done", 1, {"duplicate address": 6}),
+        ("done", 0, {"duplicate address": 2}),
+    ]
 
 
 def test_audiences_all_users_group_and_saved_filter(django_user_model):
