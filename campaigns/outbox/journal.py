@@ -23,6 +23,9 @@ KEY = "notifier:journal"
 #: the recipient reads (the inbox). Elsewhere a row recovered from the journal gets its
 #: outcome, not a copy of a body that may weigh tens of kilobytes.
 CONTENT_FIELDS = ("text", "html")
+#: A record as JSON, times as text (one encoder for all: ``json.dumps`` with ``default``
+#: builds a new one per call).
+_encode = json.JSONEncoder(default=str).encode
 #: ``HSET notifier:journal`` in RESP, the part every record's command starts with.
 _HSET = b"*4\r\n$4\r\nHSET\r\n$%d\r\n%b\r\n" % (len(KEY), KEY.encode())
 
@@ -53,7 +56,7 @@ class JournalWriter:
         if not self.content:
             outcome = {k: v for k, v in outcome.items() if k not in CONTENT_FIELDS}
         field = str(outcome["id"]).encode()
-        value = json.dumps(outcome, default=str).encode()
+        value = _encode(outcome).encode()
         try:  # the command written out once here (redis-py packs each argument anew)
             self.connection.send_packed_command(
                 [b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n" % (_HSET, len(field), field, len(value), value)],
