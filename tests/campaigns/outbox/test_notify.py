@@ -19,6 +19,7 @@ from campaigns.api import (
 from campaigns.models import Message, OptOut
 from campaigns.outbox.catalog import catalog, catalog_settled
 from campaigns.outbox.dispatch import message_dispatch
+from campaigns.outbox.transitions import messages_claim
 from channels.backends import locmem
 from tests import factories
 
@@ -379,10 +380,32 @@ def test_a_planned_message_is_the_row_read_back(setup, django_assert_num_queries
     assert planned.status == stored.status
 
 
+def test_a_claimed_message_is_the_row_as_the_orm_reads_it(setup):
+    """The claim builds its Message objects without ``Model.__init__`` too: each is what the
+    ORM reads after the claim, field for field, a saved instance that saves; the messages of
+    one call share one parsed context."""
+    people = [{"email": "a@example.com", "name": "Ann"}, {"email": "b@example.com"}]
+    ids = [m.pk for m in notify("order-shipped", people, CONTEXT, tag="t1").messages]
+    now = timezone.now()
+    claimed = messages_claim(ids, now=now, lease_until=now + dt.timedelta(minutes=5))
+    assert [m.pk for m in claimed] == sorted(ids)
+    for message in claimed:
+        stored = Message.objects.get(pk=message.pk)
+        for field in Message._meta.concrete_fields:
+            assert getattr(message, field.attname) == getattr(stored, field.attname), field
+        assert (message.status, message.attempts) == ("sending", 1)
+        assert not message._state.adding and message._state.db == "default"
+    assert claimed[0].context == CONTEXT and claimed[0].context is claimed[1].context
+    assert claimed[0].recipient is not claimed[1].recipient
+    claimed[0].subject = "Saved"
+    claimed[0].save(update_fields=["subject"])
+    assert Message.objects.get(pk=claimed[0].pk).subject == "Saved"
+
+
 def test_message_has_no_init_signal_receivers(db):
-    """The planner's shortcut past ``Model.__init__`` skips pre_init/post_init: should a
-    receiver for Message ever be connected, the planner must build messages through
-    ``__init__`` again."""
+    """The planner's and the claim's shortcut past ``Model.__init__`` skips pre_init and
+    post_init: should a receiver for Message ever be connected, both must build messages
+    through ``__init__`` again."""
     from django.db.models import signals
 
     assert not signals.pre_init.has_listeners(Message)
