@@ -412,16 +412,19 @@ def _channel_send(
     versions: dict[int, TemplateVersion],
     digests: dict[int, dict[str, Any]],
 ) -> list[dict]:
+    """Render and send one channel's messages of a batch; their result rows. Each message is
+    rendered when the backend takes it (an email backend takes the next one while the server
+    reads the current one); one whose template fails is ``broken``."""
     outcomes: list[dict[str, Any]] = []
     now = timezone.now()
-    ready: list[tuple[Message, Outgoing]] = []
     prefixes = link_prefixes()
     pieces = SharedPieces(PERSONAL_NAMES)
-    for message in messages:
+
+    def rendered(message: Message) -> Outgoing | None:
         try:
             version = versions.get(message.template_version_id)
             digest = digests.get(message.pk)
-            ready.append((message, _render(message, version, prefixes, digest, pieces)))
+            return _render(message, version, prefixes, digest, pieces)
         except Exception as error:
             summary = "".join(traceback.format_exception_only(error)).strip()
             outcomes.append(
@@ -432,34 +435,43 @@ def _channel_send(
                     next_attempt_at=None,
                 )
             )
-    if not ready:
-        return outcomes
-    if app_settings.DEBUG_SEND:
-        for message, _ in ready:
-            outcomes.append(
-                outcome(message, status=MessageStatus.DEBUG, next_attempt_at=None, last_error="")
-            )
-        return outcomes
+            return None
 
     channel = messages[0].channel
-    pending = {message.pk: (message, outgoing) for message, outgoing in ready}
     try:
-        backend = backends[channel]  # kept open from one batch to the next
-    except Exception as error:
+        backend = None if app_settings.DEBUG_SEND else backends[channel]  # kept open
+    except Exception as error:  # broken ones are broken; the others wait for the channel
         failure = TransientError(f"channel {channel.key!r} could not open: {error}")
-        for message, outgoing in ready:
-            outcomes.append(outcome_for(message, SendResult(outgoing, error=failure), now))
+        for message in messages:
+            if (outgoing := rendered(message)) is not None:
+                outcomes.append(outcome_for(message, SendResult(outgoing, error=failure), now))
         return outcomes
+    if backend is None:
+        for message in messages:
+            if rendered(message) is not None:
+                debug = outcome(
+                    message, status=MessageStatus.DEBUG, next_attempt_at=None, last_error=""
+                )
+                outcomes.append(debug)
+        return outcomes
+
+    # Each message until its result is in, with what it was rendered to once it is.
+    pending: dict[int, tuple[Message, Outgoing | None]] = {m.pk: (m, None) for m in messages}
     dead: list[tuple[str, str, int | None, str]] = []
     limiter = limiter_for(channel)
     holds = _CampaignHolds({m.campaign_id for m in messages if m.campaign_id})
 
     def paced():  # the backend pulls each message once the channel's rate allows it
-        for message, outgoing in ready:
+        for message in messages:
             if holds.state(message.campaign_id):  # paused or cancelled since the claim
                 continue
             if limiter is not None and not limiter.take():
                 return
+            outgoing = rendered(message)
+            if outgoing is None:  # broken: its outcome is written
+                del pending[message.pk]
+                continue
+            pending[message.pk] = (message, outgoing)
             yield outgoing
 
     journal = JournalWriter(content=channel.backend_class.stores_messages)

@@ -8,7 +8,9 @@ its own instead, configured from the admin.
 
 from __future__ import annotations
 
+import re
 import smtplib
+from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import quote
 
 from django import forms
@@ -20,7 +22,15 @@ from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.utils.module_loading import import_string
 
 from ..conf import channel_settings
-from .base import BaseBackend, BaseConfigForm, Outgoing, PermanentError, TransientError
+from .base import (
+    BaseBackend,
+    BaseConfigForm,
+    DeliveryError,
+    Outgoing,
+    PermanentError,
+    SendResult,
+    TransientError,
+)
 from .fields import EMAIL_FIELDS
 from .mime import MimeWriter, RawMessage
 
@@ -45,11 +55,18 @@ def _plain_addr_spec(address: str) -> bool:
     )
 
 
-def _sendmail_plain(client: smtplib.SMTP, sender: str, recipient: str, raw: bytes) -> None:
+def _sendmail_plain(
+    client: smtplib.SMTP,
+    sender: str,
+    recipient: str,
+    raw: bytes,
+    meanwhile: Callable[[], None] | None = None,
+) -> None:
     """``client.sendmail(sender, [recipient], raw)`` for addresses ``_plain_addr_spec``
     accepted: the same commands, replies and exceptions, without ``smtplib.quoteaddr``
     parsing both addresses again for every message (``email.utils.parseaddr``, a tenth of a
-    millisecond each)."""
+    millisecond each). ``meanwhile`` is called once the content is written and before its
+    reply is read: work done while the server reads the message."""
     client.ehlo_or_helo_if_needed()
     size = f" SIZE={len(raw)}" if client.does_esmtp and client.has_extn("size") else ""
     client.putcmd("mail", f"FROM:<{sender}>{size}")
@@ -62,10 +79,29 @@ def _sendmail_plain(client: smtplib.SMTP, sender: str, recipient: str, raw: byte
     if code not in (250, 251):
         _sendmail_abandon(client, code)
         raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
-    code, reply = client.data(raw)
+    client.putcmd("data")  # smtplib's SMTP.data(), with room between writing and reading
+    code, reply = client.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    client.send(_data_block(raw))
+    if meanwhile is not None:
+        meanwhile()
+    code, reply = client.getreply()
     if code != 250:
         _sendmail_abandon(client, code)
         raise smtplib.SMTPDataError(code, reply)
+
+
+_LEADING_PERIOD = re.compile(rb"(?m)^\.")
+
+
+def _data_block(raw: bytes) -> bytes:
+    """The message as DATA carries it (RFC 5321 4.5.2): a leading period doubled, a final
+    CRLF, then the lone period that ends it."""
+    block = _LEADING_PERIOD.sub(b"..", raw)
+    if not block.endswith(b"\r\n"):
+        block += b"\r\n"
+    return block + b".\r\n"
 
 
 def _sendmail_abandon(client: smtplib.SMTP, code: int) -> None:
@@ -75,6 +111,42 @@ def _sendmail_abandon(client: smtplib.SMTP, code: int) -> None:
         client.close()
     else:
         client._rset()
+
+
+class _Ahead:
+    """The next message of a send loop, taken and built ahead of its turn: ``take()`` pulls
+    it from the caller's iterator and builds it. A failed build is kept for that message's
+    turn; a failing iterator is raised by ``raise_failure()`` once the current message's
+    result is out."""
+
+    def __init__(self, items: Iterator[Outgoing], build: Callable[[Outgoing], object]):
+        self.items = items
+        self.build = build
+        self.message: Outgoing | None = None
+        self.email: object = None
+        self.taken = False
+        self.failure: Exception | None = None
+
+    def take(self) -> None:
+        self.taken = True
+        try:
+            self.message = next(self.items, None)
+        except Exception as error:
+            self.failure = error
+            return
+        if self.message is not None:
+            try:
+                self.email = self.build(self.message)
+            except Exception as error:
+                self.email = error
+
+    def clear(self) -> None:
+        self.message, self.email, self.taken = None, None, False
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
 
 
 class PrebuiltEmail(EmailMultiAlternatives):
@@ -188,6 +260,9 @@ class EmailBackend(BaseBackend):
     unsubscribe_headers = True
 
     connection = None
+    #: ``open()`` succeeded and no ``close()`` came since (``build()`` may make the mailer
+    #: object without opening it).
+    opened = False
 
     def _connect(self):
         options = self.options
@@ -203,6 +278,7 @@ class EmailBackend(BaseBackend):
             self.connection = self._connect()
         try:
             self.connection.open()
+            self.opened = True
         except (smtplib.SMTPException, OSError) as error:
             # Refused, unreachable, silent past the timeout, or a failed TLS or login: the
             # provider's words, with where we tried, for the admin's "Send test" and the
@@ -218,6 +294,7 @@ class EmailBackend(BaseBackend):
             ) from error
 
     def close(self) -> None:
+        self.opened = False
         if self.connection is not None:
             try:
                 self.connection.close()
@@ -264,7 +341,7 @@ class EmailBackend(BaseBackend):
 
     envelope_from: str = ""
 
-    def _smtp_send(self, email: PrebuiltEmail) -> None:
+    def _smtp_send(self, email: PrebuiltEmail, meanwhile: Callable[[], None] | None = None) -> None:
         """What Django's SMTP backend does for one message, without parsing the sender and
         the recipient again for each one (its ``prep_address``, a third of a millisecond):
         the sender is parsed once per channel, and ``MimeWriter`` only writes bytes for a
@@ -276,21 +353,59 @@ class EmailBackend(BaseBackend):
             if connection.connection is None:
                 connection.open()
             if _plain_addr_spec(self.envelope_from):
-                _sendmail_plain(connection.connection, self.envelope_from, email.to[0], email.raw)
+                _sendmail_plain(
+                    connection.connection, self.envelope_from, email.to[0], email.raw, meanwhile
+                )
             else:
                 connection.connection.sendmail(self.envelope_from, email.to, email.raw)
 
+    def send(self, messages: Iterable[Outgoing]) -> Iterator[SendResult]:
+        """The send loop, one result per message, yielded (and journalled by the caller)
+        before the next message is sent. Through an SMTP connection of its own, the next
+        message is taken from ``messages`` (the caller renders it then) and built while the
+        server reads this one, between writing its content and reading the reply: the
+        connection does not wait for that work."""
+        items = iter(messages)
+        ahead = _Ahead(items, self.build)
+        ahead.take()
+        while ahead.message is not None:
+            message, email = ahead.message, ahead.email
+            ahead.clear()
+            try:
+                if isinstance(email, Exception):  # building it failed
+                    raise email
+                provider_id = self._send_built(message, email, meanwhile=ahead.take)
+            except DeliveryError as error:
+                result = SendResult(message, error=error)
+            except Exception as error:
+                result = SendResult(message, error=self.classify(error))
+            else:
+                result = SendResult(message, provider_id=str(provider_id or ""))
+            yield result
+            if not ahead.taken:  # not taken during the send (it went another way, or failed)
+                ahead.take()
+            ahead.raise_failure()
+        ahead.raise_failure()  # the very first take
+
     def send_one(self, message: Outgoing) -> str:
-        if self.connection is None:
+        return self._send_built(message, self.build(message))
+
+    def _send_built(
+        self,
+        message: Outgoing,
+        email: EmailMultiAlternatives,
+        *,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> str:
+        if not self.opened:
             self.open()
-        email = self.build(message)
         try:
             if (
                 isinstance(email, PrebuiltEmail)
                 and type(self.connection)._send is SmtpBackend._send  # not signing, say
                 and _plain_addr_spec(message.address)
             ):
-                self._smtp_send(email)
+                self._smtp_send(email, meanwhile)
             else:
                 self.connection.send_messages([email])
         except smtplib.SMTPRecipientsRefused as error:

@@ -101,3 +101,21 @@ def test_the_message_arrives_dot_stuffed_with_its_size_declared():
     assert seen[0] == ("MAIL", ("shop@example.com", (f"SIZE={len(RAW)}",)))
     assert seen[1] == ("RCPT", "a@example.com")
     assert seen[2] == ("DATA", RAW)  # the server undid the dot-stuffing of ".leading dot"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: x\r\n\r\nno line end at the end",
+        b"Subject: x\r\n\r\n.\r\n..\r\n.end\r\nlast\r\n",
+    ],
+    ids=["no final CRLF", "lines of periods"],
+)
+def test_the_content_reaches_the_server_as_smtplib_sends_it(raw):
+    def ours_with(client):
+        _sendmail_plain(client, "shop@example.com", "a@example.com", raw)
+
+    def smtplibs_with(client):
+        client.sendmail("shop@example.com", ["a@example.com"], raw)
+
+    assert exchange(ours_with) == exchange(smtplibs_with)
