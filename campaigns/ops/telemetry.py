@@ -17,6 +17,7 @@ has those.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import time
@@ -109,19 +110,33 @@ def batch_report(
             "duration_ms": duration_ms,
         },
     )
-    increments: Counter[str] = Counter()
+    # Counted per (channel, status) and per (channel, bucket) first: the counter names are
+    # written once per batch, not once per message.
+    outcomes_by: Counter[tuple[str, str]] = Counter()
+    attempts_by: Counter[str] = Counter()
+    failures_by: Counter[tuple[str, str, str]] = Counter()
+    latency_by: Counter[tuple[str, str]] = Counter()
     latency_sum: dict[str, float] = {}
     for row in outcomes:
         message = by_id.get(row["id"])
         if message is None:
             continue
         channel, status = message.channel.key, str(row["status"])
-        increments[SEP.join(("outcome", channel, status))] += 1
+        outcomes_by[channel, status] += 1
+        if status == MessageStatus.SENT:
+            attempts_by[channel] += 1
+            seconds = _latency(message, row)
+            if seconds is not None:
+                index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
+                bucket = LATENCY_BUCKETS[index] if index < len(LATENCY_BUCKETS) else "+Inf"
+                latency_by[channel, str(bucket)] += 1
+                latency_sum[channel] = latency_sum.get(channel, 0.0) + seconds
+            continue
         kind = error_class(row)
-        if status in (MessageStatus.SENT, MessageStatus.DEBUG) or kind:
-            increments[SEP.join(("attempt", channel))] += 1
+        if status == MessageStatus.DEBUG or kind:
+            attempts_by[channel] += 1
         if kind:
-            increments[SEP.join(("failure", channel, kind, status))] += 1
+            failures_by[channel, kind, status] += 1
             logger.log(
                 logging.INFO if status == MessageStatus.RETRYING else logging.WARNING,
                 "send failed: message %d on %s, attempt %d: %s (%s)",
@@ -140,12 +155,16 @@ def batch_report(
                     "attempt": row["attempts"],
                 },
             )
-        seconds = _latency(message, row)
-        if seconds is not None:
-            bucket = next((b for b in LATENCY_BUCKETS if seconds <= b), "+Inf")
-            increments[SEP.join(("latency", channel, str(bucket)))] += 1
-            increments[SEP.join(("latency_count", channel))] += 1
-            latency_sum[channel] = latency_sum.get(channel, 0.0) + seconds
+    increments: Counter[str] = Counter()
+    for (channel, status), n in outcomes_by.items():
+        increments[SEP.join(("outcome", channel, status))] += n
+    for channel, n in attempts_by.items():
+        increments[SEP.join(("attempt", channel))] += n
+    for (channel, kind, status), n in failures_by.items():
+        increments[SEP.join(("failure", channel, kind, status))] += n
+    for (channel, bucket), n in latency_by.items():
+        increments[SEP.join(("latency", channel, bucket))] += n
+        increments[SEP.join(("latency_count", channel))] += n
     counters_add(increments, latency_sum)
 
 

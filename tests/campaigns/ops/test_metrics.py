@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import logging
 import re
+import time
 
 import pytest
 from django.test import override_settings
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from campaigns.api import notify
 from campaigns.models import Message
 from campaigns.ops.health import sweep_mark
+from campaigns.ops.telemetry import batch_report
 from tests import factories
 from tests.conftest import ROOT
 
@@ -141,6 +143,38 @@ def test_a_batch_is_counted_by_outcome_and_error_class_and_logged_by_id(
     said = "\n".join(f"{r.getMessage()} {vars(r)}" for r in records)
     for secret in ("Private", "@example.com", "no such user", "try again later"):
         assert secret not in said
+
+
+@override_settings(METRICS_TOKEN=TOKEN)
+def test_each_send_falls_in_the_first_latency_bucket_that_holds_it(email_channel, client):
+    """Latency is counted from the call (or the scheduled time) to the send: 0.05 s is in
+    the 0.05 bucket, 0.3 s first in 0.5, a day and a minute only in +Inf."""
+    secret_event(email_channel)
+    messages = notify("order-shipped", [{"email": f"{n}@x.io"} for n in range(3)], CONTEXT)
+    delays = (0.05, 0.3, 86460)
+    rows = []
+    for message, delay in zip(messages.messages, delays, strict=True):
+        message.refresh_from_db()
+        rows.append(
+            {
+                "id": message.pk,
+                "status": "sent",
+                "attempts": 1,
+                "sent_at": message.created_at + dt.timedelta(seconds=delay),
+            }
+        )
+    batch_report(messages=messages.messages, outcomes=rows, started=time.monotonic())
+    samples = scrape(client)
+    bucket = "notifier_send_latency_seconds_bucket"
+    cumulative = {le: value(samples, bucket, channel="email", le=le) for le in LES}
+    assert cumulative == {"0.05": 1, "0.1": 1, "0.25": 1, "0.5": 2, "86400.0": 2, "+Inf": 3}
+    assert value(samples, "notifier_send_latency_seconds_count", channel="email") == 3
+    assert value(samples, "notifier_send_latency_seconds_sum", channel="email") == pytest.approx(
+        sum(delays)
+    )
+
+
+LES = ("0.05", "0.1", "0.25", "0.5", "86400.0", "+Inf")
 
 
 @override_settings(METRICS_TOKEN=TOKEN)
