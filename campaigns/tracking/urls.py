@@ -13,6 +13,7 @@ import functools
 import logging
 
 from anymail import urls as anymail_urls
+from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.utils import get_anymail_setting
 from django.http import HttpResponseForbidden
 from django.urls import URLPattern
@@ -49,10 +50,40 @@ def require_webhook_secret(view):
     return guarded
 
 
+def shape_checked(view):
+    """anymail's view, with a payload its parser cannot read (JSON, but not the ESP's shape)
+    answered 400 as an invalid webhook, not 500: a 500 asks the ESP to post it again, and
+    the same body would fail again forever. Errors past the parser (the receivers: the
+    database down) still answer 500, so the ESP retries them."""
+    view_class = view.view_class
+
+    class ShapeChecked(view_class):
+        def parse_events(self, request):
+            try:
+                return list(super().parse_events(request))
+            except AnymailWebhookValidationFailure:
+                raise
+            except Exception as error:
+                logger.warning(
+                    "refused an ESP webhook (%s): not %s's tracking payload: %s: %s",
+                    request.path,
+                    self.esp_name,
+                    type(error).__name__,
+                    error,
+                )
+                raise AnymailWebhookValidationFailure(
+                    f"This is not a {self.esp_name} tracking webhook payload "
+                    f"({type(error).__name__})."
+                ) from error
+
+    ShapeChecked.__name__ = ShapeChecked.__qualname__ = view_class.__name__
+    return ShapeChecked.as_view(**view.view_initkwargs)
+
+
 urlpatterns = [
     URLPattern(
         pattern.pattern,
-        require_webhook_secret(json_webhook(pattern.callback)),
+        require_webhook_secret(json_webhook(shape_checked(pattern.callback))),
         pattern.default_args,
         pattern.name,
     )

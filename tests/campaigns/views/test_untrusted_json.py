@@ -4,6 +4,7 @@ nothing (admin forms show the same as a form error)."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -120,6 +121,29 @@ def test_every_esp_tracking_webhook_refuses_malformed_json(body, problem, settin
     response = client.post("/anymail/mandrill/tracking/", {"mandrill_events": DEEP.decode()})
     assert response.status_code == 400
     assert "nested deeper than 32 levels" in response.content.decode()
+
+
+#: The ESPs whose tracking webhooks check HTTP basic auth only (the others need a signing key
+#: of their own configured first).
+BASIC_AUTH_ESPS = ("brevo", "mailjet", "mailtrap", "postmark", "sendgrid", "sparkpost")
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'[{"event": {"not": "a name"}}]', b'"x"'])
+def test_an_authenticated_payload_not_in_the_esps_shape_gets_400(body, settings, caplog):
+    """JSON that passed the ESP's basic auth but is not its tracking format is a bad request
+    (the same body posted again would fail again), not a server error."""
+    settings.ANYMAIL = {"WEBHOOK_SECRET": ["esp:hook-secret"]}
+    client = Client(raise_request_exception=False)
+    auth = "Basic " + base64.b64encode(b"esp:hook-secret").decode()
+    answers = {
+        esp: client.post(
+            f"/anymail/{esp}/tracking/", body, content_type="application/json",
+            HTTP_AUTHORIZATION=auth,
+        ).status_code
+        for esp in BASIC_AUTH_ESPS
+    }  # fmt: skip
+    assert answers == dict.fromkeys(BASIC_AUTH_ESPS, 400), answers
+    assert ChannelAddress.objects.count() == 0
 
 
 @pytest.fixture
