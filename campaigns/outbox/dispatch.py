@@ -465,13 +465,13 @@ def _channel_send(
         for message in messages:
             if holds.state(message.campaign_id):  # paused or cancelled since the claim
                 continue
-            if limiter is not None and not limiter.take():
-                return
             outgoing = rendered(message)
-            if outgoing is None:  # broken: its outcome is written
+            if outgoing is None:  # broken: its outcome is written (and it takes no rate)
                 del pending[message.pk]
                 continue
             pending[message.pk] = (message, outgoing)
+            if limiter is not None and not limiter.take():
+                return
             yield outgoing
 
     journal = JournalWriter(content=channel.backend_class.stores_messages)
