@@ -93,3 +93,19 @@ def test_the_bucket_refills_at_its_rate(db, redis_connection):
         assert limiter.take()
     elapsed = time.monotonic() - start
     assert 10 / 20 - 0.1 <= elapsed <= 10 / 20 + 0.5
+
+
+def test_a_message_that_cannot_be_rendered_takes_no_turn_of_the_rate(db):
+    """Broken messages (their template version is gone) are broken before the rate is asked:
+    the two turns the bucket holds go to two that are sent."""
+    with FakeServer(lambda request: Reply(200, {"id": "ok"})) as server:
+        channel = webhook_channel(server.url, rate_limit=0.01, rate_burst=2)  # one per 100 s
+        factories.TemplateFactory(channel=channel, event__key="order-shipped")
+        people = [{"email": f"p{i}@x.io"} for i in range(5)]
+        ids = sorted(m.pk for m in notify("order-shipped", people, {"order_id": "1"}).messages)
+        Message.objects.filter(pk__in=ids[:2]).update(template_version=None)
+        summary = message_dispatch(message_ids=ids)
+    assert summary.as_dict() == {"claimed": 5, "broken": 2, "sent": 2, "retrying": 1}
+    assert len(server.requests) == 2
+    statuses = dict(Message.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert [statuses[i] for i in ids] == ["broken", "broken", "sent", "sent", "retrying"]
