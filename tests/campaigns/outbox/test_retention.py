@@ -165,15 +165,19 @@ def test_dashboard_and_campaign_totals_are_the_same_after_a_purge(channel, setti
         audience=audience,
         status="done",
     )
+    # Every time at least an hour before ``now``, and the dashboard read as of ``now``: run a
+    # minute before midnight, a send "5 minutes later" would fall on a day the window has not
+    # reached yet.
+    now = timezone.now()
     for age in (0, 1, 3, 4, 5, 10):
-        when = days_ago(age)
+        when = now - dt.timedelta(days=age, hours=1)
         written(2, status="sent", created_at=when, sent_at=when + dt.timedelta(minutes=5))
         written(1, status="failed", created_at=when, updated_at=when + dt.timedelta(hours=1))
         written(1, status="cancelled", created_at=when, updated_at=when)
     in_campaign = written(3, status="sent", created_at=days_ago(6), sent_at=days_ago(6))
     Message.objects.filter(pk__in=in_campaign).update(campaign=campaign, language="en")
     written(1, status="queued", created_at=days_ago(4))  # active: stays, counted live
-    stats_before = delivery_stats()
+    stats_before = delivery_stats(now=now)
     counts_before = campaign_message_counts(campaign)
     report_before = campaign_report(campaign).totals
 
@@ -181,7 +185,7 @@ def test_dashboard_and_campaign_totals_are_the_same_after_a_purge(channel, setti
 
     assert summary.messages == 4 * 4 + 3  # days 3, 4, 5, 10 and the campaign's
     assert Message.objects.filter(campaign=campaign).count() == 0
-    stats_after = delivery_stats()
+    stats_after = delivery_stats(now=now)
     assert stats_after == stats_before
     assert sum(stats_after.sent_per_day) == 2 * 6 + 3  # all six days and the campaign
     assert campaign_message_counts(campaign) == counts_before == {"sent": 3}
