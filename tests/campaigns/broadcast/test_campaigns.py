@@ -261,15 +261,20 @@ def _fan_out(campaign) -> None:
         chunk_fan_out(chunk.pk)
 
 
-def test_a_chunk_job_sends_its_own_messages_without_claiming_them(setup, committed):
-    """The chunk job writes the messages due now straight into ``sending`` under its lease
-    and, once they commit, sends them itself: one attempt each, nothing left to a drain."""
+def scheduled_of_20(setup, committed) -> tuple[Campaign, CampaignChunk]:
+    """A campaign of 20 contacts on 'mail' (chunks of 7), scheduled, and its first chunk."""
     event, mail, _ = setup
-    campaign = make_campaign(event, contact_list("L", people(20)))  # chunks of 7
+    campaign = make_campaign(event, contact_list("L", people(20)))
     campaign.channels.set([mail])
     with committed():
         campaign_schedule(campaign)
-    first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
+    return campaign, CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
+
+
+def test_a_chunk_job_sends_its_own_messages_without_claiming_them(setup, committed):
+    """The chunk job writes the messages due now straight into ``sending`` under its lease
+    and, once they commit, sends them itself: one attempt each, nothing left to a drain."""
+    campaign, first = scheduled_of_20(setup, committed)
     with committed():
         report = chunk_fan_out(first.pk)
         assert report["sending"] == 7
@@ -288,12 +293,7 @@ def test_a_chunk_job_on_a_fast_channel_sends_in_larger_batches(setup, committed,
     """After a first batch of ``BATCH_SIZE``, a job sending its own rows takes as many as the
     rest of its budget allows at that pace, up to five times ``BATCH_SIZE``."""
     settings.NOTIFIER = {**settings.NOTIFIER, "BATCH_SIZE": 2, "DRAIN_BUDGET": 60}
-    event, mail, _ = setup
-    campaign = make_campaign(event, contact_list("L", people(20)))  # chunks of 7
-    campaign.channels.set([mail])
-    with committed():
-        campaign_schedule(campaign)
-    first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
+    _, first = scheduled_of_20(setup, committed)
     with caplog.at_level("INFO", logger="notifier.dispatch"), committed():
         chunk_fan_out(first.pk)
     batches = [r.getMessage() for r in caplog.records if "dispatch batch" in r.getMessage()]
@@ -321,12 +321,7 @@ def test_a_chunk_job_out_of_time_leaves_the_rest_to_the_bulk_lane(setup, committ
     """After ``DRAIN_BUDGET`` seconds (here: after its first batch) the chunk job hands what
     it has not sent to the bulk lane's drain job, unattempted."""
     settings.NOTIFIER = {**settings.NOTIFIER, "BATCH_SIZE": 3, "DRAIN_BUDGET": 0}
-    event, mail, _ = setup
-    campaign = make_campaign(event, contact_list("L", people(20)))
-    campaign.channels.set([mail])
-    with committed():
-        campaign_schedule(campaign)
-    first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
+    _, first = scheduled_of_20(setup, committed)
     with committed():
         chunk_fan_out(first.pk)
     statuses = Counter(Message.objects.values_list("status", "attempts"))
@@ -339,12 +334,7 @@ def _holding_setup(setup, committed, settings):
     """A campaign of 20 (chunks of 7) whose first chunk job sent 3 messages and left 4 to the
     bulk lane (``BATCH_SIZE`` 3, no time budget), with 2 chunks still pending."""
     settings.NOTIFIER = {**settings.NOTIFIER, "BATCH_SIZE": 3, "DRAIN_BUDGET": 0}
-    event, mail, _ = setup
-    campaign = make_campaign(event, contact_list("L", people(20)))
-    campaign.channels.set([mail])
-    with committed():
-        campaign_schedule(campaign)
-    first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
+    campaign, first = scheduled_of_20(setup, committed)
     with committed():
         chunk_fan_out(first.pk)
     assert len(locmem.outbox) == 3
@@ -498,12 +488,8 @@ def test_a_closed_window_holds_messages_and_the_dry_run_says_until_when(setup, c
 def test_a_channel_turned_off_mid_campaign_pauses_it_with_the_reason(setup, run_worker, committed):
     """A chunk that notify() refuses writes nothing: the campaign pauses and says why, and
     resuming after the fix sends the rest, each recipient once."""
-    event, mail, _ = setup
-    campaign = make_campaign(event, contact_list("L", people(20)))  # chunks of 7
-    campaign.channels.set([mail])
-    with committed():
-        campaign_schedule(campaign)
-    first = CampaignChunk.objects.filter(campaign=campaign).order_by("number").first()
+    _, mail, _ = setup
+    campaign, first = scheduled_of_20(setup, committed)
     with committed():
         chunk_fan_out(first.pk)
     mail.is_active = False
