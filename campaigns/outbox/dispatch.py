@@ -437,22 +437,22 @@ def _channel_send(
             )
             return None
 
-    channel = messages[0].channel
-    try:
-        backend = None if app_settings.DEBUG_SEND else backends[channel]  # kept open
-    except Exception as error:  # broken ones are broken; the others wait for the channel
-        failure = TransientError(f"channel {channel.key!r} could not open: {error}")
-        for message in messages:
-            if (outgoing := rendered(message)) is not None:
-                outcomes.append(outcome_for(message, SendResult(outgoing, error=failure), now))
-        return outcomes
-    if backend is None:
+    if app_settings.DEBUG_SEND:
         for message in messages:
             if rendered(message) is not None:
                 debug = outcome(
                     message, status=MessageStatus.DEBUG, next_attempt_at=None, last_error=""
                 )
                 outcomes.append(debug)
+        return outcomes
+    channel = messages[0].channel
+    try:
+        backend = backends[channel]  # kept open from one batch to the next
+    except Exception as error:  # broken ones are broken; the others wait for the channel
+        failure = TransientError(f"channel {channel.key!r} could not open: {error}")
+        for message in messages:
+            if (outgoing := rendered(message)) is not None:
+                outcomes.append(outcome_for(message, SendResult(outgoing, error=failure), now))
         return outcomes
 
     # Each message until its result is in, with what it was rendered to once it is.
