@@ -46,7 +46,13 @@ EXPECTED = {
     "delivery": {"dispatch_cpu_per_msg", "one_batch_client_cpu", "latency_p50", "drain"},
     "priority": {"transactional_p99"},
     "campaign": {"end_to_end", "worker_peak_rss"},
-    "email": {"build_cpu", "end_to_end", "share_of_raw"},
+    "email": {
+        "build_cpu",
+        "end_to_end",
+        "share_of_raw",
+        "end_to_end_pipelining",
+        "share_of_raw_pipelining",
+    },
     "import": {"preview", "confirm", "bad_row_reported", "bad_row_skipped"},
 }
 
