@@ -95,7 +95,14 @@ class SMTPSink:
     replies: list[str] = field(default_factory=list)  # consumed one per DATA, then 250
     always: str | None = None  # e.g. "550 5.1.1 mailbox unavailable" for every DATA
     delay: float = 0.0
+    pipelining: bool = False  # offer PIPELINING (RFC 2920), as production servers do
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_DATA(self, server, session, envelope):
         if self.delay:

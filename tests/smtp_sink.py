@@ -1,5 +1,6 @@
 """An SMTP server in a process of its own, for load tests: it appends each received
-Message-ID to a file. ``python tests/smtp_sink.py PORT FILE``; stop it with SIGTERM."""
+Message-ID to a file. ``python tests/smtp_sink.py PORT FILE``; stop it with SIGTERM. It offers
+PIPELINING, as production servers do (the in-process test server does not, unless told)."""
 
 import re
 import signal
@@ -14,6 +15,11 @@ MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>]+>)", re.IGNORECASE | re.MULTILI
 class Handler:
     def __init__(self, path: str):
         self.file = open(path, "ab", buffering=0)  # noqa: SIM115
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_DATA(self, server, session, envelope):
         header = envelope.original_content.split(b"\r\n\r\n", 1)[0]

@@ -249,13 +249,17 @@ def test_expired_leases_are_reclaimed_and_delivered_once(
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("pipelining", [False, True], ids=["plain", "pipelining"])
 def test_killed_worker_repeats_at_most_the_message_in_flight(
-    email_channel, smtp, run_worker, spawn, close_db_after
+    email_channel, smtp, run_worker, spawn, close_db_after, pipelining
 ):
     """SIGKILL a real worker process mid-batch: what it sent is known from the journal, so
-    after the sweep each message is delivered once, except at most the one in flight."""
+    after the sweep each message is delivered once, except at most the one in flight. The
+    same with a server that offers PIPELINING, where the worker begins the next message's
+    transaction (MAIL, RCPT, DATA) before it journals the last result."""
     order_event(email_channel)
     smtp.delay = 0.25
+    smtp.pipelining = pipelining
     result = notify(
         "order-shipped",
         [{"email": f"u{i}@example.com"} for i in range(12)],
