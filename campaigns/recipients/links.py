@@ -29,9 +29,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.utils.encoding import force_bytes
 from django.db import transaction
 from django.urls import NoReverseMatch, reverse
+from django.utils.encoding import force_bytes
 
 from campaigns.conf import app_settings
 from campaigns.models import Event, Message, OptOut
