@@ -262,3 +262,34 @@ def test_tampered_or_expired_tokens_get_400_and_change_nothing(email, settings):
     response = Client().post(f"/unsubscribe/{token}/")
     assert response.status_code == 400 and "expired" in response.content.decode()
     assert not OptOut.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"a": "erika@example.com", "e": "order-shipped", "c": "email", "u": None},
+        {"u": 42},
+        {"a": "x" * 300 + "@example.com", "e": "newsletter", "c": "email", "u": 7},
+    ],
+    ids=["unsubscribe", "preferences", "long enough to compress"],
+)
+def test_links_are_signed_as_django_signs_them_and_read_back_by_it(payload, settings, monkeypatch):
+    """The batch's own signer (the HMAC key derived once, a small zlib window) makes tokens
+    Django's ``TimestampSigner.unsign_object`` reads back, and, uncompressed, the very token
+    Django's ``sign_object`` makes; one signed under another secret key is refused."""
+    from django.core import signing
+
+    from campaigns.recipients import links
+
+    monkeypatch.setattr("time.time", lambda: 1_764_550_000.25)
+    ours = links._sign(payload, links.UNSUBSCRIBE_SALT)
+    django = signing.TimestampSigner(salt=links.UNSUBSCRIBE_SALT)
+    assert django.unsign_object(ours) == payload
+    assert ours.startswith(".") == (len(str(payload)) > 200)  # only the long one shrinks
+    if not ours.startswith("."):
+        assert ours == django.sign_object(payload, compress=True)
+    settings.SECRET_KEY = "another-secret-key-" + "k" * 40
+    with pytest.raises(signing.BadSignature):
+        signing.TimestampSigner(salt=links.UNSUBSCRIBE_SALT).unsign_object(ours)
+    moved = links._sign(payload, links.UNSUBSCRIBE_SALT)  # signed with the new key at once
+    assert signing.TimestampSigner(salt=links.UNSUBSCRIBE_SALT).unsign_object(moved) == payload
