@@ -8,8 +8,10 @@ its own instead, configured from the admin.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import quote
 
@@ -36,6 +38,9 @@ from .mime import MimeWriter, RawMessage
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 CONNECTION_OPTIONS = ("host", "port", "username", "password", "use_tls", "use_ssl", "timeout")
+#: Connections a worker keeps to a channel's own SMTP host (its ``connections`` option): one
+#: message is delivered while the next is written over the other.
+CONNECTIONS = MAX_CONNECTIONS = 2
 #: RFC 5322's hard limit on a line, without its CRLF.
 MAX_LINE = 998
 
@@ -87,6 +92,19 @@ def _sendmail_plain(
     the content is written and before its reply is read: work done while the server reads
     the message. ``begun``: what ``_transaction_begin`` returned if it was called already
     (its replies are read here); None to begin now."""
+    _envelope(client, sender, recipient, raw, begun=begun)
+    client.send(_data_block(raw))
+    if meanwhile is not None:
+        meanwhile()
+    _final_reply(client)
+
+
+def _envelope(
+    client: smtplib.SMTP, sender: str, recipient: str, raw: bytes, *, begun: bool | None = None
+) -> None:
+    """A message's transaction up to the server's go-ahead for its content (354): MAIL FROM,
+    RCPT TO and DATA, begun here unless ``begun`` says how they were, and their replies
+    read; a refusal raises what ``sendmail`` raises, the transaction reset."""
     pipelined = _transaction_begin(client, sender, recipient, raw) if begun is None else begun
     if pipelined:
         (code, reply), rcpt, data = _replies(client, 3)
@@ -110,9 +128,10 @@ def _sendmail_plain(
         code, reply = client.getreply()
     if code != 354:
         raise smtplib.SMTPDataError(code, reply)
-    client.send(_data_block(raw))
-    if meanwhile is not None:
-        meanwhile()
+
+
+def _final_reply(client: smtplib.SMTP) -> None:
+    """The reply to a message's content: its fate."""
     code, reply = client.getreply()
     if code != 250:
         _sendmail_abandon(client, code)
@@ -206,6 +225,25 @@ class _Ahead:
             raise failure
 
 
+def _nodelay(lane: SmtpBackend) -> None:
+    """Turns off Nagle's algorithm on a connection just opened: a message's final period,
+    written on its own after its content, must not wait for the server to acknowledge that
+    content (which it delays, having nothing to answer yet): 40 ms a message."""
+    sock = getattr(getattr(lane, "connection", None), "sock", None)  # SMTP only
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _lane_drop(lane: SmtpBackend | None) -> None:
+    """Closes a connection without a QUIT (in a transaction, a QUIT would be read as
+    content): the server ends what was begun on it, undelivered."""
+    client = getattr(lane, "connection", None)
+    if client is not None:
+        client.close()
+        lane.connection = None
+
+
 class PrebuiltEmail(EmailMultiAlternatives):
     """An email whose bytes were written already (``MimeWriter``): Django's SMTP backend
     sends them as they are. Its fields stay set, for whatever else reads them."""
@@ -291,6 +329,16 @@ class EmailConfigForm(BaseConfigForm):
     use_tls = forms.BooleanField(required=False)
     use_ssl = forms.BooleanField(required=False)
     timeout = forms.FloatField(required=False, min_value=0.1, initial=20)
+    connections = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_CONNECTIONS,
+        initial=CONNECTIONS,
+        help_text=f"Connections to the host a worker sends over (1 or {MAX_CONNECTIONS}, the "
+        f"default): with {MAX_CONNECTIONS}, while the server reads one message the next "
+        "one's envelope and content go over the other. Each message is still delivered "
+        "only once the one before it is recorded.",
+    )
 
     secret_fields = ("password",)
 
@@ -320,6 +368,8 @@ class EmailBackend(BaseBackend):
     #: ``open()`` succeeded and no ``close()`` came since (``build()`` may make the mailer
     #: object without opening it).
     opened = False
+    #: The connections besides ``connection`` that ``_send_lanes`` sends over.
+    spares: list[SmtpBackend] = []  # replaced, never changed in place
 
     def _connect(self):
         options = self.options
@@ -337,26 +387,31 @@ class EmailBackend(BaseBackend):
             self.connection.open()
             self.opened = True
         except (smtplib.SMTPException, OSError) as error:
-            # Refused, unreachable, silent past the timeout, or a failed TLS or login: the
-            # provider's words, with where we tried, for the admin's "Send test" and the
-            # message's last_error.
             self.close()
-            where = f"{self.options['host']}:{self.options.get('port') or 25}"
-            if not self.options.get("host"):
-                where = f"mailer {self.options.get('mailer') or 'default'!r}"
-            if isinstance(error, smtplib.SMTPResponseException):
-                raise self._smtp_error(error.smtp_code, error.smtp_error) from error
-            raise TransientError(
-                f"SMTP connection to {where} failed: {type(error).__name__}: {error}"
-            ) from error
+            raise self._open_error(error) from error
+        _nodelay(self.connection)
+
+    def _open_error(self, error: Exception) -> DeliveryError:
+        """Refused, unreachable, silent past the timeout, or a failed TLS or login: the
+        provider's words, with where we tried, for the admin's "Send test" and the message's
+        last_error."""
+        where = f"{self.options['host']}:{self.options.get('port') or 25}"
+        if not self.options.get("host"):
+            where = f"mailer {self.options.get('mailer') or 'default'!r}"
+        if isinstance(error, smtplib.SMTPResponseException):
+            return self._smtp_error(error.smtp_code, error.smtp_error)
+        return TransientError(f"SMTP connection to {where} failed: {type(error).__name__}: {error}")
 
     def close(self) -> None:
         self.opened = False
-        if self.connection is not None:
-            try:
+        spares, self.spares = self.spares, []
+        try:
+            for spare in spares:
+                _lane_drop(spare)
+            if self.connection is not None:
                 self.connection.close()
-            finally:
-                self.connection = None
+        finally:
+            self.connection = None
 
     writer: MimeWriter | None = None
 
@@ -464,10 +519,7 @@ class EmailBackend(BaseBackend):
     def _drop(self) -> None:
         """Closes the connection without a QUIT: with a transaction begun (in DATA, even, where
         a QUIT would be read as content and wait for its reply), the server ends it unsent."""
-        client = getattr(self.connection, "connection", None)
-        if client is not None:
-            client.close()
-            self.connection.connection = None
+        _lane_drop(self.connection)
         self.close()
 
     def send(self, messages: Iterable[Outgoing]) -> Iterator[SendResult]:
@@ -477,6 +529,9 @@ class EmailBackend(BaseBackend):
         server reads this one, between writing its content and reading the reply: the
         connection does not wait for that work."""
         items = iter(messages)
+        if self._lanes() > 1:
+            yield from self._send_lanes(items)
+            return
         ahead = _Ahead(items, self.build)
         ahead.take()
         started: bool | None = None  # the message ahead's transaction, begun (its replies unread)
@@ -506,6 +561,146 @@ class EmailBackend(BaseBackend):
         finally:
             if started is not None:  # the caller stopped with a transaction begun
                 self._drop()
+
+    def _lanes(self) -> int:
+        """How many connections ``send`` uses: the ``connections`` option, for a channel's
+        own host that Django's SMTP backend serves as it is (not a subclass that signs, say)
+        from a plain sender address; one otherwise."""
+        wanted = int(self.options.get("connections") or CONNECTIONS)
+        if wanted < 2 or not self.options.get("host"):
+            return 1
+        if self.connection is None:
+            self.connection = self._connect()
+        if type(self.connection) is not SmtpBackend:
+            return 1
+        if not self.envelope_from:
+            from_email = self.options.get("from_email") or settings.DEFAULT_FROM_EMAIL
+            self.envelope_from = self.connection.prep_address(from_email)
+        return min(wanted, MAX_CONNECTIONS) if _plain_addr_spec(self.envelope_from) else 1
+
+    def _send_lanes(self, items: Iterator[Outgoing]) -> Iterator[SendResult]:
+        """The send loop over several connections ("lanes"). A message's envelope and its
+        content but the final period go over a free lane while the server reads the message
+        before it on another; that one's reply is read and its result handed to the caller
+        (who journals it), and only then does the final period go: the server delivers one
+        message at a time, in order, and a worker killed at any point repeats at most the
+        message whose result it had not journalled. A message that cannot go this way (an
+        address that needs quoting, a build that failed) goes the ordinary way once the one
+        being delivered is done."""
+        lanes = [self.connection, *self.spares]
+        while len(lanes) < self._lanes():
+            lanes.append(self._connect())
+        self.spares = lanes[1:]
+        committing: tuple[SmtpBackend, Outgoing] | None = None
+        staged: SmtpBackend | None = None  # content written, its final period not
+        try:
+            while True:
+                try:
+                    message = next(items, None)
+                except Exception:  # the caller's iterator: what is being delivered comes first
+                    if committing is not None:
+                        (lane, done), committing = committing, None
+                        yield self._lane_result(lane, done)
+                    raise
+                if message is None:
+                    break
+                try:
+                    email = self.build(message)
+                except Exception as error:  # that message's failure, as on the ordinary way
+                    email = error
+                if not self._direct(message, email):  # results go out in the messages' order
+                    if committing is not None:
+                        (lane, done), committing = committing, None
+                        yield self._lane_result(lane, done)
+                    yield self._result(message, email)
+                    continue
+                busy = committing[0] if committing is not None else None
+                lane = next(lane for lane in lanes if lane is not busy)
+                try:
+                    self._lane_stage(lane, message, email)
+                except Exception as error:
+                    failure = SendResult(message, error=self._delivery_error(error, lane))
+                    if committing is not None:
+                        (done_lane, done), committing = committing, None
+                        yield self._lane_result(done_lane, done)
+                    yield failure
+                    continue
+                staged = lane
+                if committing is not None:
+                    (done_lane, done), committing = committing, None
+                    yield self._lane_result(done_lane, done)
+                try:
+                    lane.connection.send(b".\r\n")
+                except Exception as error:
+                    staged = None
+                    yield SendResult(message, error=self._delivery_error(error, lane))
+                    continue
+                staged, committing = None, (lane, message)
+            if committing is not None:
+                (lane, done), committing = committing, None
+                yield self._lane_result(lane, done)
+        finally:
+            if staged is not None:  # the caller stopped: the server never gets its period
+                _lane_drop(staged)
+            if committing is not None:  # stopped by an error in the caller: fate unknown
+                _lane_drop(committing[0])
+            if self.connection is not None and self.connection.connection is None:
+                self.opened = False
+
+    def _lane_stage(self, lane: SmtpBackend, message: Outgoing, email: PrebuiltEmail) -> None:
+        """A message on ``lane``: connected if need be, its envelope through, its content
+        written but for the final period."""
+        if lane.connection is None:
+            try:
+                lane.open()
+            except (smtplib.SMTPException, OSError) as error:
+                _lane_drop(lane)
+                raise self._open_error(error) from error
+            _nodelay(lane)
+            if lane is self.connection:
+                self.opened = True
+        client = lane.connection
+        _envelope(client, self.envelope_from, message.address, email.raw)
+        client.send(_data_block(email.raw)[:-3])  # all but ".\r\n"
+
+    def _lane_result(self, lane: SmtpBackend, message: Outgoing | None) -> SendResult:
+        """The result of the message whose final period went over ``lane``."""
+        try:
+            _final_reply(lane.connection)
+        except Exception as error:
+            return SendResult(message, error=self._delivery_error(error, lane))
+        return SendResult(message, provider_id=f"<{message.uuid}@{channel_settings.EMAIL_DOMAIN}>")
+
+    def _result(self, message: Outgoing, email: object) -> SendResult:
+        """A message sent the ordinary way (``_send_built``), as a result."""
+        try:
+            if isinstance(email, Exception):
+                raise email
+            provider_id = self._send_built(message, email)
+        except DeliveryError as error:
+            return SendResult(message, error=error)
+        except Exception as error:
+            return SendResult(message, error=self.classify(error))
+        return SendResult(message, provider_id=str(provider_id or ""))
+
+    def _delivery_error(self, error: Exception, lane: SmtpBackend | None) -> DeliveryError:
+        """What ``_send_built`` makes of an SMTP exception, for a lane's: a refused
+        recipient keeps the connection; a refusal of anything else or a broken connection
+        drops it (the next message on that lane connects anew)."""
+        if isinstance(error, DeliveryError):
+            return error
+        if isinstance(error, smtplib.SMTPRecipientsRefused):
+            code, reply = next(iter(error.recipients.values()))
+            return self._smtp_error(code, reply)
+        if isinstance(error, smtplib.SMTPResponseException):
+            _lane_drop(lane)
+            return self._smtp_error(error.smtp_code, error.smtp_error)
+        if isinstance(error, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError)):
+            _lane_drop(lane)
+            return TransientError(f"SMTP connection failed: {error}")
+        if isinstance(error, ValueError):
+            return PermanentError(str(error))
+        return self.classify(error)
 
     def send_one(self, message: Outgoing) -> str:
         return self._send_built(message, self.build(message))

@@ -7,6 +7,7 @@ content) before the caller takes up the loop again."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 
@@ -30,6 +31,7 @@ class Recording:
         self.mails = 0
         self.seen: list[tuple[str, int | str]] = []  # every command, as it arrives
         self.refuse_mail: set[int] = set()  # the n-th MAIL FROM is answered 451
+        self.peers: dict[str, object] = {}
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -48,6 +50,7 @@ class Recording:
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         self.seen.append(("RCPT", address))
+        self.peers[address] = session.peer  # which connection the message came over
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -81,11 +84,22 @@ def outgoing(n: int) -> Outgoing:
     return Outgoing(id=n, uuid=f"uuid-{n}", address=f"p{n}@example.com", subject=f"S{n}", text="T")
 
 
-def backend(port: int) -> EmailBackend:
+def backend(port: int, connections: int = 2) -> EmailBackend:
     return EmailBackend(
         channel_key="mail",
-        options={"host": "127.0.0.1", "port": port, "from_email": "shop@example.com"},
+        options={
+            "host": "127.0.0.1",
+            "port": port,
+            "from_email": "shop@example.com",
+            "connections": connections,
+        },
     )
+
+
+#: One connection (each message's transaction begun while the caller journals the last) or
+#: two (a message's envelope and content but its final period over one while the server reads
+#: the message before it on the other).
+CONNECTIONS = pytest.mark.parametrize("connections", [1, 2], ids=["1 connection", "2 connections"])
 
 
 def until(condition, timeout: float = 2.0) -> bool:
@@ -95,8 +109,9 @@ def until(condition, timeout: float = 2.0) -> bool:
     return condition()
 
 
+@CONNECTIONS
 def test_the_next_message_is_taken_while_the_server_reads_and_begun_while_the_caller_journals(
-    server,
+    server, connections
 ):
     port, events, taken, handler = server
 
@@ -106,7 +121,7 @@ def test_the_next_message_is_taken_while_the_server_reads_and_begun_while_the_ca
             taken[n].set()
             yield outgoing(n)
 
-    mailer = backend(port)
+    mailer = backend(port, connections)
     at_results = []
     try:
         for result in mailer.send(messages()):
@@ -137,19 +152,24 @@ def test_the_next_message_is_taken_while_the_server_reads_and_begun_while_the_ca
         ("DATA", "p2@example.com"),
         ("DATA", "p3@example.com"),
     ]
+    peers = [handler.peers[f"p{n}@example.com"] for n in (1, 2, 3)]
+    if connections == 1:
+        assert peers[0] == peers[1] == peers[2]
+    else:  # each message over the connection the message before it did not use
+        assert peers[0] != peers[1] and peers[2] == peers[0]
 
 
-def test_a_caller_that_stops_with_the_next_message_begun_leaves_it_unsent(server):
+@CONNECTIONS
+def test_a_caller_that_stops_with_the_next_message_begun_leaves_it_unsent(server, connections):
     port, _, taken, handler = server
     for event in taken.values():
         event.set()
-    mailer = backend(port)
+    mailer = backend(port, connections)
     try:
         loop = mailer.send(outgoing(n) for n in (1, 2))
         first = next(loop)
         assert first.ok and until(lambda: ("MAIL", 2) in handler.seen)
         loop.close()  # the caller gives up: message 2's transaction is begun, never finished
-        assert not mailer.opened
         # The next batch on the same backend connects anew and sends as usual.
         later = list(mailer.send([outgoing(3)]))
     finally:
@@ -161,12 +181,13 @@ def test_a_caller_that_stops_with_the_next_message_begun_leaves_it_unsent(server
     ]
 
 
-def test_a_refused_mail_from_written_ahead_fails_only_its_message(server):
+@CONNECTIONS
+def test_a_refused_mail_from_written_ahead_fails_only_its_message(server, connections):
     port, _, taken, handler = server
     handler.refuse_mail = {2}
     for event in taken.values():
         event.set()
-    mailer = backend(port)
+    mailer = backend(port, connections)
     try:
         results = list(mailer.send(outgoing(n) for n in (1, 2, 3)))
     finally:
@@ -185,14 +206,15 @@ def test_a_refused_mail_from_written_ahead_fails_only_its_message(server):
     ]
 
 
-def test_a_failing_caller_is_raised_once_the_current_result_is_out(server):
+@CONNECTIONS
+def test_a_failing_caller_is_raised_once_the_current_result_is_out(server, connections):
     port, events, _, _ = server
 
     def messages():
         yield outgoing(1)
         raise RuntimeError("the caller's iterator broke")
 
-    mailer = backend(port)
+    mailer = backend(port, connections)
     results = []
     try:
         with pytest.raises(RuntimeError, match="iterator broke"):
@@ -229,3 +251,24 @@ def test_a_build_that_fails_is_that_messages_failure():
     ahead.take()
     assert seen == [(1, "built 1"), (2, "cannot build 2"), (3, "built 3")]
     assert ahead.message is None and ahead.failure is None
+
+
+def test_both_connections_send_their_writes_at_once(server):
+    """Nagle's algorithm off on each connection: a message's final period, written on its
+    own, would otherwise wait for the server to acknowledge the content (40 ms a message)."""
+    port, _, taken, handler = server
+    for event in taken.values():
+        event.set()
+    mailer = backend(port, connections=2)
+    try:
+        results = list(mailer.send(outgoing(n) for n in (1, 2, 3)))
+        lanes = [mailer.connection, *mailer.spares]
+        delays = [
+            lane.connection.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            for lane in lanes
+        ]
+    finally:
+        mailer.close()
+    assert all(r.ok for r in results)
+    assert len(lanes) == 2 and all(delays), delays
+    assert len(set(handler.peers.values())) == 2
