@@ -587,10 +587,6 @@ class EmailBackend(BaseBackend):
         message whose result it had not journalled. A message that cannot go this way (an
         address that needs quoting, a build that failed) goes the ordinary way once the one
         being delivered is done."""
-        lanes = [self.connection, *self.spares]
-        while len(lanes) < self._lanes():
-            lanes.append(self._connect())
-        self.spares = lanes[1:]
         committing: tuple[SmtpBackend, Outgoing] | None = None
         staged: SmtpBackend | None = None  # content written, its final period not
         try:
@@ -615,7 +611,7 @@ class EmailBackend(BaseBackend):
                     yield self._result(message, email)
                     continue
                 busy = committing[0] if committing is not None else None
-                lane = next(lane for lane in lanes if lane is not busy)
+                lane = next(lane for lane in self._lane_list() if lane is not busy)
                 try:
                     self._lane_stage(lane, message, email)
                 except Exception as error:
@@ -646,6 +642,17 @@ class EmailBackend(BaseBackend):
                 _lane_drop(committing[0])
             if self.connection is not None and self.connection.connection is None:
                 self.opened = False
+
+    def _lane_list(self) -> list[SmtpBackend]:
+        """The connections (opened when a message needs one), made anew after a ``close()``
+        (an ordinary send that failed closes them all)."""
+        if self.connection is None:
+            self.connection = self._connect()
+        lanes = [self.connection, *self.spares]
+        while len(lanes) < MAX_CONNECTIONS:
+            lanes.append(self._connect())
+        self.spares = lanes[1:]
+        return lanes
 
     def _lane_stage(self, lane: SmtpBackend, message: Outgoing, email: PrebuiltEmail) -> None:
         """A message on ``lane``: connected if need be, its envelope through, its content

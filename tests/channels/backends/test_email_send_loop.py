@@ -272,3 +272,25 @@ def test_both_connections_send_their_writes_at_once(server):
     assert all(r.ok for r in results)
     assert len(lanes) == 2 and all(delays), delays
     assert len(set(handler.peers.values())) == 2
+
+
+def test_an_address_that_needs_quoting_goes_the_ordinary_way_in_its_turn(server):
+    """A recipient Notifier's own writer does not take (here a quoted local part) is sent
+    through Django's path once the message before it is delivered; the two connections go
+    on after it, every result in the messages' order."""
+    port, _, taken, handler = server
+    for event in taken.values():
+        event.set()
+    quoted = Outgoing(id=2, uuid="uuid-2", address='"ann lee"@example.com', subject="S2", text="T")
+    mailer = backend(port, connections=2)
+    try:
+        results = list(mailer.send([outgoing(1), quoted, outgoing(3), outgoing(4)]))
+    finally:
+        mailer.close()
+    assert [(r.outgoing.id, r.ok) for r in results] == [(1, True), (2, True), (3, True), (4, True)]
+    assert [c[1] for c in handler.seen if c[0] == "DATA"] == [
+        "p1@example.com",
+        '"ann lee"@example.com',
+        "p3@example.com",
+        "p4@example.com",
+    ]
