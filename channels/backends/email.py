@@ -225,6 +225,14 @@ class _Ahead:
             raise failure
 
 
+def _connection_lost(error: OSError) -> bool:
+    """The connection is gone (closed by the server, reset), as opposed to a reply that
+    refused something (``SMTPException`` is an ``OSError`` too)."""
+    return isinstance(error, smtplib.SMTPServerDisconnected) or not isinstance(
+        error, smtplib.SMTPException
+    )
+
+
 def _nodelay(lane: SmtpBackend) -> None:
     """Turns off Nagle's algorithm on a connection just opened: a message's final period,
     written on its own after its content, must not wait for the server to acknowledge that
@@ -469,20 +477,31 @@ class EmailBackend(BaseBackend):
         if not self.envelope_from:
             self.envelope_from = connection.prep_address(email.from_email)
         with connection._lock:
-            if connection.connection is None:
+            kept = connection.connection is not None
+            if not kept:
                 connection.open()
+                _nodelay(connection)
                 begun = None
-            if _plain_addr_spec(self.envelope_from):
-                _sendmail_plain(
-                    connection.connection,
-                    self.envelope_from,
-                    email.to[0],
-                    email.raw,
-                    meanwhile,
-                    begun=begun,
-                )
-            else:
+            if not _plain_addr_spec(self.envelope_from):
                 connection.connection.sendmail(self.envelope_from, email.to, email.raw)
+                return
+            sender, recipient = self.envelope_from, email.to[0]
+            try:
+                _envelope(connection.connection, sender, recipient, email.raw, begun=begun)
+            except OSError as error:
+                if not kept or not _connection_lost(error):
+                    raise
+                # The server closed a connection kept from an earlier batch (servers drop
+                # idle clients after a few minutes): nothing of this message went; once more.
+                _lane_drop(connection)
+                connection.open()
+                _nodelay(connection)
+                _envelope(connection.connection, sender, recipient, email.raw)
+            client = connection.connection
+            client.send(_data_block(email.raw))
+            if meanwhile is not None:
+                meanwhile()
+            _final_reply(client)
 
     def _direct(self, message: Outgoing, email: object) -> bool:
         """Whether this message goes to the SMTP server by ``_smtp_send``: bytes written by
@@ -656,19 +675,31 @@ class EmailBackend(BaseBackend):
 
     def _lane_stage(self, lane: SmtpBackend, message: Outgoing, email: PrebuiltEmail) -> None:
         """A message on ``lane``: connected if need be, its envelope through, its content
-        written but for the final period."""
-        if lane.connection is None:
-            try:
-                lane.open()
-            except (smtplib.SMTPException, OSError) as error:
-                _lane_drop(lane)
-                raise self._open_error(error) from error
-            _nodelay(lane)
-            if lane is self.connection:
-                self.opened = True
-        client = lane.connection
-        _envelope(client, self.envelope_from, message.address, email.raw)
-        client.send(_data_block(email.raw)[:-3])  # all but ".\r\n"
+        written but for the final period. A connection kept from an earlier batch that the
+        server closed meanwhile (servers drop idle clients after a few minutes) is opened
+        again once: nothing of the message had gone."""
+        kept = lane.connection is not None
+        if not kept:
+            self._lane_open(lane)
+        try:
+            _envelope(lane.connection, self.envelope_from, message.address, email.raw)
+        except OSError as error:
+            if not kept or not _connection_lost(error):
+                raise
+            _lane_drop(lane)
+            self._lane_open(lane)
+            _envelope(lane.connection, self.envelope_from, message.address, email.raw)
+        lane.connection.send(_data_block(email.raw)[:-3])  # all but ".\r\n"
+
+    def _lane_open(self, lane: SmtpBackend) -> None:
+        try:
+            lane.open()
+        except (smtplib.SMTPException, OSError) as error:
+            _lane_drop(lane)
+            raise self._open_error(error) from error
+        _nodelay(lane)
+        if lane is self.connection:
+            self.opened = True
 
     def _lane_result(self, lane: SmtpBackend, message: Outgoing | None) -> SendResult:
         """The result of the message whose final period went over ``lane``."""

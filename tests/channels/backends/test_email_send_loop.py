@@ -294,3 +294,32 @@ def test_an_address_that_needs_quoting_goes_the_ordinary_way_in_its_turn(server)
         "p3@example.com",
         "p4@example.com",
     ]
+
+
+@CONNECTIONS
+def test_connections_the_server_closed_between_batches_are_opened_again(connections):
+    """Servers drop idle clients (aiosmtpd here after half a second): the next batch's
+    messages go over new connections instead of failing on the dead ones."""
+    handler = Recording([], {}, pipelining=False)
+    port = free_port()
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=port, server_kwargs={"timeout": 0.5}
+    )
+    controller.start()
+    mailer = backend(port, connections)
+    try:
+        first = list(mailer.send(outgoing(n) for n in (1, 2)))
+        time.sleep(1.5)  # the server closes both connections meanwhile
+        second = list(mailer.send(outgoing(n) for n in (3, 4)))
+    finally:
+        mailer.close()
+        controller.stop()
+    assert [(r.outgoing.id, r.error) for r in first + second] == [
+        (1, None),
+        (2, None),
+        (3, None),
+        (4, None),
+    ]
+    assert [c[1] for c in handler.seen if c[0] == "DATA"] == [
+        f"p{n}@example.com" for n in (1, 2, 3, 4)
+    ]
