@@ -543,10 +543,11 @@ class EmailBackend(BaseBackend):
 
     def send(self, messages: Iterable[Outgoing]) -> Iterator[SendResult]:
         """The send loop, one result per message, yielded (and journalled by the caller)
-        before the next message is sent. Through an SMTP connection of its own, the next
-        message is taken from ``messages`` (the caller renders it then) and built while the
-        server reads this one, between writing its content and reading the reply: the
-        connection does not wait for that work."""
+        before the next message is delivered. With two connections to the channel's host,
+        ``_send_lanes``. With one, the next message is taken from ``messages`` (the caller
+        renders it then) and built while the server reads this one, between writing its
+        content and reading the reply, and its transaction is begun while the caller
+        journals this one's result: the connection does not wait for that work."""
         items = iter(messages)
         if self._lanes() > 1:
             yield from self._send_lanes(items)
