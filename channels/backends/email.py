@@ -13,6 +13,7 @@ import re
 import smtplib
 import socket
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from urllib.parse import quote
 
 from django import forms
@@ -93,10 +94,7 @@ def _sendmail_plain(
     the message. ``begun``: what ``_transaction_begin`` returned if it was called already
     (its replies are read here); None to begin now."""
     _envelope(client, sender, recipient, raw, begun=begun)
-    client.send(_data_block(raw))
-    if meanwhile is not None:
-        meanwhile()
-    _final_reply(client)
+    _content(client, raw, meanwhile)
 
 
 def _envelope(
@@ -128,6 +126,15 @@ def _envelope(
         code, reply = client.getreply()
     if code != 354:
         raise smtplib.SMTPDataError(code, reply)
+
+
+def _content(client: smtplib.SMTP, raw: bytes, meanwhile: Callable[[], None] | None = None) -> None:
+    """A message's content after the server's go-ahead, then its reply; ``meanwhile`` runs
+    between the two, while the server reads it."""
+    client.send(_data_block(raw))
+    if meanwhile is not None:
+        meanwhile()
+    _final_reply(client)
 
 
 def _final_reply(client: smtplib.SMTP) -> None:
@@ -477,31 +484,13 @@ class EmailBackend(BaseBackend):
         if not self.envelope_from:
             self.envelope_from = connection.prep_address(email.from_email)
         with connection._lock:
-            kept = connection.connection is not None
-            if not kept:
-                connection.open()
-                _nodelay(connection)
-                begun = None
             if not _plain_addr_spec(self.envelope_from):
+                if connection.connection is None:
+                    self._lane_open(connection)
                 connection.connection.sendmail(self.envelope_from, email.to, email.raw)
                 return
-            sender, recipient = self.envelope_from, email.to[0]
-            try:
-                _envelope(connection.connection, sender, recipient, email.raw, begun=begun)
-            except OSError as error:
-                if not kept or not _connection_lost(error):
-                    raise
-                # The server closed a connection kept from an earlier batch (servers drop
-                # idle clients after a few minutes): nothing of this message went; once more.
-                _lane_drop(connection)
-                connection.open()
-                _nodelay(connection)
-                _envelope(connection.connection, sender, recipient, email.raw)
-            client = connection.connection
-            client.send(_data_block(email.raw))
-            if meanwhile is not None:
-                meanwhile()
-            _final_reply(client)
+            self._envelope_on(connection, email.to[0], email.raw, begun=begun)
+            _content(connection.connection, email.raw, meanwhile)
 
     def _direct(self, message: Outgoing, email: object) -> bool:
         """Whether this message goes to the SMTP server by ``_smtp_send``: bytes written by
@@ -560,18 +549,7 @@ class EmailBackend(BaseBackend):
                 message, email = ahead.message, ahead.email
                 ahead.clear()
                 begun, started = started, None
-                try:
-                    if isinstance(email, Exception):  # building it failed
-                        raise email
-                    provider_id = self._send_built(
-                        message, email, meanwhile=ahead.take, begun=begun
-                    )
-                except DeliveryError as error:
-                    result = SendResult(message, error=error)
-                except Exception as error:
-                    result = SendResult(message, error=self.classify(error))
-                else:
-                    result = SendResult(message, provider_id=str(provider_id or ""))
+                result = self._result(message, email, meanwhile=ahead.take, begun=begun)
                 started = self._transaction_start(ahead)
                 yield result
                 if not ahead.taken:  # not taken during the send (it went another way, or failed)
@@ -609,14 +587,19 @@ class EmailBackend(BaseBackend):
         being delivered is done."""
         committing: tuple[SmtpBackend, Outgoing] | None = None
         staged: SmtpBackend | None = None  # content written, its final period not
+
+        def delivered() -> Iterator[SendResult]:  # the result of the one being delivered
+            nonlocal committing
+            if committing is not None:
+                (lane, done), committing = committing, None
+                yield self._lane_result(lane, done)
+
         try:
             while True:
                 try:
                     message = next(items, None)
                 except Exception:  # the caller's iterator: what is being delivered comes first
-                    if committing is not None:
-                        (lane, done), committing = committing, None
-                        yield self._lane_result(lane, done)
+                    yield from delivered()
                     raise
                 if message is None:
                     break
@@ -625,9 +608,7 @@ class EmailBackend(BaseBackend):
                 except Exception as error:  # that message's failure, as on the ordinary way
                     email = error
                 if not self._direct(message, email):  # results go out in the messages' order
-                    if committing is not None:
-                        (lane, done), committing = committing, None
-                        yield self._lane_result(lane, done)
+                    yield from delivered()
                     yield self._result(message, email)
                     continue
                 busy = committing[0] if committing is not None else None
@@ -635,26 +616,24 @@ class EmailBackend(BaseBackend):
                 try:
                     self._lane_stage(lane, message, email)
                 except Exception as error:
-                    failure = SendResult(message, error=self._delivery_error(error, lane))
-                    if committing is not None:
-                        (done_lane, done), committing = committing, None
-                        yield self._lane_result(done_lane, done)
+                    failure = SendResult(
+                        message, error=self._delivery_error(error, partial(_lane_drop, lane))
+                    )
+                    yield from delivered()
                     yield failure
                     continue
                 staged = lane
-                if committing is not None:
-                    (done_lane, done), committing = committing, None
-                    yield self._lane_result(done_lane, done)
+                yield from delivered()
                 try:
                     lane.connection.send(b".\r\n")
                 except Exception as error:
                     staged = None
-                    yield SendResult(message, error=self._delivery_error(error, lane))
+                    yield SendResult(
+                        message, error=self._delivery_error(error, partial(_lane_drop, lane))
+                    )
                     continue
                 staged, committing = None, (lane, message)
-            if committing is not None:
-                (lane, done), committing = committing, None
-                yield self._lane_result(lane, done)
+            yield from delivered()
         finally:
             if staged is not None:  # the caller stopped: the server never gets its period
                 _lane_drop(staged)
@@ -675,22 +654,30 @@ class EmailBackend(BaseBackend):
         return lanes
 
     def _lane_stage(self, lane: SmtpBackend, message: Outgoing, email: PrebuiltEmail) -> None:
-        """A message on ``lane``: connected if need be, its envelope through, its content
-        written but for the final period. A connection kept from an earlier batch that the
-        server closed meanwhile (servers drop idle clients after a few minutes) is opened
-        again once: nothing of the message had gone."""
+        """A message on ``lane``: its envelope through, its content written but for the final
+        period."""
+        self._envelope_on(lane, message.address, email.raw)
+        lane.connection.send(_data_block(email.raw)[:-3])  # all but ".\r\n"
+
+    def _envelope_on(
+        self, lane: SmtpBackend, recipient: str, raw: bytes, *, begun: bool | None = None
+    ) -> None:
+        """A message's envelope on ``lane`` (``_envelope``), connected if need be. A
+        connection kept from an earlier batch that the server closed meanwhile (servers drop
+        idle clients after a few minutes) is opened again once: nothing of the message had
+        gone."""
         kept = lane.connection is not None
         if not kept:
             self._lane_open(lane)
+            begun = None
         try:
-            _envelope(lane.connection, self.envelope_from, message.address, email.raw)
+            _envelope(lane.connection, self.envelope_from, recipient, raw, begun=begun)
         except OSError as error:
             if not kept or not _connection_lost(error):
                 raise
             _lane_drop(lane)
             self._lane_open(lane)
-            _envelope(lane.connection, self.envelope_from, message.address, email.raw)
-        lane.connection.send(_data_block(email.raw)[:-3])  # all but ".\r\n"
+            _envelope(lane.connection, self.envelope_from, recipient, raw)
 
     def _lane_open(self, lane: SmtpBackend) -> None:
         try:
@@ -707,35 +694,44 @@ class EmailBackend(BaseBackend):
         try:
             _final_reply(lane.connection)
         except Exception as error:
-            return SendResult(message, error=self._delivery_error(error, lane))
+            return SendResult(message, error=self._delivery_error(error, partial(_lane_drop, lane)))
         return SendResult(message, provider_id=f"<{message.uuid}@{channel_settings.EMAIL_DOMAIN}>")
 
-    def _result(self, message: Outgoing, email: object) -> SendResult:
-        """A message sent the ordinary way (``_send_built``), as a result."""
+    def _result(
+        self,
+        message: Outgoing,
+        email: object,
+        *,
+        meanwhile: Callable[[], None] | None = None,
+        begun: bool | None = None,
+    ) -> SendResult:
+        """A message sent the ordinary way (``_send_built``), or the failure of building it
+        (``email`` is then that exception), as a result."""
         try:
             if isinstance(email, Exception):
                 raise email
-            provider_id = self._send_built(message, email)
+            provider_id = self._send_built(message, email, meanwhile=meanwhile, begun=begun)
         except DeliveryError as error:
             return SendResult(message, error=error)
         except Exception as error:
             return SendResult(message, error=self.classify(error))
         return SendResult(message, provider_id=str(provider_id or ""))
 
-    def _delivery_error(self, error: Exception, lane: SmtpBackend | None) -> DeliveryError:
-        """What ``_send_built`` makes of an SMTP exception, for a lane's: a refused
-        recipient keeps the connection; a refusal of anything else or a broken connection
-        drops it (the next message on that lane connects anew)."""
+    def _delivery_error(self, error: Exception, drop: Callable[[], None]) -> DeliveryError:
+        """What a send's exception says of its message. A refused recipient keeps the
+        connection; a refusal of anything else or a broken connection calls ``drop`` (the
+        next message connects anew); an invalid address (Django refuses CR/LF, bad syntax)
+        is permanent."""
         if isinstance(error, DeliveryError):
             return error
         if isinstance(error, smtplib.SMTPRecipientsRefused):
             code, reply = next(iter(error.recipients.values()))
             return self._smtp_error(code, reply)
         if isinstance(error, smtplib.SMTPResponseException):
-            _lane_drop(lane)
+            drop()
             return self._smtp_error(error.smtp_code, error.smtp_error)
-        if isinstance(error, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError)):
-            _lane_drop(lane)
+        if isinstance(error, OSError):  # disconnected, refused, reset, timed out
+            drop()
             return TransientError(f"SMTP connection failed: {error}")
         if isinstance(error, ValueError):
             return PermanentError(str(error))
@@ -760,17 +756,8 @@ class EmailBackend(BaseBackend):
                 self._smtp_send(email, meanwhile, begun=begun)
             else:
                 self.connection.send_messages([email])
-        except smtplib.SMTPRecipientsRefused as error:
-            code, reply = next(iter(error.recipients.values()))
-            raise self._smtp_error(code, reply) from error
-        except smtplib.SMTPResponseException as error:
-            self.close()
-            raise self._smtp_error(error.smtp_code, error.smtp_error) from error
-        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as error:
-            self.close()  # reconnect on the next message
-            raise TransientError(f"SMTP connection failed: {error}") from error
-        except ValueError as error:  # invalid address (Django refuses CR/LF, bad syntax)
-            raise PermanentError(str(error)) from error
+        except (OSError, ValueError) as error:  # SMTP's exceptions are OSErrors
+            raise self._delivery_error(error, self.close) from error
         # An ESP behind django-anymail gives its own id, which its tracking events carry.
         status = getattr(email, "anymail_status", None)
         esp_id = getattr(status, "message_id", None)
