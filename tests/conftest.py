@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connection
 from rq import SimpleWorker
 
+from campaigns.bench.smtp_sink import PipeliningOffer
 from campaigns.conf import app_settings
 from campaigns.domain.rendering import compiled_templates
 from campaigns.outbox.catalog import catalog_clear
@@ -86,7 +87,7 @@ MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>]+>)", re.IGNORECASE | re.MULTILI
 
 
 @dataclass
-class SMTPSink:
+class SMTPSink(PipeliningOffer):
     """What the SMTP server received, and answers it should give instead of accepting.
 
     Mails are kept raw and parsed on access, so the server thread stays cheap under load."""
@@ -97,12 +98,6 @@ class SMTPSink:
     delay: float = 0.0
     pipelining: bool = False  # offer PIPELINING (RFC 2920), as production servers do
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
-        if self.pipelining:
-            responses.insert(-1, "250-PIPELINING")
-        return responses
 
     async def handle_DATA(self, server, session, envelope):
         if self.delay:

@@ -15,15 +15,21 @@ import threading
 from aiosmtpd.controller import Controller
 
 
-class Sink:
-    def __init__(self, *, pipelining: bool = False):
-        self.pipelining = pipelining
+class PipeliningOffer:
+    """An aiosmtpd handler's EHLO: PIPELINING offered when its ``pipelining`` is set."""
+
+    pipelining = False
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
         return responses
+
+
+class Sink(PipeliningOffer):
+    def __init__(self, *, pipelining: bool = False):
+        self.pipelining = pipelining
 
     async def handle_DATA(self, server, session, envelope):
         return "250 2.0.0 OK"

@@ -14,12 +14,13 @@ import time
 import pytest
 from aiosmtpd.controller import Controller
 
+from campaigns.bench.smtp_sink import PipeliningOffer
 from channels.backends.base import Outgoing
 from channels.backends.email import EmailBackend, _Ahead
 from tests.conftest import free_port
 
 
-class Recording:
+class Recording(PipeliningOffer):
     """Writes down, with the test's own events, each MAIL FROM; holds each message's final
     reply until the test says the next message was taken (or 5 s pass)."""
 
@@ -32,12 +33,6 @@ class Recording:
         self.seen: list[tuple[str, int | str]] = []  # every command, as it arrives
         self.refuse_mail: set[int] = set()  # the n-th MAIL FROM is answered 451
         self.peers: dict[str, object] = {}
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
-        if self.pipelining:
-            responses.insert(-1, "250-PIPELINING")
-        return responses
 
     async def handle_MAIL(self, server, session, envelope, address, options):
         self.mails += 1
