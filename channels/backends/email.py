@@ -12,7 +12,9 @@ import contextlib
 import re
 import smtplib
 import socket
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from urllib.parse import quote
 
@@ -40,8 +42,9 @@ from .mime import MimeWriter, RawMessage
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 CONNECTION_OPTIONS = ("host", "port", "username", "password", "use_tls", "use_ssl", "timeout")
 #: Connections a worker keeps to a channel's own SMTP host (its ``connections`` option): one
-#: message is delivered while the next is written over the other.
-CONNECTIONS = MAX_CONNECTIONS = 2
+#: message is delivered while the envelopes of the next ones go over the others. Four cover a
+#: server without PIPELINING, whose envelope takes three round trips to one delivery's one.
+CONNECTIONS = MAX_CONNECTIONS = 4
 #: RFC 5322's hard limit on a line, without its CRLF.
 MAX_LINE = 998
 
@@ -100,10 +103,22 @@ def _sendmail_plain(
 def _envelope(
     client: smtplib.SMTP, sender: str, recipient: str, raw: bytes, *, begun: bool | None = None
 ) -> None:
+    """A message's transaction up to the server's go-ahead for its content (354), waiting for
+    each reply (``_envelope_steps`` with nothing done between them)."""
+    for _ in _envelope_steps(client, sender, recipient, raw, begun=begun):
+        pass
+
+
+def _envelope_steps(
+    client: smtplib.SMTP, sender: str, recipient: str, raw: bytes, *, begun: bool | None = None
+) -> Iterator[None]:
     """A message's transaction up to the server's go-ahead for its content (354): MAIL FROM,
-    RCPT TO and DATA, begun here unless ``begun`` says how they were, and their replies
-    read; a refusal raises what ``sendmail`` raises, the transaction reset."""
+    RCPT TO and DATA, begun here unless ``begun`` says how they were, and their replies read.
+    It yields each time it has written what it next waits a reply for (once when pipelined,
+    three times when not), so that its caller works while the server answers. A refusal
+    raises what ``sendmail`` raises, the transaction reset."""
     pipelined = _transaction_begin(client, sender, recipient, raw) if begun is None else begun
+    yield
     if pipelined:
         (code, reply), rcpt, data = _replies(client, 3)
         if code != 250 or rcpt[0] not in (250, 251):
@@ -118,11 +133,13 @@ def _envelope(
             _sendmail_abandon(client, code)
             raise smtplib.SMTPSenderRefused(code, reply, sender)
         client.putcmd("rcpt", f"TO:<{recipient}>")
+        yield
         code, reply = client.getreply()
         if code not in (250, 251):
             _sendmail_abandon(client, code)
             raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
         client.putcmd("data")  # smtplib's SMTP.data(), with room between writing and reading
+        yield
         code, reply = client.getreply()
     if code != 354:
         raise smtplib.SMTPDataError(code, reply)
@@ -196,11 +213,22 @@ def _sendmail_abandon(client: smtplib.SMTP, code: int) -> None:
         client._rset()
 
 
+@dataclass(eq=False)
+class _Flight:
+    """A message of ``_send_lanes`` on its way over one of the lanes."""
+
+    message: Outgoing
+    email: object
+    lane: object
+    steps: Iterator[None] | None = None  # its envelope, while replies are awaited
+    failure: SendResult | None = None
+
+
 class _Ahead:
     """The next message of a send loop, taken and built ahead of its turn: ``take()`` pulls
-    it from the caller's iterator and builds it. A failed build is kept for that message's
-    turn; a failing iterator is raised by ``raise_failure()`` once the current message's
-    result is out."""
+    it from the caller's iterator (``take_message()``) and builds it (``build_message()``). A
+    failed build is kept for that message's turn; a failing iterator is raised by
+    ``raise_failure()`` once the current message's result is out."""
 
     def __init__(self, items: Iterator[Outgoing], build: Callable[[Outgoing], object]):
         self.items = items
@@ -211,13 +239,18 @@ class _Ahead:
         self.failure: Exception | None = None
 
     def take(self) -> None:
+        self.take_message()
+        self.build_message()
+
+    def take_message(self) -> None:
         self.taken = True
         try:
             self.message = next(self.items, None)
         except Exception as error:
             self.failure = error
-            return
-        if self.message is not None:
+
+    def build_message(self) -> None:
+        if self.message is not None and self.email is None:
             try:
                 self.email = self.build(self.message)
             except Exception as error:
@@ -349,10 +382,10 @@ class EmailConfigForm(BaseConfigForm):
         min_value=1,
         max_value=MAX_CONNECTIONS,
         initial=CONNECTIONS,
-        help_text=f"Connections to the host a worker sends over (1 or {MAX_CONNECTIONS}, the "
-        f"default): with {MAX_CONNECTIONS}, while the server reads one message the next "
-        "one's envelope and content go over the other. Each message is still delivered "
-        "only once the one before it is recorded.",
+        help_text=f"Connections to the host a worker sends over (1 to {MAX_CONNECTIONS}, "
+        f"default {CONNECTIONS}): while the server reads one message, the envelopes of the "
+        "next ones go over the others. Each message is still delivered only once the one "
+        "before it is recorded. Lower it for a server that limits connections per client.",
     )
 
     secret_fields = ("password",)
@@ -489,7 +522,8 @@ class EmailBackend(BaseBackend):
                     self._lane_open(connection)
                 connection.connection.sendmail(self.envelope_from, email.to, email.raw)
                 return
-            self._envelope_on(connection, email.to[0], email.raw, begun=begun)
+            for _ in self._envelope_on(connection, email.to[0], email.raw, begun=begun):
+                pass
             _content(connection.connection, email.raw, meanwhile)
 
     def _direct(self, message: Outgoing, email: object) -> bool:
@@ -532,8 +566,8 @@ class EmailBackend(BaseBackend):
 
     def send(self, messages: Iterable[Outgoing]) -> Iterator[SendResult]:
         """The send loop, one result per message, yielded (and journalled by the caller)
-        before the next message is delivered. With two connections to the channel's host,
-        ``_send_lanes``. With one, the next message is taken from ``messages`` (the caller
+        before the next message is delivered. With several connections to the channel's
+        host, ``_send_lanes``. With one, the next message is taken from ``messages`` (the caller
         renders it then) and built while the server reads this one, between writing its
         content and reading the reply, and its transaction is begun while the caller
         journals this one's result: the connection does not wait for that work."""
@@ -577,70 +611,93 @@ class EmailBackend(BaseBackend):
         return min(wanted, MAX_CONNECTIONS) if _plain_addr_spec(self.envelope_from) else 1
 
     def _send_lanes(self, items: Iterator[Outgoing]) -> Iterator[SendResult]:
-        """The send loop over several connections ("lanes"). A message's envelope and its
-        content but the final period go over a free lane while the server reads the message
-        before it on another; that one's reply is read and its result handed to the caller
-        (who journals it), and only then does the final period go: the server delivers one
-        message at a time, in order, and a worker killed at any point repeats at most the
-        message whose result it had not journalled. A message that cannot go this way (an
-        address that needs quoting, a build that failed) goes the ordinary way once the one
-        being delivered is done."""
-        committing: tuple[SmtpBackend, Outgoing] | None = None
-        staged: SmtpBackend | None = None  # content written, its final period not
-
-        def delivered() -> Iterator[SendResult]:  # the result of the one being delivered
-            nonlocal committing
-            if committing is not None:
-                (lane, done), committing = committing, None
-                yield self._lane_result(lane, done)
-
+        """The send loop over several connections ("lanes"). While the server reads one
+        message, the envelopes of the messages after it go over the other lanes, each
+        command written as soon as its lane may, and every reply read in the order the
+        commands went, so the server always has something of this worker's to answer. The
+        loop works while it answers: it takes the next message from the caller (who renders
+        it) and builds it. A message's content goes once the one before it is delivered and
+        its result handed to the caller, who journals it: the server delivers one message
+        at a time, in order, and a worker killed at any point repeats at most the message
+        whose result it had not journalled. A message that cannot go this way (an address
+        that needs quoting, a build that failed) goes the ordinary way once those before it
+        are done."""
+        lanes = self._lane_list()
+        ahead = _Ahead(items, self.build)
+        flights: deque[_Flight] = deque()  # envelopes on their way, in the messages' order
+        waiting: deque[_Flight] = deque()  # whose reply is read next, in the commands' order
+        committing: _Flight | None = None  # content sent, its reply unread
         try:
+            ahead.take()
             while True:
-                try:
-                    message = next(items, None)
-                except Exception:  # the caller's iterator: what is being delivered comes first
-                    yield from delivered()
-                    raise
-                if message is None:
+                while (  # envelopes begin on every free lane
+                    ahead.message is not None
+                    and len(flights) < len(lanes) - 1
+                    and self._direct(ahead.message, ahead.email)
+                ):
+                    busy = {flight.lane for flight in flights}
+                    if committing is not None:
+                        busy.add(committing.lane)
+                    lane = next(lane for lane in lanes if lane not in busy)
+                    flight = _Flight(ahead.message, ahead.email, lane)
+                    ahead.clear()
+                    flights.append(flight)
+                    if self._flight_step(flight, self._envelope_on):
+                        waiting.append(flight)
+                    ahead.take()  # while the server answers
+                if committing is None and flights and flights[0].steps is None:
+                    flight = flights.popleft()
+                    if flight.failure is not None:
+                        yield flight.failure
+                        continue
+                    try:
+                        flight.lane.connection.send(_data_block(flight.email.raw))
+                    except Exception as error:
+                        drop = partial(_lane_drop, flight.lane)
+                        yield SendResult(flight.message, error=self._delivery_error(error, drop))
+                        continue
+                    committing = flight
+                    waiting.append(flight)
+                    continue
+                if waiting:
+                    flight = waiting.popleft()
+                    if flight is committing:
+                        committing = None
+                        yield self._lane_result(flight.lane, flight.message)
+                    elif self._flight_step(flight):
+                        waiting.append(flight)
+                    continue
+                if ahead.message is None:
                     break
-                try:
-                    email = self.build(message)
-                except Exception as error:  # that message's failure, as on the ordinary way
-                    email = error
-                if not self._direct(message, email):  # results go out in the messages' order
-                    yield from delivered()
-                    yield self._result(message, email)
-                    continue
-                busy = committing[0] if committing is not None else None
-                lane = next(lane for lane in self._lane_list() if lane is not busy)
-                try:
-                    self._lane_stage(lane, message, email)
-                except Exception as error:
-                    failure = SendResult(
-                        message, error=self._delivery_error(error, partial(_lane_drop, lane))
-                    )
-                    yield from delivered()
-                    yield failure
-                    continue
-                staged = lane
-                yield from delivered()
-                try:
-                    lane.connection.send(b".\r\n")
-                except Exception as error:
-                    staged = None
-                    yield SendResult(
-                        message, error=self._delivery_error(error, partial(_lane_drop, lane))
-                    )
-                    continue
-                staged, committing = None, (lane, message)
-            yield from delivered()
+                yield self._result(ahead.message, ahead.email)  # nothing before it is left
+                ahead.clear()
+                ahead.take()
+                lanes = self._lane_list()  # a failure there closes them all
+            ahead.raise_failure()
         finally:
-            if staged is not None:  # the caller stopped: the server never gets its period
-                _lane_drop(staged)
+            for flight in flights:  # the caller stopped: the server never gets their content
+                _lane_drop(flight.lane)
             if committing is not None:  # stopped by an error in the caller: fate unknown
-                _lane_drop(committing[0])
+                _lane_drop(committing.lane)
             if self.connection is not None and self.connection.connection is None:
                 self.opened = False
+
+    def _flight_step(self, flight: _Flight, begin: Callable | None = None) -> bool:
+        """The next step of a message's envelope (``begin`` makes its steps): the reply to the
+        last command read and the next command written. True while a reply is awaited; once
+        through, or failed, ``flight.steps`` is None (``flight.failure`` says which)."""
+        try:
+            if begin is not None:
+                flight.steps = begin(flight.lane, flight.message.address, flight.email.raw)
+            next(flight.steps)
+            return True
+        except StopIteration:
+            pass
+        except Exception as error:
+            drop = partial(_lane_drop, flight.lane)
+            flight.failure = SendResult(flight.message, error=self._delivery_error(error, drop))
+        flight.steps = None
+        return False
 
     def _lane_list(self) -> list[SmtpBackend]:
         """The connections (opened when a message needs one), made anew after a ``close()``
@@ -648,21 +705,15 @@ class EmailBackend(BaseBackend):
         if self.connection is None:
             self.connection = self._connect()
         lanes = [self.connection, *self.spares]
-        while len(lanes) < MAX_CONNECTIONS:
+        while len(lanes) < self._lanes():
             lanes.append(self._connect())
         self.spares = lanes[1:]
         return lanes
 
-    def _lane_stage(self, lane: SmtpBackend, message: Outgoing, email: PrebuiltEmail) -> None:
-        """A message on ``lane``: its envelope through, its content written but for the final
-        period."""
-        self._envelope_on(lane, message.address, email.raw)
-        lane.connection.send(_data_block(email.raw)[:-3])  # all but ".\r\n"
-
     def _envelope_on(
         self, lane: SmtpBackend, recipient: str, raw: bytes, *, begun: bool | None = None
-    ) -> None:
-        """A message's envelope on ``lane`` (``_envelope``), connected if need be. A
+    ) -> Iterator[None]:
+        """A message's envelope on ``lane`` (``_envelope_steps``), connected if need be. A
         connection kept from an earlier batch that the server closed meanwhile (servers drop
         idle clients after a few minutes) is opened again once: nothing of the message had
         gone."""
@@ -671,13 +722,15 @@ class EmailBackend(BaseBackend):
             self._lane_open(lane)
             begun = None
         try:
-            _envelope(lane.connection, self.envelope_from, recipient, raw, begun=begun)
+            yield from _envelope_steps(
+                lane.connection, self.envelope_from, recipient, raw, begun=begun
+            )
         except OSError as error:
             if not kept or not _connection_lost(error):
                 raise
             _lane_drop(lane)
             self._lane_open(lane)
-            _envelope(lane.connection, self.envelope_from, recipient, raw)
+            yield from _envelope_steps(lane.connection, self.envelope_from, recipient, raw)
 
     def _lane_open(self, lane: SmtpBackend) -> None:
         try:
