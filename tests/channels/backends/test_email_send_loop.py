@@ -87,6 +87,7 @@ def backend(port: int, connections: int = 2) -> EmailBackend:
             "port": port,
             "from_email": "shop@example.com",
             "connections": connections,
+            "timeout": 10,  # longer than a reply held for the test (5 s)
         },
     )
 
@@ -164,24 +165,24 @@ def test_the_next_message_is_taken_while_the_server_reads_and_begun_while_the_ca
 
 
 @CONNECTIONS
-def test_a_caller_that_stops_with_the_next_message_begun_leaves_it_unsent(server, connections):
+def test_a_caller_that_stops_with_the_next_messages_begun_leaves_them_unsent(server, connections):
     port, _, taken, handler = server
     for event in taken.values():
         event.set()
     mailer = backend(port, connections)
     try:
-        loop = mailer.send(outgoing(n) for n in (1, 2))
+        loop = mailer.send(outgoing(n) for n in (1, 2, 3, 4))
         first = next(loop)
-        assert first.ok and until(lambda: ("MAIL", 2) in handler.seen)
-        loop.close()  # the caller gives up: message 2's transaction is begun, never finished
-        # The next batch on the same backend connects anew and sends as usual.
-        later = list(mailer.send([outgoing(3)]))
+        begun = connections  # over four connections, three envelopes are on their way
+        assert first.ok and until(lambda: ("MAIL", begun) in handler.seen)
+        loop.close()  # the caller gives up: those transactions are begun, never finished
+        # The next batch on the same backend, over every connection, sends as usual.
+        later = list(mailer.send(outgoing(n) for n in (5, 6, 7, 8)))
     finally:
         mailer.close()
-    assert [(r.outgoing.id, r.ok) for r in later] == [(3, True)]
-    assert [c for c in handler.seen if c[0] == "DATA"] == [
-        ("DATA", "p1@example.com"),
-        ("DATA", "p3@example.com"),
+    assert [(r.outgoing.id, r.error) for r in later] == [(n, None) for n in (5, 6, 7, 8)]
+    assert [c[1] for c in handler.seen if c[0] == "DATA"] == [
+        f"p{n}@example.com" for n in (1, 5, 6, 7, 8)
     ]
 
 
