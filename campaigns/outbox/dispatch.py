@@ -96,8 +96,8 @@ def links_wanted(compiled: CompiledTemplate, channel: ChannelConfig) -> tuple[st
 #: links and a digest's items. Everything else is shared by the messages of an event with an
 #: equal stored context, and rendered once for a batch of them (``SharedPieces``).
 PERSONAL_NAMES = frozenset({"recipient", "digest", *LINK_NAMES})
-#: A job sending the rows it has just written grows its batches up to this many times
-#: ``BATCH_SIZE`` while its channel is fast (``leased_batch_size``).
+#: A drain job, or a job sending the rows it has just written, grows its batches up to this
+#: many times ``BATCH_SIZE`` while its channel is fast (``drain_batch_size``).
 LEASED_BATCH_GROWTH = 5
 
 
@@ -179,22 +179,44 @@ def messages_drain(*, lane: str, slot: int = 1) -> DispatchSummary:
     """A drain job of a lane (``slot`` 1, or a helper's): take ready ids off the lane's list
     in batches and dispatch them until the list is empty (then its flag is dropped), or, in
     the bulk lane, until ``DRAIN_BUDGET`` seconds have passed (then a new drain job goes on,
-    at the end of the queue, behind whatever transactional work came meanwhile)."""
+    at the end of the queue, behind whatever transactional work came meanwhile). Batches
+    after the first are sized by ``drain_batch_size``: a fast channel sends fewer, larger
+    ones (each batch costs a claim, a recheck, one result statement and a log line)."""
     total = DispatchSummary()
     started = time.monotonic()
+    budget, size = app_settings.DRAIN_BUDGET, app_settings.BATCH_SIZE
     while True:
-        ids = ready_take(lane, app_settings.BATCH_SIZE, slot=slot)
+        ids = ready_take(lane, size, slot=slot)
         if not ids:
             if drain_release(lane, slot=slot):
                 continue
             return total
+        batch_started = time.monotonic()
         summary = message_dispatch(message_ids=ids)
         total.claimed += summary.claimed
         for name, count in summary.counts.items():
             total.counts[name] += count
-        if lane == BULK and time.monotonic() - started > app_settings.DRAIN_BUDGET:
+        now = time.monotonic()
+        if lane == BULK and now - started > budget:
             drain_continue_later(lane, slot=slot)
             return total
+        # The bulk lane's next batch fits the rest of its budget; the transactional lane's
+        # takes about a budget's time, so a job that came meanwhile waits no longer than that.
+        room = budget - (now - started) if lane == BULK else budget
+        size = drain_batch_size(len(ids), now - batch_started, room)
+
+
+def drain_batch_size(done: int, elapsed: float, room: float) -> int:
+    """How many messages a drain job takes next, at the pace of its last batch (``done`` sent
+    in ``elapsed`` seconds): as many as that pace sends in ``room`` seconds, at least
+    ``BATCH_SIZE`` and at most ``LEASED_BATCH_GROWTH`` times as many."""
+    size = app_settings.BATCH_SIZE
+    if done <= 0:
+        return size
+    pace = elapsed / done
+    if pace <= 0:
+        return size * LEASED_BATCH_GROWTH
+    return max(size, min(size * LEASED_BATCH_GROWTH, int(room / pace)))
 
 
 def message_dispatch(*, message_ids: Iterable[int]) -> DispatchSummary:
@@ -230,15 +252,11 @@ def messages_send_leased(messages: list[Message]) -> DispatchSummary:
 def leased_batch_size(done: int, elapsed: float, budget: float) -> int:
     """The next batch of a job sending its own rows: as many as the budget's rest allows at
     the pace of the ``done`` messages sent in ``elapsed`` seconds, at least ``BATCH_SIZE`` and
-    at most ``LEASED_BATCH_GROWTH`` times as many. A fast channel sends a chunk in two or three
-    batches (each batch has a cost of its own: a recheck, one result statement, a log line);
-    a slow one keeps to ``BATCH_SIZE``, so the budget still bounds what a transactional job
-    waits."""
-    size = app_settings.BATCH_SIZE
-    pace = elapsed / done
-    if pace <= 0:
-        return size * LEASED_BATCH_GROWTH
-    return max(size, min(size * LEASED_BATCH_GROWTH, int((budget - elapsed) / pace)))
+    at most ``LEASED_BATCH_GROWTH`` times as many (``drain_batch_size``). A fast channel sends
+    a chunk in two or three batches (each batch has a cost of its own: a recheck, one result
+    statement, a log line); a slow one keeps to ``BATCH_SIZE``, so the budget still bounds
+    what a transactional job waits."""
+    return drain_batch_size(done, elapsed, budget - elapsed)
 
 
 def _leased_hand_over(rest: list[Message], summary: DispatchSummary) -> None:

@@ -630,7 +630,21 @@ class EmailBackend(BaseBackend):
         try:
             ahead.take()
             while True:
-                while (  # envelopes begin on every free lane
+                if committing is None and flights and flights[0].steps is None:
+                    flight = flights.popleft()  # its turn: nothing else is done first
+                    if flight.failure is not None:
+                        yield flight.failure
+                        continue
+                    try:
+                        flight.lane.connection.send(_data_block(flight.email.raw))
+                    except Exception as error:
+                        drop = partial(_lane_drop, flight.lane)
+                        yield SendResult(flight.message, error=self._delivery_error(error, drop))
+                        continue
+                    committing = flight
+                    waiting.append(flight)
+                    continue
+                if (  # an envelope begins on a free lane
                     ahead.message is not None
                     and len(flights) < len(lanes) - 1
                     and self._direct(ahead.message, ahead.email)
@@ -645,19 +659,6 @@ class EmailBackend(BaseBackend):
                     if self._flight_step(flight, self._envelope_on):
                         waiting.append(flight)
                     ahead.take()  # while the server answers
-                if committing is None and flights and flights[0].steps is None:
-                    flight = flights.popleft()
-                    if flight.failure is not None:
-                        yield flight.failure
-                        continue
-                    try:
-                        flight.lane.connection.send(_data_block(flight.email.raw))
-                    except Exception as error:
-                        drop = partial(_lane_drop, flight.lane)
-                        yield SendResult(flight.message, error=self._delivery_error(error, drop))
-                        continue
-                    committing = flight
-                    waiting.append(flight)
                     continue
                 if waiting:
                     flight = waiting.popleft()
