@@ -32,6 +32,8 @@ class Recording(PipeliningOffer):
         self.mails = 0
         self.seen: list[tuple[str, int | str]] = []  # every command, as it arrives
         self.refuse_mail: set[int] = set()  # the n-th MAIL FROM is answered 451
+        self.refuse_rcpt: dict[str, str] = {}  # these recipients get these replies
+        self.refuse_data: set[str] = set()  # these recipients' contents are answered 554
         self.peers: dict[str, object] = {}
 
     async def handle_MAIL(self, server, session, envelope, address, options):
@@ -45,6 +47,8 @@ class Recording(PipeliningOffer):
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         self.seen.append(("RCPT", address))
+        if address in self.refuse_rcpt:
+            return self.refuse_rcpt[address]
         self.peers[address] = session.peer  # which connection the message came over
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -52,6 +56,8 @@ class Recording(PipeliningOffer):
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
         self.seen.append(("DATA", envelope.rcpt_tos[0]))
+        if envelope.rcpt_tos[0] in self.refuse_data:
+            return "554 5.7.1 rejected as spam"
         following = self.taken.get(self.count + 1)
         if following is not None:
             deadline = time.monotonic() + 5
@@ -212,6 +218,44 @@ def test_a_refused_mail_from_written_ahead_fails_only_its_message(server, connec
     assert [c for c in handler.seen if c[0] == "DATA"] == [
         ("DATA", "p1@example.com"),
         ("DATA", "p3@example.com"),
+    ]
+
+
+@CONNECTIONS
+@pytest.mark.parametrize(
+    ("rcpt_reply", "error"),
+    [("550 5.1.1 no such mailbox", "PermanentError"), ("421 4.3.2 closing", "TransientError")],
+    ids=["550", "421"],
+)
+def test_refusals_among_envelopes_on_their_way_fail_only_their_own_messages(
+    server, connections, rcpt_reply, error
+):
+    """A refused recipient (its envelope on its way while the message before it is read; a
+    421 closes that connection, which the next message on it opens again) and a refused
+    content each fail their own message, in order; the others go through."""
+    port, _, taken, handler = server
+    handler.refuse_rcpt = {"p2@example.com": rcpt_reply}
+    handler.refuse_data = {"p3@example.com"}
+    for event in taken.values():
+        event.set()
+    mailer = backend(port, connections)
+    try:
+        results = list(mailer.send(outgoing(n) for n in (1, 2, 3, 4, 5)))
+        again = list(mailer.send([outgoing(6)]))
+    finally:
+        mailer.close()
+    assert [(r.outgoing.id, type(r.error).__name__) for r in results + again] == [
+        (1, "NoneType"),
+        (2, error),
+        (3, "PermanentError"),
+        (4, "NoneType"),
+        (5, "NoneType"),
+        (6, "NoneType"),
+    ]
+    assert rcpt_reply in str(results[1].error)
+    assert "554 5.7.1 rejected as spam" in str(results[2].error)
+    assert [c[1] for c in handler.seen if c[0] == "DATA"] == [
+        f"p{n}@example.com" for n in (1, 3, 4, 5, 6)
     ]
 
 
