@@ -219,7 +219,7 @@ class _Flight:
 
     message: Outgoing
     email: object
-    lane: object
+    lane: object  # None while it waits for one (``_lane_retired``)
     steps: Iterator[None] | None = None  # its envelope, while replies are awaited
     failure: SendResult | None = None
 
@@ -385,7 +385,8 @@ class EmailConfigForm(BaseConfigForm):
         help_text=f"Connections to the host a worker sends over (1 to {MAX_CONNECTIONS}, "
         f"default {CONNECTIONS}): while the server reads one message, the envelopes of the "
         "next ones go over the others. Each message is still delivered only once the one "
-        "before it is recorded. Lower it for a server that limits connections per client.",
+        "before it is recorded. A server that refuses some of them is sent to over those "
+        "it takes.",
     )
 
     secret_fields = ("password",)
@@ -429,6 +430,8 @@ class EmailBackend(BaseBackend):
         return mail.mailers[options.get("mailer") or "default"]
 
     def open(self) -> None:
+        if self.unreachable is not None:
+            raise self.unreachable
         if self.connection is None:
             self.connection = self._connect()
         try:
@@ -436,8 +439,23 @@ class EmailBackend(BaseBackend):
             self.opened = True
         except (smtplib.SMTPException, OSError) as error:
             self.close()
-            raise self._open_error(error) from error
+            raise self._unreachable(error) from error
         _nodelay(self.connection)
+
+    #: Why the host could not be reached during the current ``send()``: its other messages
+    #: fail with the same error at once instead of each waiting out the timeout again.
+    unreachable: DeliveryError | None = None
+    #: Connections the host took when a further one was refused (``_send_lanes``): later
+    #: batches of this backend open no more than that.
+    lane_cap: int | None = None
+
+    def _unreachable(self, error: Exception) -> DeliveryError:
+        """``_open_error``, kept for the rest of the send (``unreachable``) and marked as an
+        open that failed (``opening``): nothing of a message went out."""
+        failure = self._open_error(error)
+        failure.opening = True
+        self.unreachable = failure
+        return failure
 
     def _open_error(self, error: Exception) -> DeliveryError:
         """Refused, unreachable, silent past the timeout, or a failed TLS or login: the
@@ -452,6 +470,7 @@ class EmailBackend(BaseBackend):
 
     def close(self) -> None:
         self.opened = False
+        self.lane_cap = None
         spares, self.spares = self.spares, []
         try:
             for spare in spares:
@@ -570,11 +589,19 @@ class EmailBackend(BaseBackend):
         host, ``_send_lanes``. With one, the next message is taken from ``messages`` (the caller
         renders it then) and built while the server reads this one, between writing its
         content and reading the reply, and its transaction is begun while the caller
-        journals this one's result: the connection does not wait for that work."""
-        items = iter(messages)
-        if self._lanes() > 1:
-            yield from self._send_lanes(items)
-            return
+        journals this one's result: the connection does not wait for that work. A host that
+        cannot be reached is tried once per batch: the batch's other messages fail with the
+        same error at once (``unreachable``)."""
+        self.unreachable = None  # each batch tries the host again
+        try:
+            if self._lanes() > 1:
+                yield from self._send_lanes(iter(messages))
+            else:
+                yield from self._send_one_connection(iter(messages))
+        finally:
+            self.unreachable = None  # what this batch saw says nothing of the next
+
+    def _send_one_connection(self, items: Iterator[Outgoing]) -> Iterator[SendResult]:
         ahead = _Ahead(items, self.build)
         ahead.take()
         started: bool | None = None  # the message ahead's transaction, begun (its replies unread)
@@ -630,7 +657,12 @@ class EmailBackend(BaseBackend):
         try:
             ahead.take()
             while True:
-                if committing is None and flights and flights[0].steps is None:
+                if (
+                    committing is None
+                    and flights
+                    and flights[0].steps is None
+                    and flights[0].lane is not None
+                ):
                     flight = flights.popleft()  # its turn: nothing else is done first
                     if flight.failure is not None:
                         yield flight.failure
@@ -644,22 +676,30 @@ class EmailBackend(BaseBackend):
                     committing = flight
                     waiting.append(flight)
                     continue
-                if (  # an envelope begins on a free lane
+                parked = next((flight for flight in flights if flight.lane is None), None)
+                if parked is not None or (  # an envelope begins on a free lane
                     ahead.message is not None
-                    and len(flights) < len(lanes) - 1
+                    and len(flights) < max(1, len(lanes) - 1)
                     and self._direct(ahead.message, ahead.email)
                 ):
                     busy = {flight.lane for flight in flights}
                     if committing is not None:
                         busy.add(committing.lane)
-                    lane = next(lane for lane in lanes if lane not in busy)
-                    flight = _Flight(ahead.message, ahead.email, lane)
-                    ahead.clear()
-                    flights.append(flight)
-                    if self._flight_step(flight, self._envelope_on):
-                        waiting.append(flight)
-                    ahead.take()  # while the server answers
-                    continue
+                    lane = next((lane for lane in lanes if lane not in busy), None)
+                    if lane is not None:
+                        if parked is not None:  # it waited for a lane: its turn comes first
+                            flight, parked.lane = parked, lane
+                        else:
+                            flight = _Flight(ahead.message, ahead.email, lane)
+                            ahead.clear()
+                            flights.append(flight)
+                        if self._flight_step(flight, self._envelope_on):
+                            waiting.append(flight)
+                        elif self._lane_retired(flight, lanes):
+                            self.lane_cap = len(lanes)
+                        if flight is not parked:
+                            ahead.take()  # while the server answers
+                        continue
                 if waiting:
                     flight = waiting.popleft()
                     if flight is committing:
@@ -667,7 +707,11 @@ class EmailBackend(BaseBackend):
                         yield self._lane_result(flight.lane, flight.message)
                     elif self._flight_step(flight):
                         waiting.append(flight)
+                    elif self._lane_retired(flight, lanes):
+                        self.lane_cap = len(lanes)
                     continue
+                if flights:  # every lane held by a message after one still waiting for a lane
+                    raise RuntimeError("email send loop: no connection left for the next message")
                 if ahead.message is None:
                     break
                 yield self._result(ahead.message, ahead.email)  # nothing before it is left
@@ -677,11 +721,28 @@ class EmailBackend(BaseBackend):
             ahead.raise_failure()
         finally:
             for flight in flights:  # the caller stopped: the server never gets their content
-                _lane_drop(flight.lane)
+                if flight.lane is not None:
+                    _lane_drop(flight.lane)
             if committing is not None:  # stopped by an error in the caller: fate unknown
                 _lane_drop(committing.lane)
             if self.connection is not None and self.connection.connection is None:
                 self.opened = False
+
+    def _lane_retired(self, flight: _Flight, lanes: list[SmtpBackend]) -> bool:
+        """A lane the host would not open while others are open (a server that takes fewer
+        connections from one client than ``connections``): it and the lanes not opened yet
+        are left out of ``lanes``, and its message waits for another (nothing of it went
+        out). False for any other failure, or
+        when no other lane is open (the host is down: the message fails)."""
+        error = flight.failure.error if flight.failure is not None else None
+        if not getattr(error, "opening", False):
+            return False
+        if not any(lane is not flight.lane and lane.connection is not None for lane in lanes):
+            return False
+        lanes[:] = [lane for lane in lanes if lane.connection is not None]  # as many as it took
+        flight.lane, flight.failure = None, None
+        self.unreachable = None  # the host is there: the next lane to open tries it
+        return True
 
     def _flight_step(self, flight: _Flight, begin: Callable | None = None) -> bool:
         """The next step of a message's envelope (``begin`` makes its steps): the reply to the
@@ -702,11 +763,17 @@ class EmailBackend(BaseBackend):
 
     def _lane_list(self) -> list[SmtpBackend]:
         """The connections (opened when a message needs one), made anew after a ``close()``
-        (an ordinary send that failed closes them all)."""
+        (an ordinary send that failed closes them all); no more than ``lane_cap``, the open
+        ones kept first."""
         if self.connection is None:
             self.connection = self._connect()
-        lanes = [self.connection, *self.spares]
-        while len(lanes) < self._lanes():
+        cap = min(self._lanes(), self.lane_cap or MAX_CONNECTIONS)
+        spares = sorted(self.spares, key=lambda lane: lane.connection is None)
+        lanes = [self.connection, *spares]
+        for lane in lanes[cap:]:
+            _lane_drop(lane)
+        lanes = lanes[:cap]
+        while len(lanes) < cap:
             lanes.append(self._connect())
         self.spares = lanes[1:]
         return lanes
@@ -734,11 +801,13 @@ class EmailBackend(BaseBackend):
             yield from _envelope_steps(lane.connection, self.envelope_from, recipient, raw)
 
     def _lane_open(self, lane: SmtpBackend) -> None:
+        if self.unreachable is not None:
+            raise self.unreachable
         try:
             lane.open()
         except (smtplib.SMTPException, OSError) as error:
             _lane_drop(lane)
-            raise self._open_error(error) from error
+            raise self._unreachable(error) from error
         _nodelay(lane)
         if lane is self.connection:
             self.opened = True

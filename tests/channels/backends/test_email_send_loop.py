@@ -376,3 +376,104 @@ def test_connections_the_server_closed_between_batches_are_opened_again(connecti
     assert [c[1] for c in handler.seen if c[0] == "DATA"] == [
         f"p{n}@example.com" for n in (1, 2, 3, 4)
     ]
+
+
+class ConnectionLimit(Controller):
+    """aiosmtpd taking at most ``limit`` connections at once: a further one is greeted with
+    421 and closed, as Postfix's ``smtpd_client_connection_count_limit`` does."""
+
+    def __init__(self, handler, *, limit: int, **kwargs):
+        super().__init__(handler, **kwargs)
+        self.limit, self.open, self.refused, self.most = limit, 0, 0, 0
+
+    def factory(self):
+        controller = self
+        base = super().factory()
+
+        class Limited(type(base)):
+            def connection_made(self, transport):
+                if controller.open >= controller.limit:
+                    controller.refused += 1
+                    transport.write(b"421 4.7.0 too many connections from you\r\n")
+                    transport.close()
+                    return
+                controller.open += 1
+                controller.most = max(controller.most, controller.open)
+                self.counted = True
+                super().connection_made(transport)
+
+            def connection_lost(self, error):
+                if getattr(self, "counted", False):
+                    controller.open -= 1
+                super().connection_lost(error)
+
+        base.__class__ = Limited
+        return base
+
+
+def test_a_server_that_takes_fewer_connections_gets_every_message_over_those_it_takes():
+    """Four connections asked, two taken: the third is refused at its greeting, and its
+    message waits for one of the two instead of failing; the next batch asks for no more."""
+    handler = Recording([], {}, pipelining=False)
+    port = free_port()
+    controller = ConnectionLimit(handler, limit=2, hostname="127.0.0.1", port=port)
+    controller.start()
+    mailer = backend(port, connections=4)
+    try:
+        first = list(mailer.send(outgoing(n) for n in (1, 2, 3, 4, 5, 6)))
+        refused = controller.refused
+        second = list(mailer.send(outgoing(n) for n in (7, 8, 9)))
+    finally:
+        mailer.close()
+        controller.stop()
+    assert [(r.outgoing.id, r.error) for r in first + second] == [(n, None) for n in range(1, 10)]
+    assert [c[1] for c in handler.seen if c[0] == "DATA"] == [
+        f"p{n}@example.com" for n in range(1, 10)
+    ]
+    assert refused == 1 and controller.refused == 1  # the second batch kept to two
+    assert controller.most == 2
+
+
+def test_a_host_that_cannot_be_reached_is_tried_once_per_batch():
+    """A host that accepts the TCP connection and never greets: the first message waits out
+    the timeout, the batch's others fail at once with the same error, and the next batch
+    tries again."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # connections complete in the backlog; nobody ever answers
+    port = listener.getsockname()[1]
+    mailer = EmailBackend(
+        channel_key="mail",
+        options={
+            "host": "127.0.0.1",
+            "port": port,
+            "from_email": "shop@example.com",
+            "timeout": 0.3,
+        },
+    )
+    accepted = []
+    try:
+        first = list(mailer.send(outgoing(n) for n in (1, 2, 3, 4, 5)))
+        listener.setblocking(False)
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except BlockingIOError:
+                break
+        tried_first = len(accepted)
+        second = list(mailer.send([outgoing(6)]))
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except BlockingIOError:
+                break
+    finally:
+        mailer.close()
+        for connection in accepted:
+            connection.close()
+        listener.close()
+    errors = {str(r.error) for r in first}
+    assert [type(r.error).__name__ for r in first + second] == ["TransientError"] * 6
+    assert len(errors) == 1 and "SMTP connection to 127.0.0.1" in errors.pop()
+    assert tried_first == 1
+    assert len(accepted) == 2  # the next batch tried again
