@@ -219,16 +219,16 @@ class _Flight:
 
     message: Outgoing
     email: object
-    lane: object  # None while it waits for one (``_lane_retired``)
+    lane: object  # None while it waits for one (``_lane_retire``)
     steps: Iterator[None] | None = None  # its envelope, while replies are awaited
     failure: SendResult | None = None
 
 
 class _Ahead:
     """The next message of a send loop, taken and built ahead of its turn: ``take()`` pulls
-    it from the caller's iterator (``take_message()``) and builds it (``build_message()``). A
-    failed build is kept for that message's turn; a failing iterator is raised by
-    ``raise_failure()`` once the current message's result is out."""
+    it from the caller's iterator and builds it. A failed build is kept for that message's
+    turn; a failing iterator is raised by ``raise_failure()`` once the current message's
+    result is out."""
 
     def __init__(self, items: Iterator[Outgoing], build: Callable[[Outgoing], object]):
         self.items = items
@@ -239,18 +239,13 @@ class _Ahead:
         self.failure: Exception | None = None
 
     def take(self) -> None:
-        self.take_message()
-        self.build_message()
-
-    def take_message(self) -> None:
         self.taken = True
         try:
             self.message = next(self.items, None)
         except Exception as error:
             self.failure = error
-
-    def build_message(self) -> None:
-        if self.message is not None and self.email is None:
+            return
+        if self.message is not None:
             try:
                 self.email = self.build(self.message)
             except Exception as error:
@@ -274,9 +269,9 @@ def _connection_lost(error: OSError) -> bool:
 
 
 def _nodelay(lane: SmtpBackend) -> None:
-    """Turns off Nagle's algorithm on a connection just opened: a message's final period,
-    written on its own after its content, must not wait for the server to acknowledge that
-    content (which it delays, having nothing to answer yet): 40 ms a message."""
+    """Turns off Nagle's algorithm on a connection just opened: a short write (a command, a
+    lone period ending a refused pipelined transaction) that follows one the server has not
+    acknowledged yet must not wait for its delayed acknowledgement: 40 ms each."""
     sock = getattr(getattr(lane, "connection", None), "sock", None)  # SMTP only
     if sock is not None:
         with contextlib.suppress(OSError):
@@ -695,8 +690,8 @@ class EmailBackend(BaseBackend):
                             flights.append(flight)
                         if self._flight_step(flight, self._envelope_on):
                             waiting.append(flight)
-                        elif self._lane_retired(flight, lanes):
-                            self.lane_cap = len(lanes)
+                        else:
+                            self._lane_retire(flight, lanes)
                         if flight is not parked:
                             ahead.take()  # while the server answers
                         continue
@@ -707,8 +702,8 @@ class EmailBackend(BaseBackend):
                         yield self._lane_result(flight.lane, flight.message)
                     elif self._flight_step(flight):
                         waiting.append(flight)
-                    elif self._lane_retired(flight, lanes):
-                        self.lane_cap = len(lanes)
+                    else:
+                        self._lane_retire(flight, lanes)
                     continue
                 if flights:  # every lane held by a message after one still waiting for a lane
                     raise RuntimeError("email send loop: no connection left for the next message")
@@ -728,21 +723,22 @@ class EmailBackend(BaseBackend):
             if self.connection is not None and self.connection.connection is None:
                 self.opened = False
 
-    def _lane_retired(self, flight: _Flight, lanes: list[SmtpBackend]) -> bool:
-        """A lane the host would not open while others are open (a server that takes fewer
-        connections from one client than ``connections``): it and the lanes not opened yet
-        are left out of ``lanes``, and its message waits for another (nothing of it went
-        out). False for any other failure, or
-        when no other lane is open (the host is down: the message fails)."""
+    def _lane_retire(self, flight: _Flight, lanes: list[SmtpBackend]) -> None:
+        """After a flight's envelope ended: if the host would not open its lane while others
+        are open (a server that takes fewer connections from one client than
+        ``connections``), that lane and those not opened yet leave ``lanes``, later batches
+        open no more (``lane_cap``), and the message waits for another lane (nothing of it
+        went out). Any other failure, or one with no other lane open (the host is down), is
+        left as the message's own."""
         error = flight.failure.error if flight.failure is not None else None
         if not getattr(error, "opening", False):
-            return False
+            return
         if not any(lane is not flight.lane and lane.connection is not None for lane in lanes):
-            return False
+            return
         lanes[:] = [lane for lane in lanes if lane.connection is not None]  # as many as it took
+        self.lane_cap = len(lanes)
         flight.lane, flight.failure = None, None
         self.unreachable = None  # the host is there: the next lane to open tries it
-        return True
 
     def _flight_step(self, flight: _Flight, begin: Callable | None = None) -> bool:
         """The next step of a message's envelope (``begin`` makes its steps): the reply to the
@@ -813,7 +809,7 @@ class EmailBackend(BaseBackend):
             self.opened = True
 
     def _lane_result(self, lane: SmtpBackend, message: Outgoing | None) -> SendResult:
-        """The result of the message whose final period went over ``lane``."""
+        """The result of the message whose content went over ``lane``."""
         try:
             _final_reply(lane.connection)
         except Exception as error:

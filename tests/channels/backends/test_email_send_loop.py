@@ -307,8 +307,8 @@ def test_a_build_that_fails_is_that_messages_failure():
 
 
 def test_both_connections_send_their_writes_at_once(server):
-    """Nagle's algorithm off on each connection: a message's final period, written on its
-    own, would otherwise wait for the server to acknowledge the content (40 ms a message)."""
+    """Nagle's algorithm off on each connection: a short write that follows one the server
+    has not acknowledged yet would otherwise wait for its delayed acknowledgement (40 ms)."""
     port, _, taken, handler = server
     for event in taken.values():
         event.set()
