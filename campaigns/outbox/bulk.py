@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from django.db import connections, models, router
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils import timezone
@@ -47,13 +48,13 @@ def rows_update(
     quote = connection.ops.quote_name
     columns = [pk, *targets]
     names = [field.attname for field in columns]
-    # One JSON document of all the rows (``json.dumps`` runs in C), read back by PostgreSQL
-    # as a set of typed records: psycopg dumps no array element by element in Python.
+    # One JSON document of all the rows, read back by PostgreSQL as a set of typed records:
+    # psycopg dumps no array element by element in Python.
     keys = [f"c{index}" for index in range(len(names))]
-    document = json.dumps(
+    document = json_bytes(
         [{key: row[name] for key, name in zip(keys, names, strict=True)} for row in rows],
         default=_json_value,
-    )
+    ).decode()
     record = ", ".join(
         f"c{index} {_column_type(field, connection)}" for index, field in enumerate(columns)
     )
@@ -81,9 +82,21 @@ def rows_update(
         return cursor.rowcount
 
 
+def json_bytes(value: Any, *, default: Any = None) -> bytes:
+    """``value`` as JSON text in UTF-8: by orjson, which writes a message's row or result
+    several times faster than ``json.dumps`` (times in ISO 8601 with their offset, UUIDs as
+    strings, as ``_json_value`` does). What orjson refuses (an integer past 64 bits, a key
+    that is not a str, a type ``default`` must turn into data) goes to ``json.dumps``, which
+    writes it as before or raises the same TypeError."""
+    try:
+        return orjson.dumps(value, default=default)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(value, default=default).encode()
+
+
 def _json_value(value: Any) -> Any:
-    """A value ``json.dumps`` cannot write, as PostgreSQL reads it from text (times in ISO
-    8601 with their offset, UUIDs and decimals as strings)."""
+    """A value JSON has no type for, as PostgreSQL reads it from text (times in ISO 8601 with
+    their offset, UUIDs and decimals as strings)."""
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, uuid.UUID | decimal.Decimal):
@@ -221,9 +234,10 @@ def _rows_values(layout: _InsertLayout, objects: Sequence[models.Model]) -> list
 
 
 def _jsonb(value: Any) -> Jsonb:
-    """``value`` as psycopg writes JSON (``json.dumps``), serialised now, once, however many
-    rows carry the same object."""
-    text = json.dumps(value)
+    """``value`` as JSON for psycopg, serialised now, once, however many rows carry the same
+    object. The values are plain data (``context_validate()`` and ``recipients_normalize()``
+    refused the rest), which orjson writes as ``json.dumps`` would, in a tenth of the time."""
+    text = json_bytes(value)
     return Jsonb(value, dumps=lambda _value: text)
 
 
