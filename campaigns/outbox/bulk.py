@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import functools
+import itertools
 import json
+import operator
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -167,11 +169,12 @@ def rows_insert(
     if connection.vendor != "postgresql":
         return model._default_manager.using(alias).bulk_create(objects, batch_size=2000)
     layout = _insert_layout(model, connection.alias)
-    rows = _rows_values(layout, objects)
+    now = timezone.now()
     # COPY goes past Django's cursor wrapper: wrap_database_errors turns psycopg's errors
     # into Django's (a unique violation is an IntegrityError, as from bulk_create).
     with bound_cursor(connection) as cursor, connection.wrap_database_errors:
         if len(objects) <= INSERT_ROWS_MAX:
+            rows = _rows_values(layout, objects, now)
             values = ", ".join([layout.placeholders] * len(rows))
             skip = layout.pk_index
             returning = f" RETURNING {layout.pk}" if ids else ""
@@ -183,10 +186,8 @@ def rows_insert(
                 return objects
             ids = cursor.fetchall()
         elif not ids:
-            skip = layout.pk_index
             with cursor.copy(layout.copy_without_pk) as copy:
-                for row in rows:
-                    copy.write_row([value for i, value in enumerate(row) if i != skip])
+                copy.write(copy_text(layout, objects, now, pks=None))
             return objects
         else:
             cursor.execute(
@@ -194,11 +195,8 @@ def rows_insert(
                 [layout.table, layout.pk_column, len(objects)],
             )
             ids = cursor.fetchall()
-            for row, (pk,) in zip(rows, ids, strict=True):
-                row[layout.pk_index] = pk
             with cursor.copy(layout.copy) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                copy.write(copy_text(layout, objects, now, pks=[pk for (pk,) in ids]))
     for obj, (pk,) in zip(objects, ids, strict=True):
         obj.pk = pk
         obj._state.adding = False
@@ -206,10 +204,11 @@ def rows_insert(
     return objects
 
 
-def _rows_values(layout: _InsertLayout, objects: Sequence[models.Model]) -> list[list[Any]]:
+def _rows_values(
+    layout: _InsertLayout, objects: Sequence[models.Model], now: dt.datetime
+) -> list[list[Any]]:
     """Each object's column values in ``layout``'s order, its ``auto_now`` fields set to now;
     JSON values serialised once per object shared by several rows (a fan-out's context)."""
-    now = timezone.now()
     rows = []
     dumped: dict[int, Jsonb] = {}  # by the value's identity
     names = [name for name, _, _ in layout.columns]
@@ -231,6 +230,115 @@ def _rows_values(layout: _InsertLayout, objects: Sequence[models.Model]) -> list
                 row[index] = wrapped
         rows.append(row)
     return rows
+
+
+#: COPY's text format: a backslash, and the control characters that would end a field or
+#: a row, written as escapes (psycopg's ``write_row`` escapes the same ones).
+_COPY_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+)
+_NULL = "\\N"
+#: Between a column's values while they are escaped at once (PostgreSQL stores no NUL).
+_SEPARATOR = "\x00"
+
+
+def copy_text(
+    layout: _InsertLayout, objects: Sequence[models.Model], now: dt.datetime, *, pks
+) -> str:
+    """The rows of ``objects`` as the text COPY reads, the primary key from ``pks`` (None:
+    left out, to its default) and ``auto_now`` fields set to ``now`` (on the objects too).
+
+    Built a column at a time: a column with one value in every row (the campaign, event and
+    channel, the status, the times, a fan-out's shared context; most of a message's 45) is
+    written once, and the others are converted with one call each over the column, escaped
+    together, then zipped into rows. psycopg's ``write_row`` looks up and runs a dumper per
+    value: this is about a fifth of its cost per message."""
+    dicts = [obj.__dict__ for obj in objects]
+    count = len(dicts)
+    columns: list[Any] = []
+    for index, (name, is_json, is_now) in enumerate(layout.columns):
+        if index == layout.pk_index:
+            if pks is not None:
+                columns.append(list(map(str, pks)))
+            continue
+        if is_now:
+            for data in dicts:
+                data[name] = now
+            columns.append(_copy_value(now, is_json=False))
+            continue
+        try:
+            values = list(map(operator.itemgetter(name), dicts))
+        except KeyError:  # a deferred field, loaded through its descriptor
+            values = [getattr(obj, name) for obj in objects]
+        first = values[0]
+        if values.count(first) == count:  # the same in every row
+            columns.append(_copy_value(first, is_json=is_json))
+        else:
+            columns.append(_copy_column(values, is_json=is_json))
+    rows = zip(
+        *(c if isinstance(c, list) else itertools.repeat(c, count) for c in columns), strict=True
+    )
+    return "\n".join(map("\t".join, rows)) + "\n"
+
+
+def _copy_value(value: Any, *, is_json: bool) -> str:
+    """One value as COPY text, escaped."""
+    if value is None:
+        return _NULL
+    return _copy_column([value], is_json=is_json)[0]
+
+
+def _copy_column(values: list[Any], *, is_json: bool) -> list[str]:
+    """A column's values as COPY text, escaped: converted by their type (the first value's
+    that is not None; one call per value), then escaped all at once."""
+    kind = next((type(v) for v in values if v is not None), None)
+    if kind is None:
+        return [_NULL] * len(values)
+    if is_json:
+        convert = _json_text
+    elif kind is str:
+        convert = None
+    elif kind is bool:
+        convert = _bool_text
+    elif kind is int or kind is uuid.UUID or kind is decimal.Decimal:
+        convert = str
+    elif issubclass(kind, str):  # a choice (``MessageStatus.QUEUED``): its value
+        convert = str.__str__
+    elif issubclass(kind, int):
+        convert = int.__repr__
+    elif kind is dt.datetime or kind is dt.date or kind is dt.time:
+        convert = kind.isoformat
+    else:  # any other field type: what psycopg would write for it
+        return [_NULL if v is None else _psycopg_text(v) for v in values]
+    if any(type(v) is not kind for v in values if v is not None):  # mixed: one by one
+        return [_copy_value(v, is_json=is_json) for v in values]
+    nulls = None in values
+    texts = values if convert is None else [v if v is None else convert(v) for v in values]
+    if nulls:
+        texts = ["" if v is None else v for v in texts]
+    if any(_SEPARATOR in text for text in texts):
+        escaped = [text.translate(_COPY_ESCAPES) for text in texts]
+    else:
+        escaped = _SEPARATOR.join(texts).translate(_COPY_ESCAPES).split(_SEPARATOR)
+    if nulls:
+        escaped = [_NULL if v is None else text for v, text in zip(values, escaped, strict=True)]
+    return escaped
+
+
+def _json_text(value: Any) -> str:
+    return json_bytes(value).decode()
+
+
+def _bool_text(value: bool) -> str:
+    return "t" if value else "f"
+
+
+def _psycopg_text(value: Any) -> str:
+    """A value of another type, as psycopg dumps it to text (escaped for COPY)."""
+    from psycopg.adapt import PyFormat, Transformer
+
+    dumped = Transformer().get_dumper(value, PyFormat.TEXT).dump(value)
+    return bytes(dumped).decode().translate(_COPY_ESCAPES)
 
 
 def _jsonb(value: Any) -> Jsonb:
@@ -307,7 +415,7 @@ def row_upsert(
     ``EXCLUDED``); ``params`` fill their placeholders."""
     connection = connections[router.db_for_write(model)]
     layout = _insert_layout(model, connection.alias)
-    (values,) = _rows_values(layout, [obj])
+    (values,) = _rows_values(layout, [obj], timezone.now())
     row = [value for index, value in enumerate(values) if index != layout.pk_index]
     table = connection.ops.quote_name(model._meta.db_table)
     # Identifiers come from model metadata and the caller's SQL from it; values are parameters.

@@ -1,0 +1,121 @@
+"""Rows written in bulk (``rows_insert``): what PostgreSQL stores is what the objects held,
+whichever way they went in (an INSERT for a few rows, COPY text built here for more)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from campaigns.models import Decision, Message, MessageStatus
+from campaigns.outbox.bulk import INSERT_ROWS_MAX, rows_insert
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+HOSTILE_TEXT = [
+    "plain",
+    "tab\there",
+    "new\nline and\r\nCRLF",
+    "back\\slash \\N \\t \\\\",
+    "\\N",
+    "",
+    "emoji 📨 and accents éà and RTL שלום",
+    "quote ' double \" and a \x0b vertical tab, \x0c form feed, \x08 backspace",
+    "x" * 2000,
+]
+
+
+def _objects(event, channel, count: int) -> list[Message]:
+    base = dt.datetime(2026, 12, 1, 5, 0, 0, 123456, tzinfo=dt.UTC)
+    objects = []
+    for number in range(count):
+        text = HOSTILE_TEXT[number % len(HOSTILE_TEXT)]
+        objects.append(
+            Message(
+                event=event,
+                channel=channel,
+                address=f"{number}-{text[:40]}@example.com",
+                template_key=text[:300],
+                language="en" if number % 2 else "",
+                recipient={
+                    "name": text,
+                    "n": number,
+                    "nested": {"list": [1, 2.5, None, True, text]},
+                    "path": "C:\\dir\\file",
+                },
+                context={"shared": "same for all", "quote": '"\\'},
+                subject=text[:1000],
+                text=text,
+                status=MessageStatus.QUEUED if number % 3 else "scheduled",
+                scheduled_at=None if number % 4 else base + dt.timedelta(minutes=number),
+                next_attempt_at=base,
+                max_attempts=number % 7,
+                extra={} if number % 5 else {"k": text},
+                tag="" if number % 2 else "tag\twith tab",
+                user_id=None,
+            )
+        )
+    return objects
+
+
+@pytest.mark.parametrize("count", [3, INSERT_ROWS_MAX + 1, 240])
+def test_rows_read_back_as_they_were_written(count):
+    event = factories.EventFactory(key="bulk")
+    channel = factories.ChannelFactory(key="bulk-mail")
+    objects = _objects(event, channel, count)
+    expected = [
+        {
+            f.attname: getattr(o, f.attname)
+            for f in Message._meta.concrete_fields
+            if f.attname not in ("id", "created_at", "updated_at")
+        }
+        for o in objects
+    ]
+    before = dt.datetime.now(dt.UTC)
+    written = rows_insert(Message, objects)
+    assert all(o.pk for o in written) and len({o.pk for o in written}) == count
+    stored = {m.pk: m for m in Message.objects.filter(pk__in=[o.pk for o in written])}
+    assert len(stored) == count
+    for obj, values in zip(written, expected, strict=True):
+        row = stored[obj.pk]
+        for name, value in values.items():
+            got = getattr(row, name)
+            if isinstance(value, str) and not isinstance(got, str):
+                got = str(got)
+            assert got == value, (name, obj.pk)
+        assert row.created_at == obj.created_at and row.created_at >= before
+        assert row.updated_at == row.created_at
+
+
+def test_rows_without_ids_go_in_too():
+    """``ids=False`` (the decision log): one COPY, the ids left to the sequence."""
+    event = factories.EventFactory(key="bulk")
+    at = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    decisions = [
+        Decision(
+            created_at=at + dt.timedelta(seconds=n),
+            event=event,
+            channel="mail",
+            reason="opted out",
+            address=HOSTILE_TEXT[n % len(HOSTILE_TEXT)][:2048],
+            call="" if n % 2 else "app.views:signup:42",
+        )
+        for n in range(INSERT_ROWS_MAX + 10)
+    ]
+    rows_insert(Decision, decisions, ids=False)
+    stored = list(Decision.objects.order_by("created_at"))
+    assert [(d.address, d.call, d.created_at) for d in stored] == [
+        (d.address, d.call, d.created_at) for d in decisions
+    ]
+
+
+def test_a_uuid_column_mixing_given_and_default_values():
+    event = factories.EventFactory(key="bulk")
+    channel = factories.ChannelFactory(key="bulk-mail")
+    objects = _objects(event, channel, INSERT_ROWS_MAX + 1)
+    given = uuid.UUID("01234567-89ab-7def-8123-456789abcdef")
+    objects[7].uuid = given
+    rows_insert(Message, objects)
+    assert Message.objects.get(pk=objects[7].pk).uuid == given
