@@ -6,6 +6,8 @@ returns the address in the one form it is stored and sent in.
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from django.core import validators
 from django.core.exceptions import ValidationError
@@ -36,9 +38,26 @@ def validate_phone(value: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+#: Most addresses: plain ASCII, a dot-atom before the @, labels of letters, digits and inner
+#: hyphens after it, and a TLD of letters. Every address of this form is one Django's
+#: validator accepts (tests/channels/test_addresses.py checks a corpus), found in a tenth of
+#: its time (a campaign checks each recipient's); any other goes to Django's validator.
+_PLAIN_EMAIL = re.compile(
+    r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+_PLAIN_EMAIL_LENGTH = 254
+
+
 def validate_email(value: str) -> str:
     """``value`` when it is an email address Django would send to; ``ValidationError``
     naming it when it is not."""
+    if (
+        isinstance(value, str)
+        and len(value) <= _PLAIN_EMAIL_LENGTH
+        and _PLAIN_EMAIL.fullmatch(value)
+    ):
+        return value
     try:
         validators.validate_email(value)
     except ValidationError:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from django.contrib.auth import get_user_model
 from django.db import models
+from django.db.models.functions import Cast
 
 from campaigns.conf import app_settings
 from campaigns.models import Audience, AudienceKind, Contact
@@ -17,6 +19,8 @@ from campaigns.outbox.queueing import chunked
 
 #: Recipient keys a contact's extra columns may not override.
 _CONTACT_RESERVED = {"user_id", "email", "phone", "name", "language", "tz", "contact_id"}
+#: A contact's own fields, as a recipient has them.
+_CONTACT_FIELDS = ("email", "phone", "name", "language", "tz")
 
 
 def audience_queryset(audience: Audience) -> models.QuerySet:
@@ -51,13 +55,19 @@ def audience_recipients(audience: Audience, first_id: int, last_id: int) -> list
     rows = audience_queryset(audience).filter(pk__gte=first_id, pk__lte=last_id)
     if audience.kind != AudienceKind.CONTACTS:
         return [{"user_id": pk} for pk in rows.values_list("pk", flat=True)]
+    # The extra columns as JSON text, parsed by orjson: the ORM's JSONField parses each
+    # row with json.loads and builds a dict per row, most of reading a chunk.
+    rows = rows.annotate(data_text=Cast("data", models.TextField())).values_list(
+        "pk", "email", "phone", "name", "language", "tz", "data_text"
+    )
     people = []
-    for contact in rows.values("pk", "email", "phone", "name", "language", "tz", "data"):
-        person = {k: v for k, v in (contact["data"] or {}).items() if k not in _CONTACT_RESERVED}
-        person["contact_id"] = contact["pk"]
-        for name in ("email", "phone", "name", "language", "tz"):
-            if contact[name]:
-                person[name] = contact[name]
+    for pk, *fields, data in rows:
+        extra = orjson.loads(data) if data else None
+        person = {k: v for k, v in (extra or {}).items() if k not in _CONTACT_RESERVED}
+        person["contact_id"] = pk
+        for name, value in zip(_CONTACT_FIELDS, fields, strict=True):
+            if value:
+                person[name] = value
         people.append(person)
     return people
 

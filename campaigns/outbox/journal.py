@@ -30,7 +30,7 @@ CONTENT_FIELDS = ("text", "html")
 _HSET = b"*4\r\n$4\r\nHSET\r\n$%d\r\n%b\r\n" % (len(KEY), KEY.encode())
 #: The longest a record waits in the kernel, corked with the records after it, before it is
 #: pushed to Redis (s). A channel slower than this pushes each record as it is written.
-PUSH_INTERVAL = 0.001
+PUSH_INTERVAL = 0.005
 _CORK = getattr(socket, "TCP_CORK", None)  # Linux
 
 
@@ -58,7 +58,7 @@ class JournalWriter:
     channel). Both belong together: a killed process's socket is closed with its corked
     records sent first only while nothing it was sent lies unread (an unread reply makes
     the kernel reset the connection and drop what is corked). Only a crash of the machine
-    itself could lose the records of its last millisecond, as a Redis that syncs its log
+    itself could lose the records of its last few milliseconds, as a Redis that syncs its log
     every second loses its last second. ``close()`` turns the replies on again and checks
     that the batch's last record is there (Redis answered none of them).
     """

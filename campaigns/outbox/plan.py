@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from campaigns.conf import app_settings
 from campaigns.domain.context import language_candidates, show, text_problem
+from campaigns.domain.ids import uuid7_batch
 from campaigns.domain.windows import recipient_delivery_time, recipient_timezone
 from campaigns.exceptions import InvalidArgument, InvalidRecipient, UnknownChannel, UnknownEvent
 from campaigns.models import Campaign, Event, Message, MessageStatus, Template
@@ -357,6 +358,8 @@ def _messages(
     default_attempts = options.max_attempts or app_settings.MAX_ATTEMPTS
     content_ref = options.content_ref
     messages: list[Message] = []
+    uuids = iter(uuid7_batch(len(addresses)))  # the unused ones (skips) cost nothing more
+    chosen: dict[tuple[int, str | None], str | None] = {}  # the language of each asked for
     for person, channel, address in addresses:
         if campaign is not None and (channel.pk, address) in taken:
             skipped.append(Skipped(person, channel.key, "duplicate address"))
@@ -370,14 +373,12 @@ def _messages(
             language, template_id, version_id = person.get("language") or "", None, None
         else:
             languages = templates[channel.pk]
-            language = next(  # the template's (send_template() has one); else the fallbacks
-                (
-                    lang
-                    for lang in language_candidates(person.get("language"), event)
-                    if lang in languages
-                ),
-                None if options.template is None else options.template.language,
-            )
+            asked = (channel.pk, person.get("language"))
+            if (language := chosen.get(asked, "")) == "":  # once per channel and language
+                language = chosen[asked] = next(  # the template's, else the fallbacks
+                    (lang for lang in language_candidates(asked[1], event) if lang in languages),
+                    None if options.template is None else options.template.language,
+                )
             if language is None:
                 skipped.append(Skipped(person, channel.key, "no template"))
                 continue
@@ -408,6 +409,7 @@ def _messages(
         messages.append(
             _message_new(
                 {
+                    "uuid": next(uuids),
                     "event_id": event.pk,
                     "channel_id": channel.pk,
                     "template_id": template_id,
