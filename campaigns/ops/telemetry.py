@@ -90,7 +90,11 @@ def batch_report(
     are the claimed rows (channel loaded), ``outcomes`` the result rows written for them,
     ``started`` the ``time.monotonic()`` at which the batch began."""
     by_id = {message.pk: message for message in messages}
-    channels = sorted({message.channel.key for message in messages})
+    keys = {}  # each channel's key, by id (a batch has one channel, or a few)
+    for message in messages:
+        if message.channel_id not in keys:
+            keys[message.channel_id] = message.channel.key
+    channels = sorted(set(keys.values()))
     counts = Counter(str(row["status"]) for row in outcomes)
     duration_ms = round((time.monotonic() - started) * 1000, 1)
     ids = sorted(by_id)
@@ -121,7 +125,7 @@ def batch_report(
         message = by_id.get(row["id"])
         if message is None:
             continue
-        channel, status = message.channel.key, str(row["status"])
+        channel, status = keys[message.channel_id], str(row["status"])
         outcomes_by[channel, status] += 1
         if status == MessageStatus.SENT:
             attempts_by[channel] += 1

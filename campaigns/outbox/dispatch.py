@@ -107,13 +107,21 @@ def _render(
     prefixes: dict[str, str] | None,
     digest: dict[str, Any] | None = None,
     pieces: SharedPieces | None = None,
+    prepared: dict[int, tuple[CompiledTemplate, tuple[str, ...]]] | None = None,
 ) -> Outgoing:
+    """``message`` rendered with ``version``. ``prepared`` keeps each version's compiled
+    template and the links it needs for a batch of one channel's messages."""
     if message.event.key == ADHOC_EVENT:
         return _adhoc_outgoing(message, prefixes)
     if version is None:
         raise TemplateError(f"template {message.template_key} was deleted")
-    compiled = template_compile(version)  # cached by the version's id: it never changes
-    wanted = links_wanted(compiled, message.channel)
+    if prepared is not None and version.pk in prepared:
+        compiled, wanted = prepared[version.pk]
+    else:
+        compiled = template_compile(version)  # cached by the version's id: it never changes
+        wanted = links_wanted(compiled, message.channel)
+        if prepared is not None:
+            prepared[version.pk] = compiled, wanted
     links = message_links(message, prefixes=prefixes, wanted=wanted)
     context = {**message.context, "recipient": message.recipient, **links}
     if digest is not None:  # a digest's items, read as it is rendered
@@ -437,12 +445,13 @@ def _channel_send(
     now = timezone.now()
     prefixes = link_prefixes()
     pieces = SharedPieces(PERSONAL_NAMES)
+    prepared: dict[int, tuple[CompiledTemplate, tuple[str, ...]]] = {}
 
     def rendered(message: Message) -> Outgoing | None:
         try:
             version = versions.get(message.template_version_id)
             digest = digests.get(message.pk)
-            return _render(message, version, prefixes, digest, pieces)
+            return _render(message, version, prefixes, digest, pieces, prepared)
         except Exception as error:
             summary = "".join(traceback.format_exception_only(error)).strip()
             outcomes.append(

@@ -200,10 +200,22 @@ def journal_load(ids: Iterable[int]) -> dict[int, dict[str, Any]]:
 
 
 def journal_clear(ids: Iterable[int]) -> None:
-    ids = [str(i) for i in ids]
-    if not ids:
+    """Forget the records of ``ids`` (their results are written): one HDEL, packed here
+    (redis-py packs a command's arguments one by one, and a batch has hundreds)."""
+    fields = [str(i).encode() for i in ids]
+    if not fields:
         return
     try:
-        redis_connection().hdel(KEY, *ids)
+        pool = redis_connection().connection_pool
+        connection = pool.get_connection()
     except RedisError as error:
-        logger.warning("journal clear failed for %d message(s): %s", len(ids), error)
+        logger.warning("journal clear failed for %d message(s): %s", len(fields), error)
+        return
+    try:
+        connection.send_packed_command([_command(b"HDEL", KEY.encode(), *fields)])
+        connection.read_response()
+    except RedisError as error:
+        logger.warning("journal clear failed for %d message(s): %s", len(fields), error)
+        connection.disconnect()
+    finally:
+        pool.release(connection)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from campaigns.outbox.journal import KEY, JournalWriter, journal_load
+from campaigns.outbox.journal import KEY, JournalWriter, journal_clear, journal_load
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="TCP_CORK is Linux's")
 
@@ -143,3 +143,17 @@ def test_a_record_redis_refuses_leaves_the_batch_going(redis_connection, caplog)
     assert journal.connection is None
     assert "journal write failed for message" in caplog.text
     journal.close()
+
+
+def test_cleared_records_are_gone_and_the_others_stay(redis_connection, caplog):
+    journal = JournalWriter(content=False)
+    for number in range(1, 301):
+        journal.record({"id": number, "status": "sent"})
+    journal.close()
+    journal_clear(range(1, 251))
+    assert sorted(journal_load(range(1, 301))) == list(range(251, 301))
+    journal_clear([])  # nothing to do
+    redis_connection.set(KEY, "not a hash")
+    journal_clear([260])  # refused: logged, the batch goes on
+    assert "journal clear failed for 1 message(s): WRONGTYPE" in caplog.text
+    assert redis_connection.ping()
