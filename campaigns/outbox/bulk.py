@@ -22,6 +22,7 @@ import orjson
 from django.db import connections, models, router
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils import timezone
+from psycopg.adapt import PyFormat, Transformer
 from psycopg.types.json import Jsonb
 
 
@@ -335,8 +336,6 @@ def _bool_text(value: bool) -> str:
 
 def _psycopg_text(value: Any) -> str:
     """A value of another type, as psycopg dumps it to text (escaped for COPY)."""
-    from psycopg.adapt import PyFormat, Transformer
-
     dumped = Transformer().get_dumper(value, PyFormat.TEXT).dump(value)
     return bytes(dumped).decode().translate(_COPY_ESCAPES)
 

@@ -4,12 +4,15 @@ whichever way they went in (an INSERT for a few rows, COPY text built here for m
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import uuid
 
 import pytest
+from django.db import connection
 
 from campaigns.models import Decision, Message, MessageStatus
-from campaigns.outbox.bulk import INSERT_ROWS_MAX, rows_insert
+from campaigns.models.events import Trigger
+from campaigns.outbox.bulk import INSERT_ROWS_MAX, _copy_column, rows_insert
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +122,33 @@ def test_a_uuid_column_mixing_given_and_default_values():
     objects[7].uuid = given
     rows_insert(Message, objects)
     assert Message.objects.get(pk=objects[7].pk).uuid == given
+
+
+def test_columns_of_every_type_go_through_copy_text():
+    """The conversions of ``copy_text`` for the types the models do not write today (a
+    float, bytes, a decimal, a date, a time, a bool) and a column mixing a str with a
+    choice, through a real COPY into a scratch table."""
+    columns = {
+        "f": ("float8", [1.5, None, -0.1, 1e300]),
+        "b": ("bytea", [b"\x00\x01tab\t", None, b"", b"\\"]),
+        "d": ("numeric", [decimal.Decimal("1.10"), decimal.Decimal("-3"), None, None]),
+        "dd": ("date", [dt.date(2026, 12, 1), None, dt.date(1, 1, 1), dt.date(9999, 12, 31)]),
+        "t": ("time", [dt.time(5, 0, 0, 1), None, dt.time(0, 0), dt.time(23, 59, 59)]),
+        "flag": ("boolean", [True, False, None, True]),
+        "s": ("text", ["plain", Trigger.SEND_ONCE, "tab\there", None]),
+    }
+    texts = {name: _copy_column(values, is_json=False) for name, (_, values) in columns.items()}
+    lines = "".join("\t".join(texts[n][row] for n in columns) + "\n" for row in range(4))
+    with connection.cursor() as cursor:
+        definition = ", ".join(f"{name} {kind}" for name, (kind, _) in columns.items())
+        cursor.execute(f"CREATE TEMPORARY TABLE copy_types (n serial, {definition})")
+        with cursor.cursor.copy(f"COPY copy_types ({', '.join(columns)}) FROM STDIN") as copy:
+            copy.write(lines)
+        cursor.execute(f"SELECT {', '.join(columns)} FROM copy_types ORDER BY n")  # noqa: S608
+        rows = cursor.fetchall()
+        cursor.execute("DROP TABLE copy_types")
+    for index, name in enumerate(columns):
+        stored = [
+            bytes(row[index]) if isinstance(row[index], memoryview) else row[index] for row in rows
+        ]
+        assert stored == [str(v) if isinstance(v, Trigger) else v for v in columns[name][1]], name
