@@ -272,7 +272,7 @@ def copy_text(
         except KeyError:  # a deferred field, loaded through its descriptor
             values = [getattr(obj, name) for obj in objects]
         first = values[0]
-        if values.count(first) == count:  # the same in every row
+        if _uniform(values, first, is_json=is_json):  # the same in every row
             columns.append(_copy_value(first, is_json=is_json))
         else:
             columns.append(_copy_column(values, is_json=is_json))
@@ -280,6 +280,18 @@ def copy_text(
         *(c if isinstance(c, list) else itertools.repeat(c, count) for c in columns), strict=True
     )
     return "\n".join(map("\t".join, rows)) + "\n"
+
+
+#: Types whose equal values are written alike: a column of equal ones is written once. (Not
+#: so a decimal's scale, a float's sign of zero, JSON's ``true`` beside ``1``: those columns
+#: are written once only when every row holds the very same object.)
+_PLAIN_TYPES = frozenset({str, int, uuid.UUID, dt.datetime, dt.date, type(None)})
+
+
+def _uniform(values: list[Any], first: Any, *, is_json: bool) -> bool:
+    if is_json or type(first) not in _PLAIN_TYPES:
+        return all(value is first for value in values)
+    return values.count(first) == len(values)
 
 
 def _copy_value(value: Any, *, is_json: bool) -> str:

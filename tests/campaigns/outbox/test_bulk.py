@@ -152,3 +152,25 @@ def test_columns_of_every_type_go_through_copy_text():
             bytes(row[index]) if isinstance(row[index], memoryview) else row[index] for row in rows
         ]
         assert stored == [str(v) if isinstance(v, Trigger) else v for v in columns[name][1]], name
+
+
+def test_equal_values_written_differently_keep_their_own_text():
+    """A column is written once only when its values are written alike: JSON's ``true``
+    beside ``1`` (equal in Python), or ``1.0``, stay what each row held."""
+    event = factories.EventFactory(key="bulk")
+    channel = factories.ChannelFactory(key="bulk-mail")
+    objects = _objects(event, channel, INSERT_ROWS_MAX + 3)
+    shapes = [{"flag": 1}, {"flag": True}, {"flag": 1.0}]
+    for number, obj in enumerate(objects):
+        obj.extra = shapes[number % 3]
+        obj.context = {"n": True} if number % 2 else {"n": 1}
+    rows_insert(Message, objects)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT extra::text, context::text FROM campaigns_message WHERE id = ANY(%s) "
+            "ORDER BY id",
+            [[o.pk for o in objects]],
+        )
+        stored = cursor.fetchall()
+    assert [row[0] for row in stored[:3]] == ['{"flag": 1}', '{"flag": true}', '{"flag": 1.0}']
+    assert [row[1] for row in stored[:2]] == ['{"n": 1}', '{"n": true}']
