@@ -17,7 +17,7 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
-from campaigns.connections import redis_connection
+from campaigns.connections import redis_connection, redis_run_packed
 from campaigns.outbox.bulk import json_bytes
 
 logger = logging.getLogger("notifier.journal")
@@ -206,16 +206,6 @@ def journal_clear(ids: Iterable[int]) -> None:
     if not fields:
         return
     try:
-        pool = redis_connection().connection_pool
-        connection = pool.get_connection()
+        redis_run_packed(_command(b"HDEL", KEY.encode(), *fields), 1)
     except RedisError as error:
         logger.warning("journal clear failed for %d message(s): %s", len(fields), error)
-        return
-    try:
-        connection.send_packed_command([_command(b"HDEL", KEY.encode(), *fields)])
-        connection.read_response()
-    except RedisError as error:
-        logger.warning("journal clear failed for %d message(s): %s", len(fields), error)
-        connection.disconnect()
-    finally:
-        pool.release(connection)
